@@ -1,0 +1,44 @@
+# Targets a newcomer needs. `make run` is the README's first command: it sets up .venv and runs the
+# demo on the embedded example fixture; `make test` is the second.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup generated-code check-generated test lint run bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+generated-code: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH PYTHON=$(BIN)/python bash scripts/generate.sh
+
+# Fails when gen/ does not match proto/ (CI runs this).
+check-generated: generated-code
+	@git diff --exit-code --stat gen/ && test -z "$$(git status --porcelain gen/)" \
+	  || { echo "gen/ is stale: run 'make generated-code' and commit gen/" >&2; exit 1; }
+
+test: $(STAMP)
+	bash scripts/test.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check gce_plugin tests bench
+	$(BIN)/ruff format --check gce_plugin tests bench
+	$(BIN)/mypy
+
+run: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m gce_plugin.demo
+
+bench: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench --quick
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Upstream plugins: the interface (``plugin``), the registry, and one package per upstream type."""

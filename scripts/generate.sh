@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Compile proto/ into gen/: *_pb2.py with grpcio-tools' protoc and *_pb2.pyi with mypy-protobuf.
+# Idempotent and reproducible: gen/ is rebuilt from scratch, inputs are passed in a fixed order, and
+# the generators are pinned in pyproject.toml (grpcio-tools, mypy-protobuf).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python}
+want_tools=$(sed -n 's/.*"grpcio-tools==\([^"]*\)".*/\1/p' pyproject.toml)
+have_tools=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("grpcio-tools"))' 2>/dev/null || true)
+if [[ "$have_tools" != "$want_tools" ]]; then
+    echo "generate.sh: grpcio-tools $want_tools is required (found '${have_tools:-none}'); run: pip install -e '.[dev]'" >&2
+    exit 1
+fi
+plugin=$(command -v protoc-gen-mypy || true)
+if [[ -z "$plugin" ]]; then
+    echo "generate.sh: protoc-gen-mypy not on PATH; run: pip install -e '.[dev]'" >&2
+    exit 1
+fi
+wkt=$("$PYTHON" -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
+
+rm -rf gen
+mkdir -p gen
+# Relative paths, C-locale order: the output must not depend on where or how the tree was checked out.
+mapfile -t protos < <(cd proto && find . -name '*.proto' -printf '%P\n' | LC_ALL=C sort)
+(
+    cd proto
+    "$PYTHON" -m grpc_tools.protoc \
+        -I. -I"$wkt" \
+        --plugin=protoc-gen-mypy="$plugin" \
+        --python_out=../gen --mypy_out=quiet:../gen \
+        "${protos[@]}"
+)
+echo "generated $(find gen -name '*_pb2.py' | wc -l) modules into gen/"
