@@ -9,9 +9,15 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "discover": ("gce_plugin.commands.discover", "run endpoint discovery for the upstream manifests in a dir"),
+    "discover": (
+        "gce_plugin.commands.discover",
+        "run endpoint discovery for the upstream manifests in a dir",
+    ),
     "run": ("gce_plugin.commands.run", "run the control plane: discovery, translation and xDS to Envoy"),
-    "bootstrap": ("gce_plugin.commands.bootstrap", "print an Envoy bootstrap that talks ADS to this control plane"),
+    "bootstrap": (
+        "gce_plugin.commands.bootstrap",
+        "print an Envoy bootstrap that talks ADS to this control plane",
+    ),
     "emulator": ("gce_plugin.emulator.command", "serve a Compute Engine API emulator from a fixture"),
 }
 

@@ -87,7 +87,7 @@ class EndpointList:
     resolved: frozenset[UpstreamKey] = frozenset()
 
 
-class Plugin(abc.ABC):
+class Plugin(abc.ABC):  # noqa: B024 - init is optional, subclasses add the abstract hooks
     """Every plugin: a name and an ``init`` called once before use."""
 
     name: str = ""
