@@ -1,0 +1,1 @@
+"""The ``gce-plugin`` commands, one module each (see gce_plugin/cli.py)."""
