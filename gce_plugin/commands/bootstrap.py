@@ -1,0 +1,156 @@
+"""``gce-plugin bootstrap``: an Envoy bootstrap that gets clusters and endpoints over ADS from this
+control plane, with an admin address and one HTTP listener routing path prefixes to upstreams."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import yaml
+
+from gce_plugin.xds_address import parse_host_port
+
+
+def cluster_for(upstream: str) -> str:
+    """``name`` or ``namespace.name`` -> Gloo's cluster name (``name_namespace``)."""
+    namespace, _, name = upstream.rpartition(".")
+    return f"{name}_{namespace}" if namespace else name
+
+
+def parse_route(value: str) -> tuple[str, str]:
+    prefix, sep, upstream = value.partition("=")
+    if not sep or not prefix.startswith("/") or not upstream:
+        raise argparse.ArgumentTypeError(f"route {value!r}: want PREFIX=UPSTREAM, e.g. /web=default.web")
+    return prefix, upstream
+
+
+def build(
+    xds_address: str,
+    routes: list[tuple[str, str]],
+    listen: str = "127.0.0.1:10000",
+    admin: str = "127.0.0.1:9901",
+    node_id: str = "envoy-1",
+    node_cluster: str = "gateway",
+) -> dict[str, Any]:
+    xds_host, xds_port = parse_host_port(xds_address)
+    listen_host, listen_port = parse_host_port(listen)
+    admin_host, admin_port = parse_host_port(admin)
+    ads = {"ads": {}, "resource_api_version": "V3"}
+    return {
+        "node": {"id": node_id, "cluster": node_cluster},
+        "admin": {"address": {"socket_address": {"address": admin_host, "port_value": admin_port}}},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}],
+            },
+            "cds_config": ads,
+        },
+        "static_resources": {
+            "clusters": [
+                {
+                    "name": "xds_cluster",
+                    "type": "STRICT_DNS",
+                    "connect_timeout": "1s",
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": {"http2_protocol_options": {}},
+                        }
+                    },
+                    "load_assignment": {
+                        "cluster_name": "xds_cluster",
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {
+                                                    "address": xds_host,
+                                                    "port_value": xds_port,
+                                                }
+                                            }
+                                        }
+                                    }
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ],
+            "listeners": [
+                {
+                    "name": "http",
+                    "address": {"socket_address": {"address": listen_host, "port_value": listen_port}},
+                    "filter_chains": [{"filters": [_http_connection_manager(routes)]}],
+                }
+            ],
+        },
+    }
+
+
+def _http_connection_manager(routes: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+            ".HttpConnectionManager",
+            "stat_prefix": "ingress_http",
+            "route_config": {
+                "name": "local_route",
+                # The clusters arrive later over CDS; a static route table must not insist they exist.
+                "validate_clusters": False,
+                "virtual_hosts": [
+                    {
+                        "name": "upstreams",
+                        "domains": ["*"],
+                        # Longest prefix first, so /api/v2 wins over /api.
+                        "routes": [
+                            {"match": {"prefix": prefix}, "route": {"cluster": cluster_for(upstream)}}
+                            for prefix, upstream in sorted(routes, key=lambda r: -len(r[0]))
+                        ],
+                    }
+                ],
+            },
+            "http_filters": [
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                    },
+                }
+            ],
+        },
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--xds-address", default="127.0.0.1:18000", help="the control plane's xDS address")
+    parser.add_argument(
+        "--route",
+        action="append",
+        type=parse_route,
+        default=[],
+        metavar="PREFIX=UPSTREAM",
+        help="route a path prefix to an upstream (`name` or `namespace.name`); repeatable",
+    )
+    parser.add_argument("--listen", default="127.0.0.1:10000", help="Envoy's HTTP listener address")
+    parser.add_argument("--admin", default="127.0.0.1:9901", help="Envoy's admin address")
+    parser.add_argument("--node-id", default="envoy-1")
+    parser.add_argument("--node-cluster", default="gateway")
+    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+
+
+def main(args: argparse.Namespace) -> int:
+    config = build(args.xds_address, args.route, args.listen, args.admin, args.node_id, args.node_cluster)
+    if args.output == "json":
+        json.dump(config, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        yaml.safe_dump(config, sys.stdout, sort_keys=False)
+    return 0

@@ -1,0 +1,10 @@
+"""``host:port`` flags, parsed once for every command."""
+
+from __future__ import annotations
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"address {value!r}: want HOST:PORT, e.g. 127.0.0.1:18000")
+    return host.strip("[]"), int(port)
