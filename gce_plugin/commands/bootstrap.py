@@ -12,6 +12,8 @@ import yaml
 
 from gce_plugin.xds_address import parse_host_port
 
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
 
 def cluster_for(upstream: str) -> str:
     """``name`` or ``namespace.name`` -> Gloo's cluster name (``name_namespace``)."""
@@ -57,8 +59,8 @@ def build(
                     "type": "STRICT_DNS",
                     "connect_timeout": "1s",
                     "typed_extension_protocol_options": {
-                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        HTTP_PROTOCOL_OPTIONS: {
+                            "@type": f"type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}",
                             "explicit_http_config": {"http2_protocol_options": {}},
                         }
                     },
