@@ -1,0 +1,126 @@
+"""The manifest directory as a source of upstreams: re-read on change, last good version kept.
+
+Polling (not inotify): manifest directories are small, polling works on every filesystem (bind
+mounts, Kubernetes ConfigMap symlink swaps), and a stat per file per second costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gce_plugin import manifests
+from gce_plugin.api import Upstream
+from gce_plugin.plugins.plugin import UpstreamKey, upstream_key
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass
+class _FileState:
+    stat: tuple[int, int, int]  # (inode, mtime_ns, size): cheap change detection
+    digest: bytes
+    upstreams: list[Upstream] = field(default_factory=list)  # the last good version
+    error: str | None = None
+
+
+class ManifestDirectory:
+    """Tracks every manifest file of ``directory``; ``scan`` picks up additions, edits and deletions.
+
+    A broken file is reported (file, document, field) and its last good upstreams stay. A file that
+    never loaded contributes nothing. When two files define the same upstream, the first file in
+    name order wins and the other is reported.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self._files: dict[Path, _FileState] = {}
+        self._upstreams: list[Upstream] = []
+        self.errors: dict[Path, str] = {}
+
+    def upstreams(self) -> list[Upstream]:
+        return list(self._upstreams)
+
+    def scan(self) -> bool:
+        """Re-read what changed on disk. True when the set of upstreams changed."""
+        if not self.directory.is_dir():
+            raise FileNotFoundError(f"manifest directory {self.directory} does not exist")
+        present = sorted(p for p in self.directory.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+        changed = False
+        for path in set(self._files) - set(present):
+            log.info("manifest removed", extra={"file": str(path)})
+            del self._files[path]
+            changed = True
+        for path in present:
+            changed |= self._read(path)
+        if changed:
+            return self._merge()
+        return False
+
+    def _read(self, path: Path) -> bool:
+        """True when the file's content changed (whether or not it loaded)."""
+        try:
+            st = path.stat()
+            stat = (st.st_ino, st.st_mtime_ns, st.st_size)
+            old = self._files.get(path)
+            if old is not None and old.stat == stat:
+                return False
+            data = path.read_bytes()
+        except OSError as err:  # vanished between listing and reading: the next scan sees it gone
+            log.warning("cannot read manifest", extra={"file": str(path), "error": str(err)})
+            return False
+        digest = hashlib.sha256(data).digest()
+        if old is not None and old.digest == digest:
+            old.stat = stat
+            return False
+        state = _FileState(stat=stat, digest=digest, upstreams=old.upstreams if old else [])
+        self._files[path] = state
+        try:
+            state.upstreams = manifests.load_file(path)
+        except manifests.ManifestError as err:
+            state.error = str(err)
+            kept = len(state.upstreams)
+            log.error(
+                "bad manifest; keeping its last good version",
+                extra={"file": str(path), "error": str(err), "kept_upstreams": kept},
+            )
+            return True
+        log.info("manifest loaded", extra={"file": str(path), "upstreams": len(state.upstreams)})
+        return True
+
+    def _merge(self) -> bool:
+        merged: dict[UpstreamKey, Upstream] = {}
+        origin: dict[UpstreamKey, Path] = {}
+        errors = {p: s.error for p, s in self._files.items() if s.error}
+        for path in sorted(self._files):
+            for upstream in self._files[path].upstreams:
+                key = upstream_key(upstream)
+                if key in merged:
+                    msg = f"{path}: upstream {key[0]}.{key[1]} is already defined in {origin[key]}"
+                    errors[path] = msg
+                    log.error("duplicate upstream ignored", extra={"file": str(path), "error": msg})
+                    continue
+                merged[key] = upstream
+                origin[key] = path
+        self.errors = errors
+        new = [merged[k] for k in sorted(merged)]
+        if new == self._upstreams:
+            return False
+        self._upstreams = new
+        return True
+
+    async def watch(self, interval: float = 1.0) -> AsyncIterator[list[Upstream]]:
+        """Yield the upstreams now, then again after every change."""
+        await asyncio.to_thread(self.scan)
+        yield self.upstreams()
+        while True:
+            await asyncio.sleep(interval)
+            if await asyncio.to_thread(self.scan):
+                yield self.upstreams()
