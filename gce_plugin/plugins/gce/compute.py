@@ -1,0 +1,321 @@
+"""A small Compute Engine v1 client: the few read calls discovery needs, with paging, retries and
+per-call timeouts, on google-api-python-client.
+
+Threads: httplib2 is not thread-safe, so every worker thread gets its own ``Http`` (wrapped in
+google-auth's ``AuthorizedHttp``) and its own service object, kept in a ``threading.local``. Per
+thread rather than per call, so a thread reuses its keep-alive connection (and TLS session) across
+the calls of a poll; nothing of httplib2 or googleapiclient is shared between threads. Credentials
+are shared: google-auth refreshes them in whichever thread finds them expired.
+
+Timeouts: ``timeout`` is httplib2's socket timeout, so no call blocks its thread longer than that
+per connect/read; with bounded retries one call is bounded in time, and so is a poll.
+
+Retries: 429, 403 ``rateLimitExceeded``/``userRateLimitExceeded``, 5xx, timeouts and connection
+errors are retried with exponential backoff and full jitter, bounded in attempts and total time.
+404 and other 4xx are final. Every HTTP attempt counts in ``COMPUTE_API_CALLS{method,code}``, every
+final failure in ``COMPUTE_API_ERRORS{method,code}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import google.auth.exceptions
+import google_auth_httplib2
+import httplib2
+from google.auth.credentials import Credentials
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from gce_plugin import metrics
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500  # the Compute API's maximum maxResults
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: before retry n (0-based) sleep a uniform random time in
+    ``[0, min(max_delay, base_delay * 2**n)]``; give up after ``max_attempts`` attempts or when the
+    next sleep would end past ``max_elapsed`` seconds since the first attempt."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_elapsed: float = 30.0
+
+
+class ComputeError(Exception):
+    """A Compute API call failed for good (after retries). ``code`` is the HTTP status, or None for
+    transport failures (timeout, connection refused, ...)."""
+
+    def __init__(self, method: str, code: int | None, reason: str, message: str) -> None:
+        status = f"HTTP {code}" if code is not None else "transport error"
+        detail = f" {reason}" if reason else ""
+        super().__init__(f"{method}: {status}{detail}: {message}")
+        self.method = method
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == 404
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: ComputeError
+    retryable: bool
+    retry_after: float | None = None  # the server's Retry-After, in seconds
+
+
+class Aborted(Exception):
+    """The caller gave up (its ``abort`` event was set) while a call was waiting to retry."""
+
+
+def api_root(endpoint: str) -> str:
+    """The Compute v1 root for an endpoint override. googleapiclient uses ``api_endpoint`` verbatim
+    as the base URL, so ``http://host:port`` (no path) gets the real API's ``compute/v1/`` path,
+    and a URL with a path is kept as given (with a trailing slash)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"compute endpoint {endpoint!r}: want an http(s) URL, e.g. http://127.0.0.1:8085/")
+    if parts.path in ("", "/"):
+        return f"{parts.scheme}://{parts.netloc}/compute/v1/"
+    return endpoint if endpoint.endswith("/") else endpoint + "/"
+
+
+def _http_error_details(exc: HttpError) -> tuple[str, str]:
+    """(first error reason, message) of a Compute error body, e.g. ("notFound", "The resource ...")."""
+    try:
+        body = json.loads(exc.content.decode("utf-8", "replace"))
+        error = body.get("error", {})
+        reasons = [e.get("reason", "") for e in error.get("errors", []) if isinstance(e, dict)]
+        return (reasons[0] if reasons else str(error.get("status", ""))), str(error.get("message", ""))
+    except (ValueError, AttributeError):
+        return "", str(exc.resp.reason or "")
+
+
+def _retry_after(exc: HttpError) -> float | None:
+    value = exc.resp.get("retry-after") if exc.resp is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _bind_token(make: Callable[[Any, str | None], Any], token: str | None) -> Callable[[Any], Any]:
+    return lambda service: make(service, token)
+
+
+class ComputeClient:
+    """The Compute v1 calls of discovery. Methods block (call them from worker threads), return the
+    API's JSON objects, and raise ``ComputeError`` (or ``Aborted``)."""
+
+    def __init__(
+        self,
+        credentials: Credentials | None,
+        endpoint: str | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] | None = None,
+        rand: Callable[[float, float], float] = random.uniform,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._credentials = credentials
+        self._root = api_root(endpoint) if endpoint else None
+        self._timeout = timeout
+        self._retry = retry
+        self._sleep = sleep
+        self._rand = rand
+        self._clock = clock
+        self._local = threading.local()
+
+    # --- the calls ---------------------------------------------------------------------------
+
+    def get_instance_group(
+        self, project: str, zone: str, name: str, abort: threading.Event | None = None
+    ) -> JsonObject:
+        return self._call(
+            "instanceGroups.get",
+            lambda s: s.instanceGroups().get(project=project, zone=zone, instanceGroup=name),
+            abort,
+        )
+
+    def get_region_instance_group(
+        self, project: str, region: str, name: str, abort: threading.Event | None = None
+    ) -> JsonObject:
+        return self._call(
+            "regionInstanceGroups.get",
+            lambda s: s.regionInstanceGroups().get(project=project, region=region, instanceGroup=name),
+            abort,
+        )
+
+    def aggregated_instance_groups(
+        self, project: str, expression: str, abort: threading.Event | None = None
+    ) -> dict[str, list[JsonObject]]:
+        """``instanceGroups.aggregatedList``: scope (``zones/us-central1-a``) -> groups."""
+        scopes: dict[str, list[JsonObject]] = {}
+        for page in self._pages(
+            "instanceGroups.aggregatedList",
+            lambda s, token: s.instanceGroups().aggregatedList(
+                project=project, filter=expression, maxResults=PAGE_SIZE, pageToken=token
+            ),
+            abort,
+        ):
+            for scope, scoped in (page.get("items") or {}).items():
+                scopes.setdefault(scope, []).extend(scoped.get("instanceGroups") or [])
+        return scopes
+
+    def list_group_instances(
+        self, project: str, scope: str, location: str, name: str, abort: threading.Event | None = None
+    ) -> list[JsonObject]:
+        """RUNNING members of a zonal (``scope="zones"``) or regional (``"regions"``) group, as
+        ``InstanceWithNamedPorts`` objects."""
+        body = {"instanceState": "RUNNING"}
+        if scope == "zones":
+            return self._list(
+                "instanceGroups.listInstances",
+                lambda s, token: s.instanceGroups().listInstances(
+                    project=project, zone=location, instanceGroup=name, body=body,
+                    maxResults=PAGE_SIZE, pageToken=token,
+                ),
+                abort,
+            )  # fmt: skip
+        return self._list(
+            "regionInstanceGroups.listInstances",
+            lambda s, token: s.regionInstanceGroups().listInstances(
+                project=project, region=location, instanceGroup=name, body=body,
+                maxResults=PAGE_SIZE, pageToken=token,
+            ),
+            abort,
+        )  # fmt: skip
+
+    def list_instances(
+        self, project: str, zone: str, abort: threading.Event | None = None
+    ) -> list[JsonObject]:
+        """Every instance of a zone (one walk serves all groups of the zone)."""
+        return self._list(
+            "instances.list",
+            lambda s, token: s.instances().list(
+                project=project, zone=zone, maxResults=PAGE_SIZE, pageToken=token
+            ),
+            abort,
+        )
+
+    # --- paging ------------------------------------------------------------------------------
+
+    def _pages(
+        self, method: str, make: Callable[[Any, str | None], Any], abort: threading.Event | None
+    ) -> list[JsonObject]:
+        """Every page of a list call, following ``nextPageToken`` to the end."""
+        pages: list[JsonObject] = []
+        token: str | None = None
+        while True:
+            page = self._call(method, _bind_token(make, token), abort)
+            pages.append(page)
+            token = page.get("nextPageToken") or None
+            if token is None:
+                return pages
+
+    def _list(
+        self, method: str, make: Callable[[Any, str | None], Any], abort: threading.Event | None
+    ) -> list[JsonObject]:
+        return [item for page in self._pages(method, make, abort) for item in page.get("items") or []]
+
+    # --- one call with retries ---------------------------------------------------------------
+
+    def _service(self) -> Any:
+        """This thread's service object (and, inside it, this thread's Http)."""
+        service = getattr(self._local, "service", None)
+        if service is None:
+            http: Any = httplib2.Http(timeout=self._timeout)
+            if self._credentials is not None:
+                http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=http)
+            options = {"api_endpoint": self._root} if self._root else None
+            # static_discovery: the bundled discovery document, no network at start-up.
+            service = build(
+                "compute",
+                "v1",
+                http=http,
+                static_discovery=True,
+                cache_discovery=False,
+                client_options=options,
+            )
+            self._local.service = service
+        return service
+
+    def _call(self, method: str, make: Callable[[Any], Any], abort: threading.Event | None) -> JsonObject:
+        policy = self._retry
+        started = self._clock()
+        attempt = 0
+        while True:
+            if abort is not None and abort.is_set():
+                raise Aborted(method)
+            response, failure = self._attempt(method, make)
+            if failure is None:
+                return response
+            attempt += 1
+            delay = self._rand(0.0, min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1)))
+            if failure.retry_after is not None:
+                delay = max(delay, min(failure.retry_after, policy.max_delay))
+            out_of_budget = (
+                attempt >= policy.max_attempts or self._clock() - started + delay > policy.max_elapsed
+            )
+            if not failure.retryable or out_of_budget:
+                code = str(failure.error.code) if failure.error.code is not None else failure.error.reason
+                metrics.COMPUTE_API_ERRORS.labels(method=method, code=code).inc()
+                if failure.retryable:
+                    log.warning("compute call failed after %d attempts: %s", attempt, failure.error)
+                raise failure.error
+            log.info("compute call failed (attempt %d), retrying in %.2fs: %s", attempt, delay, failure.error)
+            self._wait(delay, method, abort)
+
+    def _wait(self, delay: float, method: str, abort: threading.Event | None) -> None:
+        """Sleep before a retry; an abort (the poll was cancelled) ends the wait and the call."""
+        if self._sleep is not None:
+            self._sleep(delay)
+        elif abort is not None:
+            if abort.wait(delay):
+                raise Aborted(method)
+        else:
+            time.sleep(delay)
+
+    def _attempt(self, method: str, make: Callable[[Any], Any]) -> tuple[JsonObject, _Failure | None]:
+        """One HTTP attempt, counted in COMPUTE_API_CALLS by status (or timeout/connection/auth)."""
+        try:
+            response: JsonObject = make(self._service()).execute(num_retries=0)
+        except HttpError as exc:
+            status = int(exc.resp.status)
+            reason, message = _http_error_details(exc)
+            metrics.COMPUTE_API_CALLS.labels(method=method, code=str(status)).inc()
+            retryable = status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS)
+            return {}, _Failure(ComputeError(method, status, reason, message), retryable, _retry_after(exc))
+        except google.auth.exceptions.RefreshError as exc:
+            # google-auth's message names what failed (e.g. the token endpoint's answer), never the key.
+            metrics.COMPUTE_API_CALLS.labels(method=method, code="auth").inc()
+            error = ComputeError(method, None, "auth", f"getting an access token failed: {exc}")
+            return {}, _Failure(error, bool(getattr(exc, "retryable", False)))
+        except TimeoutError as exc:
+            metrics.COMPUTE_API_CALLS.labels(method=method, code="timeout").inc()
+            return {}, _Failure(ComputeError(method, None, "timeout", str(exc) or "timed out"), True)
+        except (OSError, httplib2.HttpLib2Error, google.auth.exceptions.TransportError) as exc:
+            metrics.COMPUTE_API_CALLS.labels(method=method, code="connection").inc()
+            return {}, _Failure(
+                ComputeError(method, None, "connection", str(exc) or type(exc).__name__), True
+            )
+        metrics.COMPUTE_API_CALLS.labels(method=method, code="200").inc()
+        return response, None

@@ -1,0 +1,95 @@
+"""The ``gce`` upstream plugin: a gce upstream becomes an EDS cluster whose endpoints (the RUNNING VMs
+of its instance group) come from ``discovery.GceDiscovery`` over ADS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVersion, ConfigSource
+
+from gce_plugin.api import Upstream
+from gce_plugin.plugins.gce.compute import ComputeClient
+from gce_plugin.plugins.gce.credentials import CredentialsError, load_credentials
+from gce_plugin.plugins.gce.discovery import GceDiscovery, is_gce, parse_target
+from gce_plugin.plugins.plugin import (
+    DiscoveryError,
+    DiscoveryPlugin,
+    EndpointList,
+    InitParams,
+    Params,
+    Settings,
+    UpstreamPlugin,
+    WatchOpts,
+)
+
+log = logging.getLogger(__name__)
+
+# Used when Settings.compute_endpoint is unset, so every command honours it.
+COMPUTE_ENDPOINT_ENV = "GCE_PLUGIN_COMPUTE_ENDPOINT"
+
+
+def compute_endpoint(settings: Settings) -> str | None:
+    return settings.compute_endpoint or os.environ.get(COMPUTE_ENDPOINT_ENV) or None
+
+
+def new_discovery(settings: Settings) -> GceDiscovery:
+    """A discovery on the real client for ``settings``; CredentialsError when none can be had."""
+    endpoint = compute_endpoint(settings)
+    loaded = load_credentials(settings.credentials_file, endpoint)
+    log.info("compute credentials from %s", loaded.source)
+    client = ComputeClient(loaded.credentials, endpoint=endpoint, timeout=settings.api_timeout)
+    return GceDiscovery(client)
+
+
+class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
+    name = "gce"
+
+    def __init__(self, discovery: GceDiscovery | None = None) -> None:
+        self._settings = Settings()
+        self._discovery = discovery
+
+    def init(self, params: InitParams) -> None:
+        self._settings = params.settings
+
+    def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
+        if not is_gce(upstream):
+            return
+        parse_target(upstream)  # ValueError with the reason when the spec is invalid
+        cluster.type = Cluster.EDS
+        # ADS with no service_name: Envoy asks for the cluster's own name, which is what the
+        # control plane publishes the ClusterLoadAssignment under.
+        cluster.eds_cluster_config.eds_config.CopyFrom(
+            ConfigSource(ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3)
+        )
+        cluster.eds_cluster_config.ClearField("service_name")
+
+    def discovery(self) -> GceDiscovery:
+        """The plugin's discovery (made on first use from the settings, then kept: it holds the
+        group location cache); CredentialsError when no credentials can be had."""
+        if self._discovery is None:
+            self._discovery = new_discovery(self._settings)
+        return self._discovery
+
+    async def watch_endpoints(
+        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
+    ) -> AsyncIterator[EndpointList]:
+        if not any(is_gce(u) for u in upstreams):
+            # Nothing to discover, and no reason to need credentials: say so once, then idle.
+            yield EndpointList()
+            await asyncio.Event().wait()
+            return
+        while True:
+            try:
+                discovery = self.discovery()
+                break
+            except CredentialsError as exc:  # e.g. a bad credentials file: retried next interval
+                opts.on_error(DiscoveryError(f"gce: no credentials: {exc}"))
+                await asyncio.sleep(opts.refresh_interval)
+        async with contextlib.aclosing(discovery.watch(write_namespace, upstreams, opts)) as endpoint_lists:
+            async for endpoint_list in endpoint_lists:
+                yield endpoint_list
