@@ -134,10 +134,12 @@ class ComputeClient:
         sleep: Callable[[float], None] | None = None,
         rand: Callable[[float, float], float] = random.uniform,
         clock: Callable[[], float] = time.monotonic,
+        http_factory: Callable[[], Any] | None = None,
     ) -> None:
         self._credentials = credentials
+        # A fresh httplib2.Http-like object for a thread (tests pass fakes).
+        self._http_factory = http_factory or (lambda: httplib2.Http(timeout=timeout))
         self._root = api_root(endpoint) if endpoint else None
-        self._timeout = timeout
         self._retry = retry
         self._sleep = sleep
         self._rand = rand
@@ -242,7 +244,7 @@ class ComputeClient:
         """This thread's service object (and, inside it, this thread's Http)."""
         service = getattr(self._local, "service", None)
         if service is None:
-            http: Any = httplib2.Http(timeout=self._timeout)
+            http: Any = self._http_factory()
             if self._credentials is not None:
                 http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=http)
             options = {"api_endpoint": self._root} if self._root else None

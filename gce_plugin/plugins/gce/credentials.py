@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from typing import Any
 import google.auth
 import google.auth.exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
+from google.oauth2 import credentials as user_credentials
+from google.oauth2 import service_account
 
 COMPUTE_READONLY_SCOPE = "https://www.googleapis.com/auth/compute.readonly"
 SCOPES = (COMPUTE_READONLY_SCOPE,)
@@ -56,10 +59,27 @@ def _scrubbed(message: str, info: Mapping[str, Any]) -> str:
 def _from_info(info: Any, source: str) -> LoadedCredentials:
     if not isinstance(info, dict):
         raise CredentialsError(f"{source}: not a JSON object")
+    kind = info.get("type")
+    scopes = list(SCOPES)
+    credentials: Credentials
     try:
-        credentials, _project = google.auth.load_credentials_from_dict(  # type: ignore[no-untyped-call]
-            info, scopes=list(SCOPES)
-        )
+        if kind == "service_account":
+            credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=scopes
+            )
+        elif kind == "authorized_user":
+            credentials = user_credentials.Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
+                info, scopes=scopes
+            )
+        else:
+            # Other types (external_account, impersonated_service_account, ...) through google-auth's
+            # generic loader. It warns about configurations from untrusted sources; this one is the
+            # operator's own (their environment or flag), as trusted as the process itself.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                credentials, _project = google.auth.load_credentials_from_dict(  # type: ignore[no-untyped-call]
+                    info, scopes=scopes
+                )
     except (google.auth.exceptions.GoogleAuthError, ValueError, TypeError, KeyError) as exc:
         raise CredentialsError(f"{source}: {_scrubbed(str(exc), info)}") from None
     return LoadedCredentials(credentials, source)
