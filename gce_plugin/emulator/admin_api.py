@@ -1,0 +1,166 @@
+"""``/admin/...``: JSON control of a running emulator, one route per ``Emulator`` method.
+
+    GET    /admin/stats                    counts per Compute method, total, last requests
+    POST   /admin/stats/reset
+    POST   /admin/reset                    back to the fixture; no faults; stats zeroed
+    GET    /admin/faults                   active faults
+    POST   /admin/faults                   {"method"|"path", "verb"?, "status"?, "reason"?, "message"?,
+                                            "delay"?, "count"?} -> {"id"}
+    DELETE /admin/faults[/ID]              clear all faults, or one
+    GET    /admin/tokens                   tokens issued by /token, with their JWT claims
+    POST   /admin/tokens/revoke            invalidate every issued token
+    GET    /admin/backends                 VM name -> ip:port (with --serve-backends)
+    POST   /admin/projects/P/zones/Z/instances                {fixture instance fields, "groups"?: [...]}
+    DELETE /admin/projects/P/zones/Z/instances/I
+    POST   /admin/projects/P/zones/Z/instances/I/stop         {"status"?: "TERMINATED"}
+    POST   /admin/projects/P/zones/Z/instances/I/start
+    POST   /admin/projects/P/zones/Z/instances/I/setStatus    {"status": ...}
+    POST   /admin/projects/P/zones/Z/instances/I/setLabels    {"labels": {...}}
+    POST   /admin/projects/P/SCOPE/instanceGroups             {fixture group fields}
+    DELETE /admin/projects/P/SCOPE/instanceGroups/G
+    POST   /admin/projects/P/SCOPE/instanceGroups/G/addInstances     {"instances": ["name" | "zone/name"]}
+    POST   /admin/projects/P/SCOPE/instanceGroups/G/removeInstances  {"instances": [...]}
+    POST   /admin/projects/P/SCOPE/instanceGroups/G/setNamedPorts    {"namedPorts": [...]}
+
+SCOPE is ``zones/Z`` or ``regions/R``. Errors use the Compute error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from gce_plugin.emulator import errors
+from gce_plugin.emulator.errors import ApiError
+
+if TYPE_CHECKING:
+    from gce_plugin.emulator.server import Emulator
+
+Handler = Callable[["Emulator", dict[str, str], dict[str, Any]], Any]
+
+_INSTANCE = r"/admin/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances"
+_GROUPS = r"/admin/projects/(?P<project>[^/]+)/(?P<kind>zones|regions)/(?P<scope>[^/]+)/instanceGroups"
+
+
+def _scope(params: dict[str, str]) -> dict[str, str]:
+    return {"zone" if params["kind"] == "zones" else "region": params["scope"]}
+
+
+def _members(body: dict[str, Any]) -> list[str]:
+    members = body.get("instances")
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise errors.bad_request('want {"instances": ["name" or "zone/name", ...]}')
+    return members
+
+
+def _add_instance(emulator: Emulator, p: dict[str, str], body: dict[str, Any]) -> Any:
+    groups = body.pop("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise errors.bad_request("groups: want a list of group names")
+    return emulator.add_instance(p["project"], body, groups, zone=p["zone"])
+
+
+def _add_fault(emulator: Emulator, p: dict[str, str], body: dict[str, Any]) -> Any:
+    from gce_plugin.emulator.faults import Fault
+
+    try:
+        fault = Fault.from_dict(body)
+    except ValueError as exc:
+        raise errors.bad_request(str(exc)) from None
+    return {"id": emulator.fault_injector.add(fault)}
+
+
+_ROUTE_TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", r"/admin/stats", lambda e, p, b: e.stats()),
+    ("POST", r"/admin/stats/reset", lambda e, p, b: e.reset_stats()),
+    ("POST", r"/admin/reset", lambda e, p, b: e.reset()),
+    ("GET", r"/admin/faults", lambda e, p, b: {"faults": e.faults()}),
+    ("POST", r"/admin/faults", _add_fault),
+    ("DELETE", r"/admin/faults", lambda e, p, b: {"cleared": e.clear_faults()}),
+    ("DELETE", r"/admin/faults/(?P<id>\d+)", lambda e, p, b: {"cleared": e.clear_faults(int(p["id"]))}),
+    ("GET", r"/admin/tokens", lambda e, p, b: {"tokens": e.issued_tokens()}),
+    ("POST", r"/admin/tokens/revoke", lambda e, p, b: {"revoked": e.revoke_tokens()}),
+    ("GET", r"/admin/backends", lambda e, p, b: {"backends": e.backends()}),
+    ("POST", _INSTANCE, _add_instance),
+    (
+        "DELETE",
+        _INSTANCE + r"/(?P<name>[^/]+)",
+        lambda e, p, b: e.remove_instance(p["project"], p["zone"], p["name"]),
+    ),
+    (
+        "POST",
+        _INSTANCE + r"/(?P<name>[^/]+)/stop",
+        lambda e, p, b: e.stop_instance(
+            p["project"], p["zone"], p["name"], str(b.get("status", "TERMINATED"))
+        ),
+    ),
+    (
+        "POST",
+        _INSTANCE + r"/(?P<name>[^/]+)/start",
+        lambda e, p, b: e.start_instance(p["project"], p["zone"], p["name"]),
+    ),
+    (
+        "POST",
+        _INSTANCE + r"/(?P<name>[^/]+)/setStatus",
+        lambda e, p, b: e.set_instance_status(p["project"], p["zone"], p["name"], str(b.get("status"))),
+    ),
+    (
+        "POST",
+        _INSTANCE + r"/(?P<name>[^/]+)/setLabels",
+        lambda e, p, b: e.set_instance_labels(p["project"], p["zone"], p["name"], b.get("labels") or {}),
+    ),
+    ("POST", _GROUPS, lambda e, p, b: e.add_group(p["project"], b, **_scope(p))),
+    (
+        "DELETE",
+        _GROUPS + r"/(?P<name>[^/]+)",
+        lambda e, p, b: e.delete_group(p["project"], p["name"], **_scope(p)),
+    ),
+    (
+        "POST",
+        _GROUPS + r"/(?P<name>[^/]+)/addInstances",
+        lambda e, p, b: e.add_group_members(p["project"], p["name"], _members(b), **_scope(p)),
+    ),
+    (
+        "POST",
+        _GROUPS + r"/(?P<name>[^/]+)/removeInstances",
+        lambda e, p, b: e.remove_group_members(p["project"], p["name"], _members(b), **_scope(p)),
+    ),
+    (
+        "POST",
+        _GROUPS + r"/(?P<name>[^/]+)/setNamedPorts",
+        lambda e, p, b: e.set_named_ports(p["project"], p["name"], b.get("namedPorts") or [], **_scope(p)),
+    ),
+]
+_ROUTES = [(verb, re.compile("^" + pattern + "/?$"), handler) for verb, pattern, handler in _ROUTE_TABLE]
+
+
+def handle_admin(
+    emulator: Emulator, verb: str, path: str, query: dict[str, str], body: bytes
+) -> tuple[int, Any]:
+    """(status, JSON payload) for an admin request."""
+    try:
+        request = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return 400, errors.bad_request("admin request body is not JSON").body()
+    if not isinstance(request, dict):
+        return 400, errors.bad_request("admin request body must be a JSON object").body()
+    path_matched = False
+    for route_verb, pattern, handler in _ROUTES:
+        match = pattern.match(path)
+        if match is None:
+            continue
+        path_matched = True
+        if route_verb != verb:
+            continue
+        params = {k: unquote(v) for k, v in match.groupdict().items()}
+        try:
+            result = handler(emulator, params, request)
+        except ApiError as exc:
+            return exc.code, exc.body()
+        return 200, {} if result is None else result
+    if path_matched:
+        return 405, ApiError(405, f"{verb} is not allowed on {path}", "methodNotAllowed").body()
+    return 404, ApiError(404, f"No admin route {path}", "notFound").body()

@@ -1,0 +1,234 @@
+"""Compute v1 JSON for the emulator's resources, with links under the emulator's own base URL."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from gce_plugin.emulator.fixture import region_of, stable_id
+from gce_plugin.emulator.state import Group, Vm
+
+# Top-level fields filters may name, per resource (from the v1 discovery document's schemas).
+INSTANCE_FIELDS = frozenset(
+    {
+        "advancedMachineFeatures",
+        "canIpForward",
+        "confidentialInstanceConfig",
+        "cpuPlatform",
+        "creationTimestamp",
+        "deletionProtection",
+        "description",
+        "disks",
+        "displayDevice",
+        "fingerprint",
+        "guestAccelerators",
+        "hostname",
+        "id",
+        "instanceEncryptionKey",
+        "keyRevocationActionType",
+        "kind",
+        "labelFingerprint",
+        "labels",
+        "lastStartTimestamp",
+        "lastStopTimestamp",
+        "lastSuspendedTimestamp",
+        "machineType",
+        "metadata",
+        "minCpuPlatform",
+        "name",
+        "networkInterfaces",
+        "networkPerformanceConfig",
+        "params",
+        "privateIpv6GoogleAccess",
+        "reservationAffinity",
+        "resourcePolicies",
+        "resourceStatus",
+        "satisfiesPzi",
+        "satisfiesPzs",
+        "scheduling",
+        "selfLink",
+        "serviceAccounts",
+        "shieldedInstanceConfig",
+        "shieldedInstanceIntegrityPolicy",
+        "sourceMachineImage",
+        "startRestricted",
+        "status",
+        "statusMessage",
+        "tags",
+        "workloadIdentityConfig",
+        "zone",
+        "",
+    }
+)
+GROUP_FIELDS = frozenset(
+    {
+        "creationTimestamp",
+        "description",
+        "fingerprint",
+        "id",
+        "kind",
+        "name",
+        "namedPorts",
+        "network",
+        "region",
+        "selfLink",
+        "size",
+        "subnetwork",
+        "zone",
+        "",
+    }
+)
+GROUP_MEMBER_FIELDS = frozenset({"instance", "namedPorts", "status"})
+
+# Fixed, so zones and regions look the same in every run.
+_EPOCH = "1969-12-31T16:00:00.000-08:00"
+
+
+class Links:
+    """URLs as the real API writes them, e.g. ``{base}projects/p/zones/z/instances/i``."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base  # ends with "compute/v1/"
+
+    def project(self, project: str) -> str:
+        return f"{self.base}projects/{project}"
+
+    def zone(self, project: str, zone: str) -> str:
+        return f"{self.base}projects/{project}/zones/{zone}"
+
+    def region(self, project: str, region: str) -> str:
+        return f"{self.base}projects/{project}/regions/{region}"
+
+    def scope(self, project: str, scope: str) -> str:
+        return f"{self.base}projects/{project}/{scope}"
+
+    def instance(self, vm: Vm) -> str:
+        return f"{self.base}projects/{vm.project}/zones/{vm.zone}/instances/{vm.name}"
+
+    def group(self, group: Group) -> str:
+        return f"{self.base}{group.resource}"
+
+    def network(self, project: str, network: str) -> str:
+        return f"{self.base}projects/{project}/global/networks/{network}"
+
+    def subnetwork(self, project: str, region: str, network: str) -> str:
+        return f"{self.base}projects/{project}/regions/{region}/subnetworks/{network}"
+
+
+def instance_json(links: Links, vm: Vm) -> dict[str, Any]:
+    """An ``compute#instance`` (cached on the record; callers must not modify it)."""
+    cached = vm.rendered.get(links.base)
+    if cached is not None:
+        return cached
+    nic: dict[str, Any] = {
+        "kind": "compute#networkInterface",
+        "name": "nic0",
+        "network": links.network(vm.project, vm.network),
+        "subnetwork": links.subnetwork(vm.project, region_of(vm.zone), vm.network),
+        "networkIP": vm.network_ip,
+        "stackType": "IPV4_ONLY",
+        "fingerprint": _fingerprint(vm.project, vm.zone, vm.name, "nic0"),
+    }
+    if vm.nat_ip:
+        nic["accessConfigs"] = [
+            {
+                "kind": "compute#accessConfig",
+                "type": "ONE_TO_ONE_NAT",
+                "name": "External NAT",
+                "natIP": vm.nat_ip,
+                "networkTier": "PREMIUM",
+            }
+        ]
+    zone_url = links.zone(vm.project, vm.zone)
+    rendered: dict[str, Any] = {
+        "kind": "compute#instance",
+        "id": str(vm.id),
+        "creationTimestamp": vm.created,
+        "name": vm.name,
+        "machineType": f"{zone_url}/machineTypes/{vm.machine_type}",
+        "status": vm.status,
+        "zone": zone_url,
+        "networkInterfaces": [nic],
+        "canIpForward": False,
+        "cpuPlatform": "Intel Broadwell" if vm.status == "RUNNING" else "Unknown CPU Platform",
+        "labelFingerprint": _fingerprint(*sorted(f"{k}={v}" for k, v in vm.labels.items())),
+        "fingerprint": _fingerprint(vm.project, vm.zone, vm.name, vm.status, vm.network_ip),
+        "deletionProtection": False,
+        "selfLink": links.instance(vm),
+    }
+    if vm.labels:
+        rendered["labels"] = dict(vm.labels)
+    vm.rendered[links.base] = rendered
+    return rendered
+
+
+def group_json(links: Links, group: Group) -> dict[str, Any]:
+    """An ``compute#instanceGroup``, zonal (``zone``) or regional (``region``)."""
+    rendered: dict[str, Any] = {
+        "kind": "compute#instanceGroup",
+        "id": str(group.id),
+        "creationTimestamp": group.created,
+        "name": group.name,
+        "description": "",
+        "network": links.network(group.project, group.network),
+        "fingerprint": _fingerprint(group.resource, *(f"{p.name}:{p.port}" for p in group.named_ports)),
+        "selfLink": links.group(group),
+        "size": len(group.members),
+    }
+    if group.named_ports:
+        rendered["namedPorts"] = named_ports_json(group)
+    if group.zone is not None:
+        rendered["zone"] = links.zone(group.project, group.zone)
+        region = region_of(group.zone)
+    else:
+        region = str(group.region)
+        rendered["region"] = links.region(group.project, region)
+    rendered["subnetwork"] = links.subnetwork(group.project, region, group.network)
+    return rendered
+
+
+def named_ports_json(group: Group, port_name: str | None = None) -> list[dict[str, Any]]:
+    return [{"name": p.name, "port": p.port} for p in group.named_ports if port_name in (None, p.name)]
+
+
+def member_json(links: Links, vm: Vm, named_ports: list[dict[str, Any]]) -> dict[str, Any]:
+    """An ``InstanceWithNamedPorts`` item of listInstances."""
+    item: dict[str, Any] = {"instance": links.instance(vm), "status": vm.status}
+    if named_ports:
+        item["namedPorts"] = named_ports
+    return item
+
+
+def zone_json(links: Links, project: str, zone: str) -> dict[str, Any]:
+    return {
+        "kind": "compute#zone",
+        "id": str(stable_id("zones", zone) % 10**4),
+        "creationTimestamp": _EPOCH,
+        "name": zone,
+        "description": zone,
+        "status": "UP",
+        "region": links.region(project, region_of(zone)),
+        "selfLink": links.zone(project, zone),
+        "availableCpuPlatforms": ["Intel Broadwell"],
+        "supportsPzs": False,
+    }
+
+
+def region_json(links: Links, project: str, region: str, zones: list[str]) -> dict[str, Any]:
+    return {
+        "kind": "compute#region",
+        "id": str(stable_id("regions", region) % 10**4),
+        "creationTimestamp": _EPOCH,
+        "name": region,
+        "description": region,
+        "status": "UP",
+        "zones": [links.zone(project, z) for z in zones],
+        "quotas": [],
+        "selfLink": links.region(project, region),
+        "supportsPzs": False,
+    }
+
+
+def _fingerprint(*parts: str) -> str:
+    """An opaque 8-byte base64 value, like the real fingerprints."""
+    return base64.b64encode(stable_id(*parts).to_bytes(8, "big")).decode()
