@@ -1,0 +1,365 @@
+"""The xDS protocol on one stream, without gRPC: subscriptions, nonces, ACK/NACK, what to send next.
+
+A stream holds one subscription per resource type. Requests update subscriptions (always, even with a
+stale nonce, as the spec asks) and ACK/NACK the latest response of their type (only with the latest
+nonce). Responses are decided lazily by ``responses()``: it folds the cache's change log into each
+subscription and builds a response from the cached wire encodings.
+
+Flow control: each type has at most one response in flight; the next waits for the client's ACK or
+NACK of it (as go-control-plane does). Changes meanwhile coalesce, a client that stops reading costs
+one pending response per type, and a NACKed version is never pushed again (the cursor has moved on;
+only a later change is sent). On ADS, types are pushed in order (CDS, EDS, LDS, RDS): a type whose
+update is waiting for an ACK holds back the later types, so an assignment never overtakes the cluster
+update it belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse
+from google.protobuf.message import Message
+
+from gce_plugin import metrics
+from gce_plugin.xds.cache import Changes, SnapshotCache
+from gce_plugin.xds.resources import ResourceType
+
+log = logging.getLogger(__name__)
+
+WILDCARD = "*"
+
+
+def encode(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+class FellBehind(Exception):
+    """A delta stream missed changes that the cache no longer remembers; the client must reconnect
+    (its initial_resource_versions then tell exactly what to send)."""
+
+
+class _Subscription:
+    """One resource type on one stream: what the client asked for and what is still to send."""
+
+    def __init__(self, rtype: ResourceType, cursor: int) -> None:
+        self.rtype = rtype
+        self.type_url = rtype.type_url
+        self.wildcard = False
+        self.names: set[str] = set()
+        self.ever_named = False  # once a name was subscribed, an empty list no longer means "*"
+        self.cursor = cursor  # cache change-log position folded in so far
+        self.dirty: set[str] = set()  # names to send again (changed, or newly subscribed)
+        self.everything = True  # reconsider every subscribed name (first response, wildcard added)
+        self.first = True  # the first request is answered even when there is nothing to send
+        self.nonce = ""  # of the latest response of this type
+        self.sent_version = ""  # type version of the latest response (for NACK logs)
+        self.awaiting_ack = False
+        self.since: float | None = None  # when the oldest unsent relevant change happened
+
+    def pending(self) -> bool:
+        return self.first or self.everything or bool(self.dirty)
+
+    def fold(self, changes: Changes) -> None:
+        self.cursor = changes.seq
+        if changes.names is None:
+            self._fell_behind()
+            self._note(changes.since)
+            return
+        if not changes.names:
+            return
+        relevant = changes.names if self.wildcard else changes.names & self.names
+        if relevant:
+            self._mark(relevant)
+            self._note(changes.since)
+
+    def _fell_behind(self) -> None:
+        self.everything = True
+
+    def _mark(self, names: Iterable[str]) -> None:
+        self.dirty.update(names)
+
+    def _note(self, since: float | None) -> None:
+        if since is not None and (self.since is None or since < self.since):
+            self.since = since
+
+    def take_since(self) -> float | None:
+        since, self.since = self.since, None
+        return since
+
+    def _sent(self) -> None:
+        self.first = False
+        self.everything = False
+        self.dirty.clear()
+
+
+class SotwSubscription(_Subscription):
+    def update_names(self, requested: Iterable[str]) -> None:
+        names = set(requested)
+        if not self.ever_named and not names:
+            wildcard = True  # legacy: never named anything, so an empty list means "*"
+        else:
+            self.ever_named = True
+            wildcard = WILDCARD in names
+            names.discard(WILDCARD)
+        if wildcard and not self.wildcard:
+            self.everything = True
+        # Newly requested names are sent even if sent before (the client may have dropped them).
+        added = names - self.names
+        if added:
+            self._mark(added)
+        self.names = names
+        self.wildcard = wildcard
+
+    def _mark(self, names: Iterable[str]) -> None:
+        if self.rtype.full_state:
+            self.dirty.add(WILDCARD)  # any relevant change resends the whole set: a flag is enough
+        else:
+            self.dirty.update(names)
+
+    def build(self, cache: SnapshotCache) -> bytes | None:
+        """The next response without its nonce, or None if there is nothing to send."""
+        if not self.pending():
+            return None
+        type_url = self.type_url
+        if self.rtype.full_state:
+            body = cache.full_state_body(type_url) if self.wildcard else self._join(cache, sorted(self.names))
+        else:
+            if self.everything:
+                names: Iterable[str] = (
+                    self.names.union(cache.entries(type_url)) if self.wildcard else self.names
+                )
+            else:
+                names = self.dirty
+            body = self._join(cache, names)
+            if not body and not self.first:
+                self._sent()
+                return None
+        version = cache.version(type_url)
+        self._sent()
+        self.sent_version = version
+        return body + encode(DiscoveryResponse(version_info=version, type_url=type_url))
+
+    def _join(self, cache: SnapshotCache, names: Iterable[str]) -> bytes:
+        parts = []
+        for name in names:
+            entry = cache.entry_or_placeholder(self.type_url, name)
+            if entry is not None:
+                parts.append(entry.sotw_field)
+        return b"".join(parts)
+
+
+class DeltaSubscription(_Subscription):
+    def __init__(self, rtype: ResourceType, cursor: int) -> None:
+        super().__init__(rtype, cursor)
+        # What the client said it already has (first request only): not resent at the same version.
+        self.initial: dict[str, str] = {}
+
+    def update(self, subscribe: Iterable[str], unsubscribe: Iterable[str]) -> None:
+        subscribe = list(subscribe)
+        unsubscribe = list(unsubscribe)
+        if not self.ever_named and not subscribe and WILDCARD not in unsubscribe:
+            self.wildcard = True  # legacy: never subscribed to anything, so "*"
+        for name in subscribe:
+            self.ever_named = True
+            if name == WILDCARD:
+                if not self.wildcard:
+                    self.wildcard = True
+                    self.everything = True
+            else:
+                self.names.add(name)
+                # Sent even if the client seems to have it (it may have forgotten), unless this is the
+                # first request and initial_resource_versions says it has this version.
+                self.dirty.add(name)
+        for name in unsubscribe:
+            self.ever_named = True
+            if name == WILDCARD:
+                self.wildcard = False
+            elif name in self.names:
+                self.names.discard(name)
+                if self.wildcard:
+                    # The client cannot tell whether the wildcard covers it: say so either way.
+                    self.dirty.add(name)
+
+    def _fell_behind(self) -> None:
+        raise FellBehind(f"{self.type_url}: missed changes the cache no longer holds")
+
+    def build(self, cache: SnapshotCache) -> bytes | None:
+        if not self.pending():
+            return None
+        type_url = self.type_url
+        entries = cache.entries(type_url)
+        if self.everything:
+            names: set[str] = set(self.names)
+            names.update(self.initial)
+            if self.wildcard:
+                names.update(entries)
+            names.update(self.dirty)
+        else:
+            names = self.dirty
+        parts: list[bytes] = []
+        removed: list[str] = []
+        for name in names:
+            if name in self.names:
+                entry = cache.entry_or_placeholder(type_url, name)
+            elif self.wildcard:
+                entry = entries.get(name)
+            else:
+                continue  # not subscribed
+            if entry is None:
+                removed.append(name)
+            elif self.initial.get(name) != entry.version:
+                parts.append(entry.delta_field)
+        self.initial = {}
+        if not parts and not removed and not self.first:
+            self._sent()
+            return None
+        version = cache.version(type_url)
+        self._sent()
+        self.sent_version = version
+        tail = encode(
+            DeltaDiscoveryResponse(
+                system_version_info=version, type_url=type_url, removed_resources=sorted(removed)
+            )
+        )
+        return b"".join(parts) + tail
+
+
+class Stream:
+    """One xDS stream (SotW or delta; ADS or a single type). Not tied to gRPC: feed it requests with
+    ``on_request`` and send what ``responses()`` yields (serialized response messages)."""
+
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        *,
+        delta: bool,
+        only_type: str | None = None,
+        label: str = "ads",
+        peer: str = "",
+    ) -> None:
+        self._cache = cache
+        self.delta = delta
+        self._only_type = only_type  # a standalone service serves one type; ADS all
+        self.label = label
+        self.peer = peer
+        self.node_id = ""
+        self._subs: dict[str, SotwSubscription | DeltaSubscription] = {}
+        self._ordered: list[SotwSubscription | DeltaSubscription] = []
+        self._ignored: set[str] = set()
+        self._nonce = 0
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._nonce_type = DeltaDiscoveryResponse if delta else DiscoveryResponse
+
+    # --- input
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def on_request(self, request: Any) -> None:
+        """Apply one DiscoveryRequest or DeltaDiscoveryRequest."""
+        if not self.node_id and request.HasField("node"):
+            self.node_id = request.node.id
+            log.info(
+                "xDS stream opened",
+                extra={"node": self.node_id, "stream": self.label, "peer": self.peer},
+            )
+        type_url = request.type_url or self._only_type or ""
+        sub = self._subs.get(type_url)
+        first = sub is None
+        if sub is None:
+            sub = self._subscribe(type_url)
+            if sub is None:
+                return
+        if self.delta:
+            assert isinstance(sub, DeltaSubscription)
+            if first:
+                sub.initial = dict(request.initial_resource_versions)
+            sub.update(request.resource_names_subscribe, request.resource_names_unsubscribe)
+        else:
+            assert isinstance(sub, SotwSubscription)
+            sub.update_names(request.resource_names)
+        # Only a request carrying the latest nonce of its type ACKs or NACKs; an older nonce means the
+        # client has not seen our latest response yet, and its ACK/NACK of that one will follow.
+        if first or request.response_nonce != sub.nonce:
+            return
+        sub.awaiting_ack = False
+        if request.HasField("error_detail"):
+            metrics.XDS_NACKS.labels(type_url).inc()
+            log.warning(
+                "xDS NACK: %s",
+                request.error_detail.message,
+                extra={
+                    "node": self.node_id,
+                    "stream": self.label,
+                    "type_url": type_url,
+                    "rejected_version": sub.sent_version,
+                    "client_version": getattr(request, "version_info", ""),
+                    "nonce": request.response_nonce,
+                },
+            )
+
+    def _subscribe(self, type_url: str) -> SotwSubscription | DeltaSubscription | None:
+        rtype = self._cache.resource_type(type_url)
+        if rtype is None or (self._only_type is not None and type_url != self._only_type):
+            if type_url not in self._ignored:
+                self._ignored.add(type_url)
+                log.warning(
+                    "xDS request for a type this stream does not serve: ignored",
+                    extra={"node": self.node_id, "stream": self.label, "type_url": type_url},
+                )
+            return None
+        cursor = self._cache.seq(type_url)
+        sub = DeltaSubscription(rtype, cursor) if self.delta else SotwSubscription(rtype, cursor)
+        self._subs[type_url] = sub
+        self._ordered = sorted(self._subs.values(), key=lambda s: s.rtype.order)
+        return sub
+
+    async def read(self, requests: AsyncIterator[Any]) -> None:
+        """Consume the client's requests until it half-closes (then the stream ends)."""
+        try:
+            async for request in requests:
+                self.on_request(request)
+                self._wake.set()
+        finally:
+            self.close()
+
+    # --- output
+
+    async def responses(self) -> AsyncIterator[bytes]:
+        """Serialized responses, as they become due; ends when the client half-closes."""
+        cache = self._cache
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            held_back = False
+            for sub in self._ordered:
+                sub.fold(cache.changes_since(sub.type_url, sub.cursor))
+                if held_back:
+                    continue
+                if sub.awaiting_ack:
+                    held_back = sub.pending()
+                    continue
+                body = sub.build(cache)
+                if body is None:
+                    sub.since = None
+                    continue
+                self._nonce += 1
+                nonce = str(self._nonce)
+                sub.nonce = nonce
+                sub.awaiting_ack = True
+                since = sub.take_since()
+                yield body + encode(self._nonce_type(nonce=nonce))
+                metrics.XDS_PUSHES.labels(sub.type_url).inc()
+                if since is not None:
+                    metrics.XDS_PUSH_LATENCY.labels(sub.type_url).observe(time.monotonic() - since)
