@@ -1,0 +1,75 @@
+"""``gce-plugin run``: the control plane. Loads the Upstream manifests of a directory (and follows
+changes), discovers endpoints, translates to Envoy v3 and serves them over xDS."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+from gce_plugin import logs
+from gce_plugin.controlplane import ControlPlane, Options
+from gce_plugin.plugins.plugin import Settings
+
+log = logging.getLogger("gce_plugin.run")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="DIR", help="directory of Upstream manifests")
+    parser.add_argument("--xds-address", default="127.0.0.1:18000", help="gRPC xDS (ADS, CDS, EDS) address")
+    parser.add_argument(
+        "--metrics-address",
+        default="127.0.0.1:9091",
+        help="Prometheus /metrics, /healthz and /readyz address; 'off' disables it",
+    )
+    parser.add_argument(
+        "--compute-endpoint",
+        default=os.environ.get("GCE_PLUGIN_COMPUTE_ENDPOINT"),
+        metavar="URL",
+        help="Compute API root, e.g. an emulator's http://127.0.0.1:8085/ (env GCE_PLUGIN_COMPUTE_ENDPOINT)",
+    )
+    parser.add_argument("--credentials-file", metavar="FILE", help="service-account or authorized-user JSON")
+    parser.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS", help="discovery interval")
+    parser.add_argument("--api-timeout", type=float, default=10.0, metavar="SECONDS", help="per Compute call")
+    parser.add_argument("--write-namespace", default="gloo-system", help="namespace of discovered endpoints")
+    parser.add_argument("--manifest-poll", type=float, default=1.0, metavar="SECONDS")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-format", default="json", choices=("json", "text"))
+
+
+def main(args: argparse.Namespace) -> int:
+    logs.setup(args.log_level, args.log_format)
+    options = Options(
+        config_dir=args.config,
+        xds_address=args.xds_address,
+        admin_address=None if args.metrics_address == "off" else args.metrics_address,
+        settings=Settings(
+            refresh_interval=args.refresh,
+            compute_endpoint=args.compute_endpoint,
+            credentials_file=args.credentials_file,
+            api_timeout=args.api_timeout,
+        ),
+        write_namespace=args.write_namespace,
+        manifest_poll_interval=args.manifest_poll,
+    )
+    if not os.path.isdir(args.config):
+        log.error("manifest directory does not exist", extra={"dir": args.config})
+        return 2
+    try:
+        asyncio.run(_serve(options))
+    except OSError as err:
+        log.error("cannot start: %s", err)
+        return 1
+    return 0
+
+
+async def _serve(options: Options) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    plane = ControlPlane(options)
+    await plane.run(stop)
+    log.info("stopped")

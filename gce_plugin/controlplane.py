@@ -1,0 +1,157 @@
+"""The control plane: the data path of ``gce-plugin run``, wired in one place.
+
+    manifests -> upstreams -> discovery -> endpoints -> translation -> snapshot -> xDS -> Envoy
+
+Every stage runs in one asyncio loop. The translator is incremental: a manifest change re-translates
+the changed upstreams only, and a discovery answer rebuilds the assignments of the upstreams whose
+endpoints changed; the cache gets just those deltas, so the xDS server pushes just those resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gce_plugin.admin_http import AdminServer
+from gce_plugin.api import Status, Upstream
+from gce_plugin.manifest_watch import ManifestDirectory
+from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
+from gce_plugin.plugins.plugin import (
+    DiscoveryError,
+    DiscoveryPlugin,
+    InitParams,
+    Settings,
+    UpstreamKey,
+    WatchOpts,
+    upstream_key,
+)
+from gce_plugin.plugins.registry import Registry, default_registry
+from gce_plugin.translation.translator import Delta, Translator
+from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
+from gce_plugin.xds_address import parse_host_port
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Options:
+    config_dir: str
+    xds_address: str = "127.0.0.1:18000"
+    # None: no metrics/health endpoint.
+    admin_address: str | None = "127.0.0.1:9091"
+    settings: Settings = field(default_factory=Settings)
+    write_namespace: str = "gloo-system"
+    # How often the manifest directory is checked for changes.
+    manifest_poll_interval: float = 1.0
+
+
+class ControlPlane:
+    def __init__(self, options: Options, registry: Registry | None = None) -> None:
+        self.options = options
+        self.registry = registry or default_registry()
+        self.registry.init(InitParams(settings=options.settings))
+        self.manifests = ManifestDirectory(options.config_dir)
+        self.translator = Translator(self.registry)
+        self.cache = SnapshotCache()
+        self.xds = XdsServer(self.cache, options.xds_address)
+        self.admin: AdminServer | None = None
+        self._ready = False
+        self._watched: dict[UpstreamKey, bytes] | None = None
+        self._discovery: list[asyncio.Task[None]] = []
+
+    def ready(self) -> bool:
+        return self._ready
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then shut down gracefully."""
+        await self.xds.start()
+        if self.options.admin_address:
+            host, port = parse_host_port(self.options.admin_address)
+            self.admin = AdminServer(host, port, self.ready)
+            self.admin.start()
+        watcher = asyncio.create_task(self._follow_manifests(), name="manifests")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({watcher, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done():
+                watcher.result()  # a crash of the watcher is a crash of the control plane
+        finally:
+            log.info("shutting down")
+            self._ready = False
+            for task in (watcher, stopping, *self._discovery):
+                task.cancel()
+            await asyncio.gather(watcher, stopping, *self._discovery, return_exceptions=True)
+            await self.xds.stop(grace=1.0)
+            if self.admin is not None:
+                self.admin.stop()
+
+    # -- manifests -> upstreams -> translation ------------------------------------------------------
+
+    async def _follow_manifests(self) -> None:
+        async for upstreams in self.manifests.watch(self.options.manifest_poll_interval):
+            self.apply_upstreams(upstreams)
+            self._restart_discovery(upstreams)
+            self._ready = True
+
+    def apply_upstreams(self, upstreams: Sequence[Upstream]) -> None:
+        delta = self.translator.set_upstreams(upstreams)
+        self._publish(delta)
+        log.info(
+            "upstreams applied", extra={"upstreams": len(upstreams), "clusters": len(delta.cluster_upserts)}
+        )
+
+    # -- discovery -> endpoints -> translation ------------------------------------------------------
+
+    def _restart_discovery(self, upstreams: Sequence[Upstream]) -> None:
+        """(Re)start the endpoint watches when the upstreams they track changed, as Gloo's EDS does."""
+        specs = {upstream_key(u): u.upstream_spec.SerializeToString(deterministic=True) for u in upstreams}
+        if specs == self._watched:
+            return
+        self._watched = specs
+        for task in self._discovery:
+            task.cancel()
+        self._discovery = [
+            asyncio.create_task(
+                self._watch_endpoints(plugin, list(upstreams)), name=f"discovery-{plugin.name}"
+            )
+            for plugin in self.registry.discovery_plugins()
+        ]
+
+    async def _watch_endpoints(self, plugin: DiscoveryPlugin, upstreams: list[Upstream]) -> None:
+        opts = WatchOpts(
+            refresh_interval=self.options.settings.refresh_interval, on_error=self._discovery_error
+        )
+        watch = plugin.watch_endpoints(self.options.write_namespace, upstreams, opts)
+        try:
+            async for endpoint_list in watch:
+                self._publish(self.translator.set_endpoints(endpoint_list))
+        finally:
+            with contextlib.suppress(Exception):
+                await watch.aclose()  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _discovery_error(err: DiscoveryError) -> None:
+        label = f"{err.upstream[0]}.{err.upstream[1]}" if err.upstream else "*"
+        UPSTREAM_DISCOVERY_ERRORS.labels(upstream=label).inc()
+        log.error("discovery failed: %s", err, extra={"upstream": label})
+
+    # -- translation -> snapshot ---------------------------------------------------------------------
+
+    def _publish(self, delta: Delta) -> None:
+        # Clusters first: on ADS the server keeps that order, so Envoy never sees an assignment for a
+        # cluster it does not know.
+        if delta.cluster_upserts or delta.cluster_removals:
+            self.cache.update_resources(CLUSTER_TYPE, delta.cluster_upserts, delta.cluster_removals)
+        if delta.assignment_upserts or delta.assignment_removals:
+            self.cache.update_resources(ENDPOINT_TYPE, delta.assignment_upserts, delta.assignment_removals)
+        for (namespace, name), status in delta.statuses.items():
+            level = logging.WARNING if status.state == Status.Rejected else logging.INFO
+            log.log(
+                level,
+                "upstream %s",
+                Status.State.Name(status.state).lower(),
+                extra={"upstream": f"{namespace}.{name}", "reason": status.reason},
+            )
