@@ -1,0 +1,1 @@
+"""The ``static`` upstream type: fixed hosts, inline in the cluster."""

@@ -1,0 +1,333 @@
+"""Upstreams + discovered endpoints -> Envoy v3 Clusters and ClusterLoadAssignments.
+
+``translate_upstream`` builds one upstream's cluster as Gloo's translator does: defaults, then every
+``UpstreamPlugin`` in registry order, then the options all upstream types share. ``Translator`` keeps
+the result per upstream so updates are incremental: ``set_upstreams`` re-translates only upstreams
+whose definition changed, ``set_endpoints`` / ``set_upstream_endpoints`` rebuild only the assignments
+whose endpoints changed, and each returns a ``Delta`` (resource name -> message upserts, and removals)
+for the xDS cache.
+
+An upstream that fails to translate is reported Gloo-style (``Status`` Rejected, with the reason) and
+gets no cluster; if it had been accepted before, its last accepted cluster keeps being served, so a bad
+edit loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+
+from gce_plugin import metrics
+from gce_plugin.api import Endpoint, Status, Upstream
+from gce_plugin.plugins.plugin import (
+    EndpointList,
+    Params,
+    UpstreamKey,
+    UpstreamPlugin,
+    cluster_name,
+    upstream_key,
+)
+from gce_plugin.plugins.registry import Registry
+from gce_plugin.translation.endpoints import (
+    EndpointRecord,
+    build_assignment,
+    canonical,
+    endpoint_record,
+    group_by_upstream,
+)
+from gce_plugin.translation.options import DEFAULT_CONNECT_TIMEOUT, apply_upstream_options
+
+log = logging.getLogger(__name__)
+
+REPORTER = "gce-plugin"
+# Cluster types whose endpoints must come inline, in the cluster's load_assignment.
+_INLINE_ENDPOINT_TYPES = (Cluster.STATIC, Cluster.STRICT_DNS, Cluster.LOGICAL_DNS)
+
+
+def translate_upstream(plugins: Sequence[UpstreamPlugin], params: Params, upstream: Upstream) -> Cluster:
+    """The cluster of one upstream. Raises ValueError with a reason a user can act on."""
+    if not upstream.metadata.name:
+        raise ValueError("metadata.name is empty")
+    cluster = Cluster(name=cluster_name(upstream))
+    cluster.connect_timeout.CopyFrom(DEFAULT_CONNECT_TIMEOUT)
+    for plugin in plugins:
+        try:
+            plugin.process_upstream(params, upstream, cluster)
+        except ValueError:
+            raise
+        except Exception as err:  # a plugin bug fails this upstream only, with a reason that says so
+            log.exception("plugin %s failed", _plugin_name(plugin), extra={"upstream": _display(upstream)})
+            raise ValueError(f"internal error in plugin {_plugin_name(plugin)}: {err!r}") from err
+    apply_upstream_options(upstream.upstream_spec, cluster)
+    _check_cluster(upstream, cluster)
+    return cluster
+
+
+def _check_cluster(upstream: Upstream, cluster: Cluster) -> None:
+    # Gloo's validateCluster: a cluster that needs inline endpoints but has none is useless, and is
+    # also what an upstream type no plugin handles ends up as.
+    if cluster.type in _INLINE_ENDPOINT_TYPES and not any(
+        locality.lb_endpoints for locality in cluster.load_assignment.endpoints
+    ):
+        kind = upstream.upstream_spec.WhichOneof("upstream_type")
+        if kind is None:
+            raise ValueError("upstream_spec has no upstream type")
+        raise ValueError(
+            f"cluster type {Cluster.DiscoveryType.Name(cluster.type)} has no endpoints: "
+            f"is upstream type {kind!r} supported by a plugin?"
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything translated: clusters and assignments by resource name, statuses by upstream."""
+
+    clusters: dict[str, Cluster]
+    assignments: dict[str, ClusterLoadAssignment]
+    statuses: dict[UpstreamKey, Status]
+
+
+@dataclass
+class Delta:
+    """What one update changed, by resource name, for ``update_resources(type_url, upserts, removals)``.
+
+    ``statuses`` holds the upstreams whose status is new or different (removed upstreams have none).
+    """
+
+    cluster_upserts: dict[str, Cluster] = field(default_factory=dict)
+    cluster_removals: set[str] = field(default_factory=set)
+    assignment_upserts: dict[str, ClusterLoadAssignment] = field(default_factory=dict)
+    assignment_removals: set[str] = field(default_factory=set)
+    statuses: dict[UpstreamKey, Status] = field(default_factory=dict)
+
+    # A name is never both upserted and removed: the later change wins.
+    def upsert_cluster(self, cluster: Cluster) -> None:
+        self.cluster_removals.discard(cluster.name)
+        self.cluster_upserts[cluster.name] = cluster
+
+    def remove_cluster(self, name: str) -> None:
+        self.cluster_upserts.pop(name, None)
+        self.cluster_removals.add(name)
+
+    def upsert_assignment(self, assignment: ClusterLoadAssignment) -> None:
+        self.assignment_removals.discard(assignment.cluster_name)
+        self.assignment_upserts[assignment.cluster_name] = assignment
+
+    def remove_assignment(self, name: str) -> None:
+        self.assignment_upserts.pop(name, None)
+        self.assignment_removals.add(name)
+
+    @property
+    def resources_changed(self) -> bool:
+        return bool(
+            self.cluster_upserts
+            or self.cluster_removals
+            or self.assignment_upserts
+            or self.assignment_removals
+        )
+
+
+@dataclass
+class _UpstreamState:
+    name: str
+    # What the upstream was translated from; None forces a retry on the next set_upstreams.
+    fingerprint: tuple[bytes, bytes] | None
+    # The cluster being served: the last accepted translation.
+    cluster: Cluster | None
+    status: Status
+
+
+class Translator:
+    """Incremental translation state. Not thread-safe: use it from one task."""
+
+    def __init__(
+        self,
+        plugins: Registry | Sequence[UpstreamPlugin],
+        reporter: str = REPORTER,
+        *,
+        _record_metrics: bool = True,
+    ) -> None:
+        self._plugins = plugins.upstream_plugins() if isinstance(plugins, Registry) else list(plugins)
+        self._reporter = reporter
+        self._record_metrics = _record_metrics
+        self._upstreams: dict[UpstreamKey, _UpstreamState] = {}
+        self._owners: dict[str, UpstreamKey] = {}  # cluster name -> the upstream serving it
+        # Known endpoints per upstream (discovery has answered for it), canonical records.
+        self._endpoints: dict[UpstreamKey, tuple[EndpointRecord, ...]] = {}
+        # Published assignments per upstream, with the records they were built from.
+        self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], ClusterLoadAssignment]] = {}
+
+    # -- one-shot ---------------------------------------------------------------------------------
+
+    def translate_upstream(self, params: Params, upstream: Upstream) -> Cluster:
+        return translate_upstream(self._plugins, params, upstream)
+
+    def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointList | None = None) -> Result:
+        """A full translation from scratch; leaves this translator's own state alone."""
+        fresh = Translator(self._plugins, self._reporter, _record_metrics=False)
+        fresh.set_upstreams(upstreams)
+        if endpoints is not None:
+            fresh.set_endpoints(endpoints)
+        metrics.TRANSLATIONS.labels(kind="full").inc()
+        return fresh.result()
+
+    # -- incremental ------------------------------------------------------------------------------
+
+    def set_upstreams(self, upstreams: Sequence[Upstream]) -> Delta:
+        """Make ``upstreams`` the full set: translate new and changed ones, drop removed ones."""
+        delta = Delta()
+        incoming: dict[UpstreamKey, Upstream] = {}
+        for upstream in upstreams:
+            key = upstream_key(upstream)
+            if key in incoming:
+                log.warning("duplicate upstream; the last one wins", extra={"upstream": _display(upstream)})
+            incoming[key] = upstream
+        for key in self._upstreams.keys() - incoming.keys():
+            self._remove_upstream(key, delta)
+        params = Params(upstreams=tuple(incoming.values()))
+        # Sorted, so when two upstreams map to one cluster name the same one wins every time.
+        for key in sorted(incoming):
+            upstream = incoming[key]
+            fingerprint = _fingerprint(upstream)
+            state = self._upstreams.get(key)
+            if state is None or state.fingerprint != fingerprint:
+                self._translate(key, upstream, fingerprint, params, delta)
+        self._count("incremental")
+        if self._record_metrics:
+            metrics.UPSTREAMS_REJECTED.set(
+                sum(1 for s in self._upstreams.values() if s.status.state == Status.Rejected)
+            )
+        return delta
+
+    def set_endpoints(self, endpoints: EndpointList) -> Delta:
+        """Apply one complete discovery answer. Upstreams it knows (``resolved``, or with endpoints) get
+        exactly these endpoints; the others keep theirs, so an unfinished or failed discovery never
+        replaces good endpoints with none."""
+        delta = Delta()
+        groups = group_by_upstream(endpoints.endpoints)
+        for key in groups.keys() | endpoints.resolved:
+            self._set_records(key, canonical(groups.get(key, ())), delta)
+        self._count("incremental")
+        return delta
+
+    def set_upstream_endpoints(self, key: UpstreamKey, endpoints: Iterable[Endpoint]) -> Delta:
+        """All the endpoints of one upstream (discovery has answered for it): O(its endpoints)."""
+        delta = Delta()
+        self._set_records(key, canonical(endpoint_record(e) for e in endpoints), delta)
+        self._count("incremental")
+        return delta
+
+    def result(self) -> Result:
+        """The current state, as served."""
+        clusters = {s.name: s.cluster for s in self._upstreams.values() if s.cluster is not None}
+        assignments = {cla.cluster_name: cla for _, cla in self._assignments.values()}
+        statuses = {key: s.status for key, s in self._upstreams.items()}
+        return Result(clusters=clusters, assignments=assignments, statuses=statuses)
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _translate(
+        self,
+        key: UpstreamKey,
+        upstream: Upstream,
+        fingerprint: tuple[bytes, bytes],
+        params: Params,
+        delta: Delta,
+    ) -> None:
+        name = cluster_name(upstream)
+        state = self._upstreams.get(key)
+        if state is None:
+            state = self._upstreams[key] = _UpstreamState(name, None, None, Status())
+        owner = self._owners.get(name)
+        if owner is not None and owner != key:
+            state.fingerprint = None  # retried once the owner is gone
+            reason = f"cluster name {name!r} is already used by upstream {owner[0]}.{owner[1]}"
+            self._set_status(key, state, self._rejected(reason), delta)
+            return
+        try:
+            cluster = translate_upstream(self._plugins, params, upstream)
+        except ValueError as err:
+            state.fingerprint = fingerprint  # unchanged and still invalid: not retried
+            reason = str(err)
+            if state.cluster is not None:
+                reason += " (still serving the last accepted version)"
+            log.warning("upstream rejected: %s", reason, extra={"upstream": _display(upstream)})
+            self._set_status(key, state, self._rejected(reason), delta)
+            return
+        state.fingerprint = fingerprint
+        self._owners[name] = key
+        if state.cluster != cluster:
+            state.cluster = cluster
+            delta.upsert_cluster(cluster)
+        self._set_status(key, state, Status(state=Status.Accepted, reported_by=self._reporter), delta)
+        self._sync_assignment(key, state, delta)
+
+    def _rejected(self, reason: str) -> Status:
+        return Status(state=Status.Rejected, reason=reason, reported_by=self._reporter)
+
+    @staticmethod
+    def _set_status(key: UpstreamKey, state: _UpstreamState, status: Status, delta: Delta) -> None:
+        if state.status != status:
+            state.status = status
+            delta.statuses[key] = status
+
+    def _remove_upstream(self, key: UpstreamKey, delta: Delta) -> None:
+        state = self._upstreams.pop(key)
+        if state.cluster is not None:
+            delta.remove_cluster(state.name)
+        if self._owners.get(state.name) == key:
+            del self._owners[state.name]
+        published = self._assignments.pop(key, None)
+        if published is not None:
+            delta.remove_assignment(published[1].cluster_name)
+        # A re-added upstream waits for discovery again rather than trusting old endpoints.
+        self._endpoints.pop(key, None)
+
+    def _set_records(self, key: UpstreamKey, records: tuple[EndpointRecord, ...], delta: Delta) -> None:
+        if self._endpoints.get(key) == records:
+            return
+        self._endpoints[key] = records
+        state = self._upstreams.get(key)
+        if state is not None:
+            self._sync_assignment(key, state, delta)
+
+    def _sync_assignment(self, key: UpstreamKey, state: _UpstreamState, delta: Delta) -> None:
+        """Publish, rebuild or withdraw the assignment of one upstream, as its cluster and endpoints say."""
+        published = self._assignments.get(key)
+        if state.cluster is None or state.cluster.type != Cluster.EDS:
+            if published is not None:
+                del self._assignments[key]
+                delta.remove_assignment(published[1].cluster_name)
+            return
+        records = self._endpoints.get(key)
+        if records is None:
+            return  # discovery has not answered for it yet: publish nothing rather than nothing known
+        if published is not None and published[0] == records:
+            return
+        assignment = build_assignment(state.name, records, upstream=f"{key[0]}.{key[1]}")
+        self._assignments[key] = (records, assignment)
+        delta.upsert_assignment(assignment)
+
+    def _count(self, kind: str) -> None:
+        if self._record_metrics:
+            metrics.TRANSLATIONS.labels(kind=kind).inc()
+
+
+def _fingerprint(upstream: Upstream) -> tuple[bytes, bytes]:
+    # Everything a plugin may read except the status (which translation itself reports).
+    return (
+        upstream.upstream_spec.SerializeToString(deterministic=True),
+        upstream.metadata.SerializeToString(deterministic=True),
+    )
+
+
+def _plugin_name(plugin: UpstreamPlugin) -> str:
+    return plugin.name or type(plugin).__name__
+
+
+def _display(upstream: Upstream) -> str:
+    return f"{upstream.metadata.namespace}.{upstream.metadata.name}"

@@ -1,0 +1,97 @@
+"""Endpoints -> ClusterLoadAssignments: labels, order, invalid endpoints."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pytest
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from google.protobuf import json_format
+
+from gce_plugin.translation.endpoints import (
+    LB_METADATA_NAMESPACE,
+    build_assignment,
+    canonical,
+    endpoint_record,
+    group_by_upstream,
+)
+from tests.translation.translation_fakes import endpoint
+
+
+def addresses(assignment: ClusterLoadAssignment) -> list[tuple[str, int]]:
+    [locality] = assignment.endpoints
+    return [
+        (e.endpoint.address.socket_address.address, e.endpoint.address.socket_address.port_value)
+        for e in locality.lb_endpoints
+    ]
+
+
+def test_labels_become_envoy_lb_metadata() -> None:
+    records = canonical([endpoint_record(endpoint("web", "10.0.0.1", labels={"zone": "a", "app": "web"}))])
+    assignment = build_assignment("web_default", records)
+    assert assignment.cluster_name == "web_default"
+    [lb_endpoint] = assignment.endpoints[0].lb_endpoints
+    assert json_format.MessageToDict(lb_endpoint.metadata.filter_metadata[LB_METADATA_NAMESPACE]) == {
+        "app": "web",
+        "zone": "a",
+    }
+
+
+def test_endpoint_without_labels_has_no_metadata() -> None:
+    assignment = build_assignment("web", canonical([endpoint_record(endpoint("web", "10.0.0.1"))]))
+    assert not assignment.endpoints[0].lb_endpoints[0].HasField("metadata")
+
+
+def test_same_endpoints_in_any_order_give_identical_bytes() -> None:
+    endpoints = [
+        endpoint("web", f"10.0.{i % 3}.{i}", port=8000 + i % 2, labels={"i": str(i % 4), "b": "x"})
+        for i in range(50)
+    ]
+    shuffled = list(endpoints)
+    random.Random(7).shuffle(shuffled)
+    first = build_assignment("web", canonical(endpoint_record(e) for e in endpoints))
+    second = build_assignment("web", canonical(endpoint_record(e) for e in shuffled))
+    assert first.SerializeToString(deterministic=True) == second.SerializeToString(deterministic=True)
+    assert addresses(first) == sorted(addresses(first))
+
+
+def test_duplicates_collapse_but_different_ports_stay() -> None:
+    endpoints = [
+        endpoint("web", "10.0.0.1", 80),
+        endpoint("web", "10.0.0.1", 80),
+        endpoint("web", "10.0.0.1", 81),
+    ]
+    assignment = build_assignment("web", canonical(endpoint_record(e) for e in endpoints))
+    assert addresses(assignment) == [("10.0.0.1", 80), ("10.0.0.1", 81)]
+
+
+def test_ipv6_endpoint() -> None:
+    assignment = build_assignment("web", canonical([endpoint_record(endpoint("web", "fd00::1", 443))]))
+    assert addresses(assignment) == [("fd00::1", 443)]
+
+
+@pytest.mark.parametrize(
+    ("address", "port"), [("", 80), ("web.internal", 80), ("10.0.0.2", 0), ("10.0.0.2", 70000)]
+)
+def test_endpoints_envoy_would_reject_are_skipped_with_a_warning(
+    address: str, port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = canonical(
+        endpoint_record(e) for e in [endpoint("web", "10.0.0.1"), endpoint("web", address, port)]
+    )
+    with caplog.at_level(logging.WARNING, logger="gce_plugin.translation.endpoints"):
+        assignment = build_assignment("web_default", records, upstream="default.web")
+    assert addresses(assignment) == [("10.0.0.1", 8080)]
+    [message] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "EDS needs an IP address" in message.getMessage()
+    assert getattr(message, "upstream") == "default.web"  # noqa: B009 - set via logging's extra
+
+
+def test_group_by_upstream_follows_every_ref() -> None:
+    shared = endpoint("web", "10.0.0.9")
+    shared.upstreams.add(name="api", namespace="prod")
+    groups = group_by_upstream([endpoint("web", "10.0.0.1"), shared])
+    assert sorted(groups) == [("default", "web"), ("prod", "api")]
+    assert [r[0] for r in groups["default", "web"]] == ["10.0.0.1", "10.0.0.9"]
+    assert [r[0] for r in groups["prod", "api"]] == ["10.0.0.9"]

@@ -1,0 +1,93 @@
+"""Test doubles and builders for translation tests.
+
+``FakeEdsPlugin`` stands in for the gce plugin's translation half: it marks gce upstreams' clusters EDS
+with an ADS config source, which is all translation needs from it.
+"""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.config_source_pb2 import ApiVersion
+
+from gce_plugin.api import (
+    Endpoint,
+    GceUpstreamSpec,
+    Metadata,
+    ResourceRef,
+    StaticHost,
+    StaticUpstreamSpec,
+    Upstream,
+    UpstreamSpec,
+)
+from gce_plugin.plugins.plugin import Params, UpstreamPlugin
+
+
+class FakeEdsPlugin(UpstreamPlugin):
+    name = "fake-eds"
+
+    def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
+        if upstream.upstream_spec.WhichOneof("upstream_type") != "gce":
+            return
+        cluster.type = Cluster.EDS
+        source = cluster.eds_cluster_config.eds_config
+        source.ads.SetInParent()
+        source.resource_api_version = ApiVersion.V3
+
+
+class CountingPlugin(UpstreamPlugin):
+    """Records which upstreams it was asked to process."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
+        self.seen.append((upstream.metadata.namespace, upstream.metadata.name))
+
+
+class ExplodingPlugin(UpstreamPlugin):
+    """A buggy plugin: fails with a non-ValueError for upstreams named ``boom``."""
+
+    name = "exploding"
+
+    def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
+        if upstream.metadata.name == "boom":
+            raise KeyError("missing")
+
+
+def gce_upstream(name: str, namespace: str = "default", **spec_fields: object) -> Upstream:
+    return Upstream(
+        metadata=Metadata(name=name, namespace=namespace),
+        upstream_spec=UpstreamSpec(gce=GceUpstreamSpec(instance_group_name=name), **spec_fields),  # type: ignore[arg-type]
+    )
+
+
+def static_upstream(
+    name: str,
+    hosts: list[tuple[str, int]],
+    namespace: str = "default",
+    use_tls: bool = False,
+    **spec_fields: object,
+) -> Upstream:
+    static = StaticUpstreamSpec(hosts=[StaticHost(addr=a, port=p) for a, p in hosts], use_tls=use_tls)
+    return Upstream(
+        metadata=Metadata(name=name, namespace=namespace),
+        upstream_spec=UpstreamSpec(static=static, **spec_fields),  # type: ignore[arg-type]
+    )
+
+
+def endpoint(
+    upstream: str,
+    address: str,
+    port: int = 8080,
+    labels: dict[str, str] | None = None,
+    namespace: str = "default",
+    name: str | None = None,
+) -> Endpoint:
+    return Endpoint(
+        upstreams=[ResourceRef(name=upstream, namespace=namespace)],
+        address=address,
+        port=port,
+        metadata=Metadata(name=name or f"{upstream}-{address}", namespace=namespace, labels=labels or {}),
+    )
