@@ -1,0 +1,585 @@
+"""Upstream manifests in the Kubernetes form Gloo users already write, loaded into ``Upstream``s.
+
+A manifest file (``*.yaml``, ``*.yml`` or ``*.json``) holds one or more documents::
+
+    apiVersion: gloo.solo.io/v1
+    kind: Upstream
+    metadata: {name: web, namespace: default, labels: {...}, annotations: {...}, resourceVersion: "7"}
+    spec:
+      upstreamSpec:
+        gce: {instanceGroupName: web, instanceGroupRegion: us-central1-a, projectId: demo-project}
+
+This is solo-kit's CRD layout: ``spec`` is the Upstream's proto3 JSON without ``metadata`` and
+``status``; it is read with protobuf ``json_format``, so both ``instanceGroupName`` and
+``instance_group_name`` are accepted. Decisions:
+
+- Unknown fields are errors everywhere, never dropped. So are a field given under both spellings,
+  two members of one oneof, a wrong type or an unknown enum value, and duplicate YAML/JSON keys.
+- ``null`` means "unset", as in proto3 JSON (Go's jsonpb writes it for unset messages). An upstream
+  must still end up with a type: ``spec.upstreamSpec`` has to set one member of ``upstream_type``.
+- ``metadata.name`` is required (a DNS-1123 subdomain, as Kubernetes requires). A missing
+  ``metadata.namespace`` becomes ``default``, what kubectl does with an unqualified manifest.
+  Server-set Kubernetes fields (uid, creationTimestamp, managedFields, ...) are accepted and
+  ignored, so ``kubectl get -o yaml`` output loads; ``metadata.cluster`` is not a Kubernetes field.
+- ``status`` is optional and is read: solo-kit's CRD form (snake_case keys, numeric ``state``) as
+  well as proto3 JSON. ``dump_upstream`` writes it back in the CRD form.
+- A document of ``kind: List`` (``apiVersion: v1``, as ``kubectl get -o yaml`` prints) holds
+  Upstreams under ``items``; their errors name ``items[i]``.
+- Empty documents are skipped but still counted: "document 3" is the third in the file.
+- In a directory, files are read in name order (dot files skipped, no recursion). The same
+  (namespace, name) twice is an error, in a file or across files (then the later file is the bad one).
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+import os
+import re
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from gce_plugin.api import Metadata, Upstream
+
+API_VERSION = "gloo.solo.io/v1"
+KIND = "Upstream"
+DEFAULT_NAMESPACE = "default"
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+_LIST_API_VERSION, _LIST_KIND = "v1", "List"
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+# metadata keys that map onto solo-kit Metadata (Kubernetes ObjectMeta spelling).
+_METADATA_KEYS = ("name", "namespace", "labels", "annotations", "resourceVersion")
+# ObjectMeta fields the API server sets: present in exported manifests, meaningless here.
+_SERVER_METADATA_KEYS = frozenset(
+    {
+        "uid",
+        "selfLink",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Puts one value back into a JSON object of its parent message, for json_format to judge.
+_Wrap = Callable[[object], dict[str, Any]]
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be loaded.
+
+    ``path``: the file; ``document``: 1-based index of the document in the file (None when the file
+    as a whole is bad); ``field``: dotted path of the offending field (None when not about a field);
+    ``reason``: what is wrong; ``line``: 1-based line, for syntax errors.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        reason: str,
+        *,
+        document: int | None = None,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.document = document
+        self.field = field
+        self.line = line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [self.path]
+        if self.document is not None:
+            parts.append(f"document {self.document}")
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.reason)
+        return ": ".join(parts)
+
+
+class _FieldError(Exception):
+    """A problem at a field path inside one document; becomes a ManifestError with file and index."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+# --- public API ---
+
+
+def load_file(path: str | os.PathLike[str]) -> list[Upstream]:
+    """The upstreams of one manifest file, in document order. Raises ManifestError."""
+    return [upstream for _, upstream in _load_documents(Path(path))]
+
+
+def load_dir(
+    directory: str | os.PathLike[str],
+) -> tuple[dict[str, list[Upstream]], list[ManifestError]]:
+    """Load every manifest file of ``directory``: the upstreams of each good file (keyed by path, in
+    name order) and one error per bad file, so a caller can keep a broken file's last good version.
+    A file that redefines an upstream of an earlier file is bad. Raises NotADirectoryError."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise NotADirectoryError(f"manifest directory {root} does not exist or is not a directory")
+    results: dict[str, list[Upstream]] = {}
+    errors: list[ManifestError] = []
+    owners: dict[tuple[str, str], tuple[Path, int]] = {}
+    for path in manifest_files(root):
+        try:
+            documents = _load_documents(path)
+        except ManifestError as err:
+            errors.append(err)
+            continue
+        clash = next(((i, u) for i, u in documents if _key(u) in owners), None)
+        if clash is not None:
+            index, upstream = clash
+            other, other_index = owners[_key(upstream)]
+            reason = (
+                f"duplicate upstream {_show(_key(upstream))}: "
+                f"already defined in {other} (document {other_index})"
+            )
+            errors.append(ManifestError(path, reason, document=index, field="metadata.name"))
+            continue
+        for index, upstream in documents:
+            owners[_key(upstream)] = (path, index)
+        results[str(path)] = [upstream for _, upstream in documents]
+    return results, errors
+
+
+def manifest_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """The manifest files of ``directory`` in name order (not recursive; dot files skipped)."""
+    return sorted(
+        p
+        for p in Path(directory).iterdir()
+        if p.suffix in MANIFEST_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def dump_upstream(upstream: Upstream) -> dict[str, Any]:
+    """``upstream`` in manifest form (what ``load_file`` reads back to an equal Upstream)."""
+    meta = upstream.metadata
+    metadata: dict[str, Any] = {"name": meta.name}
+    if meta.namespace:
+        metadata["namespace"] = meta.namespace
+    if meta.labels:
+        metadata["labels"] = dict(sorted(meta.labels.items()))
+    if meta.annotations:
+        metadata["annotations"] = dict(sorted(meta.annotations.items()))
+    if meta.resource_version:
+        metadata["resourceVersion"] = meta.resource_version
+    resource = Upstream()
+    resource.CopyFrom(upstream)
+    resource.ClearField("metadata")
+    resource.ClearField("status")
+    doc: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": json_format.MessageToDict(resource),
+    }
+    if upstream.HasField("status"):
+        # solo-kit's CRD status: Go encoding/json of core.Status (snake_case, numeric state).
+        doc["status"] = json_format.MessageToDict(
+            upstream.status, preserving_proto_field_name=True, use_integers_for_enums=True
+        )
+    return doc
+
+
+def dumps(upstreams: Collection[Upstream]) -> str:
+    """Upstreams as one multi-document YAML manifest."""
+    return yaml.safe_dump_all([dump_upstream(u) for u in upstreams], sort_keys=False)
+
+
+# --- files and documents ---
+
+
+def _load_documents(path: Path) -> list[tuple[int, Upstream]]:
+    """(1-based document index, upstream) for every upstream in the file."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as err:
+        raise ManifestError(path, f"cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(path, f"not UTF-8 text (byte {err.start})") from None
+    documents = _parse_json(path, text) if path.suffix == ".json" else _parse_yaml(path, text)
+    loaded: list[tuple[int, Upstream]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, doc in documents:
+        try:
+            upstreams = _from_document(doc)
+        except _FieldError as err:
+            raise ManifestError(path, err.reason, document=index, field=err.field or None) from None
+        for field, upstream in upstreams:
+            key = _key(upstream)
+            if key in seen:
+                reason = f"duplicate upstream {_show(key)}: also in document {seen[key]}"
+                raise ManifestError(path, reason, document=index, field=field)
+            seen[key] = index
+            loaded.append((index, upstream))
+    return loaded
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys (PyYAML would silently keep the last)."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            earlier = first_line.get(key)
+        except TypeError:  # unhashable key: construct_mapping reports it
+            break
+        if earlier is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {earlier})", key_node.start_mark
+            )
+        first_line[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _parse_yaml(path: Path, text: str) -> list[tuple[int, object]]:
+    documents: list[tuple[int, object]] = []
+    try:
+        for doc in yaml.load_all(text, Loader=_Loader):  # a SafeLoader subclass: safe
+            documents.append((len(documents) + 1, doc))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        problem = err.problem or err.context or "invalid YAML"
+        raise ManifestError(
+            path,
+            f"YAML syntax error: {problem}",
+            document=len(documents) + 1,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    except yaml.YAMLError as err:
+        raise ManifestError(path, f"YAML syntax error: {err}", document=len(documents) + 1) from None
+    return [(index, doc) for index, doc in documents if doc is not None]
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _parse_json(path: Path, text: str) -> list[tuple[int, object]]:
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as err:
+        raise ManifestError(path, f"JSON syntax error: {err.msg}", line=err.lineno) from None
+    except ValueError as err:
+        raise ManifestError(path, f"JSON syntax error: {err}") from None
+    return [(1, doc)]
+
+
+def _from_document(doc: object) -> list[tuple[str, Upstream]]:
+    """(field path of its name, upstream) for the Upstream, or each item of a List."""
+    if not isinstance(doc, dict):
+        raise _FieldError(
+            "", f"expected a mapping with apiVersion, kind, metadata and spec, got {_kind(doc)}"
+        )
+    if doc.get("kind") == _LIST_KIND:
+        _expect_keys(doc, ("apiVersion", "kind", "items", "metadata"), "")
+        _expect_value(doc, "apiVersion", _LIST_API_VERSION, "")
+        items = doc.get("items")
+        if not isinstance(items, list):
+            raise _FieldError("items", f"expected a list, got {_kind(items)}")
+        return [(f"items[{i}].metadata.name", _upstream(item, f"items[{i}]")) for i, item in enumerate(items)]
+    return [("metadata.name", _upstream(doc, ""))]
+
+
+def _upstream(doc: object, prefix: str) -> Upstream:
+    if not isinstance(doc, dict):
+        raise _FieldError(prefix, f"expected a mapping, got {_kind(doc)}")
+    _expect_keys(doc, _TOP_LEVEL, prefix)
+    _expect_value(doc, "apiVersion", API_VERSION, prefix)
+    _expect_value(doc, "kind", KIND, prefix)
+    upstream = Upstream()
+    spec = doc.get("spec")
+    if spec is None:
+        raise _FieldError(_join(prefix, "spec"), "required")
+    _parse_into(spec, upstream, _join(prefix, "spec"), skip=("metadata", "status"))
+    if not upstream.HasField("upstream_spec"):
+        raise _FieldError(_join(prefix, "spec.upstreamSpec"), "required")
+    if upstream.upstream_spec.WhichOneof("upstream_type") is None:
+        types = ", ".join(
+            f.json_name for f in upstream.upstream_spec.DESCRIPTOR.oneofs_by_name["upstream_type"].fields
+        )
+        raise _FieldError(_join(prefix, "spec.upstreamSpec"), f"no upstream type: set one of {types}")
+    upstream.metadata.CopyFrom(_metadata(doc.get("metadata"), _join(prefix, "metadata")))
+    status = doc.get("status")
+    if status is not None:
+        upstream.status.SetInParent()  # present even when empty, as Go writes it
+        _parse_into(status, upstream.status, _join(prefix, "status"))
+    return upstream
+
+
+def _metadata(value: object, where: str) -> Metadata:
+    if value is None:
+        raise _FieldError(where, "required")
+    if not isinstance(value, dict):
+        raise _FieldError(where, f"expected a mapping, got {_kind(value)}")
+    _expect_keys(value, (*_METADATA_KEYS, *_SERVER_METADATA_KEYS), where, known=_METADATA_KEYS)
+    metadata = Metadata()
+    _parse_into({k: value[k] for k in _METADATA_KEYS if k in value}, metadata, where)
+    name_at = _join(where, "name")
+    if not metadata.name:
+        raise _FieldError(name_at, "required")
+    if len(metadata.name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(metadata.name):
+        raise _FieldError(
+            name_at, f"{metadata.name!r} is not a valid name (lowercase letters, digits, '-', '.')"
+        )
+    if not metadata.namespace:
+        metadata.namespace = DEFAULT_NAMESPACE
+    elif len(metadata.namespace) > 63 or not _DNS1123_LABEL.fullmatch(metadata.namespace):
+        reason = f"{metadata.namespace!r} is not a valid namespace (lowercase letters, digits, '-')"
+        raise _FieldError(_join(where, "namespace"), reason)
+    return metadata
+
+
+def _expect_keys(
+    doc: dict[Any, Any], allowed: Collection[str], where: str, known: Collection[str] | None = None
+) -> None:
+    for key in doc:
+        if key not in allowed:
+            raise _FieldError(_join(where, str(key)), "unknown field" + _suggest(str(key), known or allowed))
+
+
+def _expect_value(doc: dict[Any, Any], key: str, expected: str, where: str) -> None:
+    value = doc.get(key)
+    if value is None:
+        raise _FieldError(_join(where, key), f"required (must be {expected!r})")
+    if value != expected:
+        raise _FieldError(_join(where, key), f"must be {expected!r}, got {value!r}")
+
+
+# --- checking proto3 JSON against a descriptor, for errors that name the field ---
+
+
+def _parse_into(value: object, message: Message, where: str, skip: Collection[str] = ()) -> None:
+    """Check ``value`` field by field (precise errors), then parse it with json_format."""
+    _check_message(value, cast(Descriptor, message.DESCRIPTOR), where, skip)
+    assert isinstance(value, dict)
+    try:
+        json_format.ParseDict(value, message, ignore_unknown_fields=False)
+    except json_format.ParseError as err:  # not expected after the check; still name the place
+        raise _FieldError(where, _clean(str(err))) from None
+
+
+def _check_message(value: object, descriptor: Descriptor, where: str, skip: Collection[str] = ()) -> None:
+    if not isinstance(value, dict):
+        raise _FieldError(where, f"expected a mapping, got {_kind(value)}")
+    fields = {f.json_name: f for f in descriptor.fields} | dict(descriptor.fields_by_name)
+    known = [f.json_name for f in descriptor.fields if f.name not in skip]
+    seen: dict[str, str] = {}
+    oneofs: dict[str, str] = {}
+    for key, item in value.items():
+        at = _join(where, str(key))
+        field = fields.get(key) if isinstance(key, str) else None
+        if field is not None and field.name in skip:
+            raise _FieldError(at, "not allowed here (it belongs at the top level of the manifest)")
+        if field is None:
+            raise _FieldError(at, "unknown field" + _suggest(str(key), known))
+        if field.name in seen:
+            raise _FieldError(at, f"set twice (also as {seen[field.name]})")
+        seen[field.name] = key
+        if item is None:  # proto3 JSON: null is the default value
+            continue
+        oneof = field.containing_oneof
+        if oneof is not None:
+            if oneof.name in oneofs:
+                raise _FieldError(
+                    at, f"only one of {_members(oneof.fields)} may be set, {oneofs[oneof.name]} is too"
+                )
+            oneofs[oneof.name] = key
+        _check_field(field, item, at, descriptor)
+
+
+def _check_field(field: FieldDescriptor, value: object, at: str, parent: Descriptor) -> None:
+    name = field.json_name
+    if _is_map(field):
+        if not isinstance(value, dict):
+            raise _FieldError(at, f"expected a mapping, got {_kind(value)}")
+        value_field = _message_type(field).fields_by_name["value"]
+        for key, item in value.items():
+            item_at = _join(at, str(key), data=True)
+            if not isinstance(key, str):
+                raise _FieldError(item_at, f"keys must be strings, got {_kind(key)} (quote it)")
+            if item is None:
+                raise _FieldError(item_at, "null is not a value")
+            _check_value(value_field, item, item_at, parent, _in_map(name, key))
+    elif field.is_repeated:
+        if not isinstance(value, list):
+            raise _FieldError(at, f"expected a list, got {_kind(value)}")
+        for i, item in enumerate(value):
+            if item is None:
+                raise _FieldError(f"{at}[{i}]", "null is not a value")
+            _check_value(field, item, f"{at}[{i}]", parent, lambda v: {name: [v]})
+    else:
+        _check_value(field, value, at, parent, lambda v: {name: v})
+
+
+def _check_value(
+    field: FieldDescriptor,
+    value: object,
+    at: str,
+    parent: Descriptor,
+    wrap: _Wrap,
+) -> None:
+    """One value of ``field`` (a list item or map value for those); ``wrap`` puts it back in a
+    ``parent`` JSON object so json_format can judge scalars, enums and well-known types."""
+    if field.type == FieldDescriptor.TYPE_MESSAGE and not _is_well_known(field):
+        _check_message(value, _message_type(field), at)
+        return
+    problem = _scalar_problem(field, value)
+    if problem:
+        raise _FieldError(at, problem)
+    try:
+        json_format.ParseDict(wrap(value), message_factory.GetMessageClass(parent)())
+    except json_format.ParseError as err:
+        raise _FieldError(at, _clean(str(err))) from None
+
+
+_INTEGER_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED32,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED32,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+
+
+def _in_map(name: str, key: str) -> _Wrap:
+    return lambda value: {name: {key: value}}
+
+
+def _scalar_problem(field: FieldDescriptor, value: object) -> str | None:
+    """The mistakes YAML makes easy, in words a user understands (json_format judges the rest)."""
+    kind = field.type
+    if kind in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES) and not isinstance(value, str):
+        return f"expected a string, got {_kind(value)} {value!r} (quote it)"
+    if kind == FieldDescriptor.TYPE_BOOL and not isinstance(value, bool):
+        return f"expected true or false, got {_kind(value)} {value!r}"
+    if kind in _INTEGER_TYPES:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return f"expected an integer, got {_kind(value)} {value!r}"
+        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):  # proto3 JSON allows "8080"
+            return f"expected an integer, got {_kind(value)} {value!r}"
+    if kind == FieldDescriptor.TYPE_ENUM:
+        enum = field.enum_type
+        assert enum is not None
+        names = ", ".join(v.name for v in enum.values)
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return f"expected one of {names}, got {_kind(value)} {value!r}"
+        known = enum.values_by_name if isinstance(value, str) else enum.values_by_number
+        if value not in known:
+            return f"unknown value {value!r}: expected one of {names}"
+    # json_format would only say "expected string or bytes-like object".
+    is_duration = _is_well_known(field) and _message_type(field).full_name == "google.protobuf.Duration"
+    if is_duration and not isinstance(value, str):
+        return f'expected a duration such as "1.5s", got {_kind(value)} {value!r}'
+    return None
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.type == FieldDescriptor.TYPE_MESSAGE and _message_type(field).GetOptions().map_entry
+
+
+def _is_well_known(field: FieldDescriptor) -> bool:
+    return field.type == FieldDescriptor.TYPE_MESSAGE and _message_type(field).full_name.startswith(
+        "google.protobuf."
+    )
+
+
+def _message_type(field: FieldDescriptor) -> Descriptor:
+    assert field.message_type is not None
+    return field.message_type
+
+
+def _members(fields: Collection[FieldDescriptor]) -> str:
+    return ", ".join(f.json_name for f in fields)
+
+
+def _clean(message: str) -> str:
+    """json_format's message without its nesting prefixes and position suffix (the path says where)."""
+    message = re.sub(r"^(Failed to parse \w+ field: )+", "", message)
+    message = re.sub(r"\s+at [\w.\[\]\"]+\.*$", "", message)
+    return message.rstrip(".") or "invalid value"
+
+
+# --- small helpers ---
+
+
+def _join(where: str, key: str, data: bool = False) -> str:
+    """``where.key``; map keys that are not identifiers (``example.com/x``) as ``where["..."]``."""
+    if data and not _IDENTIFIER.fullmatch(key):
+        return f"{where}[{json.dumps(key)}]"
+    return f"{where}.{key}" if where else key
+
+
+def _suggest(key: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(known)})"
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, datetime.date):
+        return "a date"
+    return f"a {type(value).__name__}"
+
+
+def _key(upstream: Upstream) -> tuple[str, str]:
+    return (upstream.metadata.namespace, upstream.metadata.name)
+
+
+def _show(key: tuple[str, str]) -> str:
+    return f"{key[0]}.{key[1]}"
