@@ -135,8 +135,10 @@ class ComputeClient:
         rand: Callable[[float, float], float] = random.uniform,
         clock: Callable[[], float] = time.monotonic,
         http_factory: Callable[[], Any] | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self._credentials = credentials
+        self._page_size = page_size  # maxResults of list calls; smaller only in tests
         # A fresh httplib2.Http-like object for a thread (tests pass fakes).
         self._http_factory = http_factory or (lambda: httplib2.Http(timeout=timeout))
         self._root = api_root(endpoint) if endpoint else None
@@ -174,7 +176,7 @@ class ComputeClient:
         for page in self._pages(
             "instanceGroups.aggregatedList",
             lambda s, token: s.instanceGroups().aggregatedList(
-                project=project, filter=expression, maxResults=PAGE_SIZE, pageToken=token
+                project=project, filter=expression, maxResults=self._page_size, pageToken=token
             ),
             abort,
         ):
@@ -193,7 +195,7 @@ class ComputeClient:
                 "instanceGroups.listInstances",
                 lambda s, token: s.instanceGroups().listInstances(
                     project=project, zone=location, instanceGroup=name, body=body,
-                    maxResults=PAGE_SIZE, pageToken=token,
+                    maxResults=self._page_size, pageToken=token,
                 ),
                 abort,
             )  # fmt: skip
@@ -201,7 +203,7 @@ class ComputeClient:
             "regionInstanceGroups.listInstances",
             lambda s, token: s.regionInstanceGroups().listInstances(
                 project=project, region=location, instanceGroup=name, body=body,
-                maxResults=PAGE_SIZE, pageToken=token,
+                maxResults=self._page_size, pageToken=token,
             ),
             abort,
         )  # fmt: skip
@@ -213,7 +215,7 @@ class ComputeClient:
         return self._list(
             "instances.list",
             lambda s, token: s.instances().list(
-                project=project, zone=zone, maxResults=PAGE_SIZE, pageToken=token
+                project=project, zone=zone, maxResults=self._page_size, pageToken=token
             ),
             abort,
         )

@@ -140,7 +140,7 @@ def parse_target(upstream: Upstream) -> Target:
 # --- where groups are ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class GroupRef:
     """One instance group: ``scope`` is "zones" or "regions", ``location`` the zone or region."""
 
@@ -304,9 +304,10 @@ class GceDiscovery:
         self._locations: dict[tuple[str, str, str], _CachedLocation] = {}
         self._warned: set[tuple[UpstreamKey, str]] = set()
 
-    def close(self) -> None:
-        """Stop the thread pool; calls in flight end within the client's timeout."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait: bool = False) -> None:
+        """Stop the thread pool (``wait``: until its threads are done); calls in flight end within
+        the client's timeout, calls waiting to retry at once if their poll was cancelled."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
 
     async def _run(self, calls: Sequence[Callable[[], T]]) -> list[_Outcome]:
         loop = asyncio.get_running_loop()

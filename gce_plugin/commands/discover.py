@@ -1,0 +1,136 @@
+"""``gce-plugin discover``: run endpoint discovery for the upstream manifests in a directory and print
+the endpoints, once (``--once``) or again whenever they change.
+
+Output: ``json`` (a JSON array of gloo ``Endpoint``s in protobuf JSON), ``yaml`` (the same) or
+``table``; sorted by endpoint name. Errors (bad manifests, failing upstreams) go to stderr. With
+``--once`` the exit status is 1 when any upstream failed or any manifest is bad; watching, a bad
+manifest is reported and the good ones are watched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import yaml
+from google.protobuf import json_format
+
+from gce_plugin import logs, manifests
+from gce_plugin.api import Endpoint, Upstream
+from gce_plugin.plugins.gce.credentials import CredentialsError
+from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX, is_gce
+from gce_plugin.plugins.gce.plugin import COMPUTE_ENDPOINT_ENV, GcePlugin, new_discovery
+from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Settings, WatchOpts
+
+DEFAULT_WRITE_NAMESPACE = "gloo-system"  # Gloo's
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="DIR", help="directory of Upstream manifests")
+    parser.add_argument("--once", action="store_true", help="one discovery pass, then exit")
+    parser.add_argument("-o", "--output", choices=("json", "yaml", "table"), default="json")
+    parser.add_argument(
+        "--compute-endpoint",
+        metavar="URL",
+        default=os.environ.get(COMPUTE_ENDPOINT_ENV),
+        help=f"Compute API root, e.g. an emulator's http://127.0.0.1:8085/ (env {COMPUTE_ENDPOINT_ENV})",
+    )
+    parser.add_argument("--credentials-file", metavar="FILE", help="service-account or user credentials JSON")
+    parser.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS", help="poll interval")
+    parser.add_argument("--api-timeout", type=float, default=10.0, metavar="SECONDS", help="per-call timeout")
+    parser.add_argument(
+        "--write-namespace",
+        default=DEFAULT_WRITE_NAMESPACE,
+        help="namespace of the endpoints (metadata.namespace)",
+    )
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+
+
+def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
+    return json_format.MessageToDict(endpoint)
+
+
+def render(endpoints: Sequence[Endpoint], output: str) -> str:
+    if output == "json":
+        return json.dumps([endpoint_json(e) for e in endpoints], indent=2) + "\n"
+    if output == "yaml":
+        return yaml.safe_dump([endpoint_json(e) for e in endpoints], sort_keys=False) + "---\n"
+    rows = [("UPSTREAM", "ENDPOINT", "ADDRESS", "PORT", "ZONE", "INSTANCE")]
+    for e in endpoints:
+        ref = e.upstreams[0] if e.upstreams else None
+        rows.append(
+            (
+                f"{ref.namespace}.{ref.name}" if ref else "",
+                e.metadata.name,
+                e.address,
+                str(e.port),
+                e.metadata.annotations.get(ANNOTATION_PREFIX + "zone", ""),
+                e.metadata.annotations.get(ANNOTATION_PREFIX + "instance-name", ""),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows
+    )
+
+
+def load_upstreams(directory: str, err: TextIO) -> tuple[list[Upstream], bool]:
+    """The upstreams of the good manifest files, and whether every file was good."""
+    by_file, errors = manifests.load_dir(directory)
+    for error in errors:
+        print(f"error: manifest {error}", file=err)
+    return [u for upstreams in by_file.values() for u in upstreams], not errors
+
+
+async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        upstreams, manifests_ok = load_upstreams(args.config, err)
+    except NotADirectoryError as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    if not any(is_gce(u) for u in upstreams):
+        print("warning: no gce upstreams in " + args.config, file=err)
+    settings = Settings(
+        refresh_interval=args.refresh,
+        compute_endpoint=args.compute_endpoint,
+        credentials_file=args.credentials_file,
+        api_timeout=args.api_timeout,
+    )
+    try:
+        plugin = GcePlugin(new_discovery(settings))
+    except (CredentialsError, ValueError) as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    plugin.init(InitParams(settings))
+    failed: set[str] = set()
+
+    def on_error(error: DiscoveryError) -> None:
+        where = f"{error.upstream[0]}.{error.upstream[1]}" if error.upstream else "gce"
+        failed.add(where)
+        print(f"error: {where}: {error}", file=err, flush=True)
+
+    opts = WatchOpts(refresh_interval=args.refresh, on_error=on_error)
+    watch = plugin.watch_endpoints(args.write_namespace, upstreams, opts)
+    try:
+        async for endpoint_list in watch:
+            out.write(render(endpoint_list.endpoints, args.output))
+            out.flush()
+            if args.once:
+                break
+    finally:
+        await watch.aclose()  # type: ignore[attr-defined]
+        plugin.discovery().close()
+    return 1 if failed or not manifests_ok else 0
+
+
+def main(args: argparse.Namespace) -> int:
+    logs.setup(args.log_level, "text")
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(run(args, sys.stdout, sys.stderr))
+    return 130
