@@ -58,9 +58,9 @@ def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
 
 def render(endpoints: Sequence[Endpoint], output: str) -> str:
     if output == "json":
-        return json.dumps([endpoint_json(e) for e in endpoints], indent=2) + "\n"
+        return json.dumps([endpoint_json(e) for e in endpoints], indent=2, sort_keys=True) + "\n"
     if output == "yaml":
-        return yaml.safe_dump([endpoint_json(e) for e in endpoints], sort_keys=False) + "---\n"
+        return yaml.safe_dump([endpoint_json(e) for e in endpoints], sort_keys=True) + "---\n"
     rows = [("UPSTREAM", "ENDPOINT", "ADDRESS", "PORT", "ZONE", "INSTANCE")]
     for e in endpoints:
         ref = e.upstreams[0] if e.upstreams else None

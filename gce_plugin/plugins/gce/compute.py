@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import google.auth.exceptions
 import google_auth_httplib2
 import httplib2
-from google.auth.credentials import Credentials
+from google.auth.credentials import AnonymousCredentials, Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
@@ -247,7 +247,8 @@ class ComputeClient:
         service = getattr(self._local, "service", None)
         if service is None:
             http: Any = self._http_factory()
-            if self._credentials is not None:
+            # Anonymous: a plain Http (AuthorizedHttp would try to "refresh" them on a 401).
+            if self._credentials is not None and not isinstance(self._credentials, AnonymousCredentials):
                 http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=http)
             options = {"api_endpoint": self._root} if self._root else None
             # static_discovery: the bundled discovery document, no network at start-up.
