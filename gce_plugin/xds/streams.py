@@ -251,6 +251,8 @@ class Stream:
         self._ordered: list[SotwSubscription | DeltaSubscription] = []
         self._ignored: set[str] = set()
         self._nonce = 0
+        self.requests_seen = 0
+        self.writing = False  # a response is being written (stays true while the client does not read)
         self._wake = asyncio.Event()
         self._closed = False
         self._nonce_type = DeltaDiscoveryResponse if delta else DiscoveryResponse
@@ -266,6 +268,7 @@ class Stream:
 
     def on_request(self, request: Any) -> None:
         """Apply one DiscoveryRequest or DeltaDiscoveryRequest."""
+        self.requests_seen += 1
         if not self.node_id and request.HasField("node"):
             self.node_id = request.node.id
             log.info(
@@ -332,6 +335,27 @@ class Stream:
         finally:
             self.close()
 
+    def describe(self) -> dict[str, Any]:
+        """The stream's state, for debugging and tests."""
+        return {
+            "node": self.node_id,
+            "stream": self.label,
+            "peer": self.peer,
+            "requests": self.requests_seen,
+            "writing": self.writing,
+            "types": {
+                sub.type_url: {
+                    "wildcard": sub.wildcard,
+                    "names": len(sub.names),
+                    "cursor": sub.cursor,
+                    "nonce": sub.nonce,
+                    "awaiting_ack": sub.awaiting_ack,
+                    "pending": sub.pending(),
+                }
+                for sub in self._ordered
+            },
+        }
+
     # --- output
 
     async def responses(self) -> AsyncIterator[bytes]:
@@ -359,7 +383,9 @@ class Stream:
                 sub.nonce = nonce
                 sub.awaiting_ack = True
                 since = sub.take_since()
+                self.writing = True
                 yield body + encode(self._nonce_type(nonce=nonce))
+                self.writing = False
                 metrics.XDS_PUSHES.labels(sub.type_url).inc()
                 if since is not None:
                     metrics.XDS_PUSH_LATENCY.labels(sub.type_url).observe(time.monotonic() - since)

@@ -6,10 +6,10 @@ import pytest
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse
-from xds_testkit import assignment, cluster
 
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE, SnapshotCache
 from gce_plugin.xds import cache as cache_module
+from tests.xds.xds_testkit import assignment, cluster
 
 
 def test_versions_per_resource_and_type() -> None:
@@ -61,7 +61,7 @@ def test_set_replaces_whole_type_and_update_touches_only_named() -> None:
 
     cache.update_resources(ENDPOINT_TYPE, {"b": assignment("b", 2), "d": assignment("d", 4)}, ["c"])
     changes = cache.changes_since(ENDPOINT_TYPE, cursor)
-    assert changes.names == {"b", "c", "d"}
+    assert changes.names == frozenset({"b", "c", "d"})
     assert changes.since is not None
     assert sorted(cache.resources(ENDPOINT_TYPE)) == ["a", "b", "d"]
     # Untouched resources are the very same stored entries: nothing re-serialized or re-hashed.
@@ -69,7 +69,7 @@ def test_set_replaces_whole_type_and_update_touches_only_named() -> None:
 
     cursor = cache.seq(ENDPOINT_TYPE)
     cache.set_resources(ENDPOINT_TYPE, {"a": assignment("a", 1), "e": assignment("e", 5)})
-    assert cache.changes_since(ENDPOINT_TYPE, cursor).names == {"b", "d", "e"}
+    assert cache.changes_since(ENDPOINT_TYPE, cursor).names == frozenset({"b", "d", "e"})
     assert sorted(cache.resources(ENDPOINT_TYPE)) == ["a", "e"]
     assert cache.entries(ENDPOINT_TYPE)["a"] is entries["a"]
     # Nothing since the latest cursor.
@@ -83,7 +83,7 @@ def test_changes_since_unions_several_changes() -> None:
     for name in ("a", "b", "a", "c"):
         cache.update_resources(ENDPOINT_TYPE, {name: assignment(name, len(cache.resources(ENDPOINT_TYPE)))})
     changes = cache.changes_since(ENDPOINT_TYPE, cursor)
-    assert changes.names == {"a", "b", "c"}
+    assert changes.names == frozenset({"a", "b", "c"})
     assert changes.seq == cache.seq(ENDPOINT_TYPE)
 
 
@@ -94,7 +94,7 @@ def test_change_log_is_bounded_and_reports_falling_behind(monkeypatch: pytest.Mo
     for port in range(5):
         cache.update_resources(ENDPOINT_TYPE, {"a": assignment("a", port)})
     assert cache.changes_since(ENDPOINT_TYPE, cursor).names is None  # too far behind: "anything"
-    assert cache.changes_since(ENDPOINT_TYPE, cache.seq(ENDPOINT_TYPE) - 3).names == {"a"}
+    assert cache.changes_since(ENDPOINT_TYPE, cache.seq(ENDPOINT_TYPE) - 3).names == frozenset({"a"})
 
 
 def test_cluster_change_resends_its_assignment() -> None:
@@ -104,7 +104,7 @@ def test_cluster_change_resends_its_assignment() -> None:
     cache.set_resources(ENDPOINT_TYPE, {"a": assignment("a", 1)})
     eds_version, cursor = cache.version(ENDPOINT_TYPE), cache.seq(ENDPOINT_TYPE)
     cache.update_resources(CLUSTER_TYPE, {"a": cluster("a", timeout_ms=2000)})
-    assert cache.changes_since(ENDPOINT_TYPE, cursor).names == {"a"}
+    assert cache.changes_since(ENDPOINT_TYPE, cursor).names == frozenset({"a"})
     assert cache.version(ENDPOINT_TYPE) == eds_version  # content did not change
     cursor = cache.seq(ENDPOINT_TYPE)
     cache.update_resources(CLUSTER_TYPE, {}, removals=["b"])  # removals touch nothing

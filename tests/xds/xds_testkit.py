@@ -12,7 +12,7 @@ import grpc
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ConfigSource
-from envoy.config.endpoint.v3.endpoint_components_pb2 import LbEndpoint, LocalityLbEndpoints
+from envoy.config.endpoint.v3.endpoint_components_pb2 import LbEndpoint
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.service.cluster.v3.cds_pb2_grpc import ClusterDiscoveryServiceStub
 from envoy.service.discovery.v3.ads_pb2_grpc import AggregatedDiscoveryServiceStub
@@ -26,7 +26,9 @@ from envoy.service.endpoint.v3.eds_pb2_grpc import EndpointDiscoveryServiceStub
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.status_pb2 import Status
 
+from gce_plugin import metrics
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
+from gce_plugin.xds.streams import Stream
 
 RECV_TIMEOUT = 10.0
 
@@ -35,7 +37,7 @@ def cluster(name: str, timeout_ms: int = 1000) -> Cluster:
     return Cluster(
         name=name,
         type=Cluster.EDS,
-        connect_timeout=Duration(nanos=timeout_ms * 1_000_000),
+        connect_timeout=Duration(seconds=timeout_ms // 1000, nanos=timeout_ms % 1000 * 1_000_000),
         eds_cluster_config=Cluster.EdsClusterConfig(
             eds_config=ConfigSource(ads=AggregatedConfigSource(), resource_api_version=config_source_pb2.V3)
         ),
@@ -54,9 +56,10 @@ def assignment(name: str, *ports: int, host: str = "127.0.0.1") -> ClusterLoadAs
 
 
 def ports_of(cla: ClusterLoadAssignment) -> list[int]:
-    locality: LocalityLbEndpoints
     return sorted(
-        lb.endpoint.address.socket_address.port_value for locality in cla.endpoints for lb in locality.lb_endpoints
+        lb.endpoint.address.socket_address.port_value
+        for locality in cla.endpoints
+        for lb in locality.lb_endpoints
     )
 
 
@@ -176,8 +179,9 @@ class Env:
     channel: grpc.aio.Channel
     port: int
 
-    def ads(self, node: str = "node-1") -> SotwClient:
-        return SotwClient(AggregatedDiscoveryServiceStub(self.channel).StreamAggregatedResources(), node)
+    def ads(self, node: str = "node-1", channel: grpc.aio.Channel | None = None) -> SotwClient:
+        stub = AggregatedDiscoveryServiceStub(channel or self.channel)
+        return SotwClient(stub.StreamAggregatedResources(), node)
 
     def delta_ads(self, node: str = "node-1") -> DeltaClient:
         return DeltaClient(AggregatedDiscoveryServiceStub(self.channel).DeltaAggregatedResources(), node)
@@ -194,8 +198,8 @@ class Env:
     def delta_eds(self, node: str = "node-1") -> DeltaClient:
         return DeltaClient(EndpointDiscoveryServiceStub(self.channel).DeltaEndpoints(), node)
 
-    def new_channel(self) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+    def new_channel(self, **options: Any) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(f"127.0.0.1:{self.port}", options=list(options.items()))
 
     def set_clusters(self, *names: str) -> None:
         self.cache.set_resources(CLUSTER_TYPE, {name: cluster(name) for name in names})
@@ -209,7 +213,9 @@ class Env:
         self.cache.update_resources(ENDPOINT_TYPE, {name: assignment(name, *ports)})
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float = RECV_TIMEOUT, what: str = "condition") -> None:
+async def wait_for(
+    condition: Callable[[], bool], timeout: float = RECV_TIMEOUT, what: str = "condition"
+) -> None:
     """Poll ``condition`` until true or fail after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -239,3 +245,34 @@ def run_with_server(
             await server.stop(0)
 
     asyncio.run(main())
+
+
+def sample(name: str, **labels: str) -> float:
+    """Current value of a metric sample in the project registry (0 if not yet created)."""
+    value = metrics.REGISTRY.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def nacks(type_url: str) -> float:
+    return sample("gce_plugin_xds_nacks_total", type_url=type_url)
+
+
+def pushes(type_url: str) -> float:
+    return sample("gce_plugin_xds_pushes_total", type_url=type_url)
+
+
+async def only_stream(env: Env, requests: int = 1) -> Stream:
+    """The server's one open stream, once it has processed ``requests`` requests."""
+    await wait_for(
+        lambda: len(env.server.streams()) == 1 and env.server.streams()[0].requests_seen >= requests,
+        what=f"one stream with {requests} requests processed",
+    )
+    return env.server.streams()[0]
+
+
+async def folded(stream: Stream, cache: SnapshotCache, type_url: str) -> None:
+    """Wait until the stream's writer has looked at every change of ``type_url`` in the cache."""
+    await wait_for(
+        lambda: stream.describe()["types"][type_url]["cursor"] == cache.seq(type_url),
+        what=f"stream to fold {type_url}",
+    )
