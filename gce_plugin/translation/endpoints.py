@@ -7,10 +7,12 @@ Records are sorted and de-duplicated, so the same endpoints in any order give by
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from envoy.config.core.v3.base_pb2 import Metadata as EnvoyMetadata
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -41,11 +43,26 @@ def endpoint_record(endpoint: Endpoint) -> EndpointRecord:
 def group_by_upstream(endpoints: Iterable[Endpoint]) -> dict[UpstreamKey, list[EndpointRecord]]:
     """Each endpoint's record under every upstream it references (unsorted)."""
     groups: defaultdict[UpstreamKey, list[EndpointRecord]] = defaultdict(list)
-    for endpoint in endpoints:
-        record = endpoint_record(endpoint)
-        for ref in endpoint.upstreams:
-            groups[ref.namespace, ref.name].append(record)
+    with _gc_paused():
+        for endpoint in endpoints:
+            record = endpoint_record(endpoint)
+            for ref in endpoint.upstreams:
+                groups[ref.namespace, ref.name].append(record)
     return groups
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many small tuples that cannot form cycles: with 100k
+    endpoints its repeated passes over the surviving tuples cost about a third of the grouping."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def canonical(records: Iterable[EndpointRecord]) -> tuple[EndpointRecord, ...]:

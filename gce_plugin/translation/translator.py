@@ -96,6 +96,7 @@ class Delta:
     """What one update changed, by resource name, for ``update_resources(type_url, upserts, removals)``.
 
     ``statuses`` holds the upstreams whose status is new or different (removed upstreams have none).
+    The messages are the translator's own: treat them as read-only.
     """
 
     cluster_upserts: dict[str, Cluster] = field(default_factory=dict)
@@ -255,7 +256,7 @@ class Translator:
             reason = str(err)
             if state.cluster is not None:
                 reason += " (still serving the last accepted version)"
-            log.warning("upstream rejected: %s", reason, extra={"upstream": _display(upstream)})
+            log.debug("upstream rejected: %s", reason, extra={"upstream": _display(upstream)})
             self._set_status(key, state, self._rejected(reason), delta)
             return
         state.fingerprint = fingerprint
@@ -306,9 +307,14 @@ class Translator:
         records = self._endpoints.get(key)
         if records is None:
             return  # discovery has not answered for it yet: publish nothing rather than nothing known
-        if published is not None and published[0] == records:
-            return
-        assignment = build_assignment(state.name, records, upstream=f"{key[0]}.{key[1]}")
+        # EDS asks for a cluster's endpoints by its service_name when it has one.
+        name = state.cluster.eds_cluster_config.service_name or state.name
+        if published is not None:
+            if published[0] == records and published[1].cluster_name == name:
+                return
+            if published[1].cluster_name != name:
+                delta.remove_assignment(published[1].cluster_name)
+        assignment = build_assignment(name, records, upstream=f"{key[0]}.{key[1]}")
         self._assignments[key] = (records, assignment)
         delta.upsert_assignment(assignment)
 

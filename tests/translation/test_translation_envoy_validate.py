@@ -33,7 +33,7 @@ from gce_plugin.api import (
     UpstreamSslConfig,
 )
 from gce_plugin.plugins.plugin import EndpointList
-from gce_plugin.plugins.registry import Registry
+from gce_plugin.plugins.registry import Registry, default_registry
 from gce_plugin.plugins.static.plugin import StaticPlugin
 from gce_plugin.translation import Result, Translator
 from tests.translation.translation_fakes import FakeEdsPlugin, endpoint, gce_upstream, static_upstream
@@ -150,7 +150,15 @@ def every_option_upstreams(certs: dict[str, str], token_file: str) -> list[Upstr
     ]
 
 
-def translate_all(tmp_path: Path) -> Result:
+@pytest.fixture(params=["real-plugins", "fake-eds"])
+def registry(request: pytest.FixtureRequest) -> Registry:
+    """The built-in plugins (static and gce), and the static plugin with the unit tests' fake EDS plugin."""
+    return (
+        default_registry() if request.param == "real-plugins" else Registry([StaticPlugin(), FakeEdsPlugin()])
+    )
+
+
+def translate_all(tmp_path: Path, registry: Registry) -> Result:
     token = tmp_path / "token"
     token.write_text("Bearer test\n")
     upstreams = every_option_upstreams(write_certificates(tmp_path), str(token))
@@ -161,7 +169,7 @@ def translate_all(tmp_path: Path) -> Result:
         ),
         frozenset({("default", "web"), ("default", "sds")}),
     )
-    result = Translator(Registry([StaticPlugin(), FakeEdsPlugin()])).translate(upstreams, endpoints)
+    result = Translator(registry).translate(upstreams, endpoints)
     rejected = {key: s.reason for key, s in result.statuses.items() if s.reason}
     assert not rejected
     return result
@@ -202,8 +210,8 @@ def validate(config: Bootstrap, path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_envoy_accepts_translated_clusters_with_every_option(tmp_path: Path) -> None:
-    result = translate_all(tmp_path)
+def test_envoy_accepts_translated_clusters_with_every_option(tmp_path: Path, registry: Registry) -> None:
+    result = translate_all(tmp_path, registry)
     assert sorted(result.clusters) == ["external_default", "plain", "sds_default", "web_default"]
     assert sorted(result.assignments) == ["sds_default", "web_default"]
     config = bootstrap(result)
@@ -214,7 +222,7 @@ def test_envoy_accepts_translated_clusters_with_every_option(tmp_path: Path) -> 
 
 def test_envoy_validate_rejects_a_broken_translation(tmp_path: Path) -> None:
     """The check above can fail: the same bootstrap with the client key gone is refused."""
-    result = translate_all(tmp_path)
+    result = translate_all(tmp_path, default_registry())
     (tmp_path / "client.key").unlink()
     done = validate(bootstrap(result), tmp_path / "bootstrap.json")
     assert done.returncode != 0

@@ -17,7 +17,7 @@ from gce_plugin.api import (
     Upstream,
     UpstreamSpec,
 )
-from gce_plugin.plugins.plugin import EndpointList
+from gce_plugin.plugins.plugin import EndpointList, Params
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.plugins.static.plugin import StaticPlugin
 from gce_plugin.translation import REPORTER, Translator
@@ -319,3 +319,27 @@ def test_one_upstream_endpoint_update_costs_a_tiny_fraction_of_full_translation(
         incremental.append(time.perf_counter() - started)
         assert list(delta.assignment_upserts) == ["us500_default"]
     assert min(incremental) < full / 100
+
+
+class ServiceNamePlugin(CountingPlugin):
+    """Gives gce clusters an EDS service_name, as a plugin may."""
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__()
+        self.service_name = service_name
+
+    def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
+        if cluster.type == Cluster.EDS:
+            cluster.eds_cluster_config.service_name = self.service_name
+
+
+def test_assignment_is_named_by_the_eds_service_name_when_there_is_one() -> None:
+    plugin = ServiceNamePlugin("web-svc")
+    translator = make_translator(plugin)
+    translator.set_upstreams([gce_upstream("web")])
+    delta = translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1")])
+    assert list(delta.assignment_upserts) == ["web-svc"]
+    plugin.service_name = "web-svc-2"
+    delta = translator.set_upstreams([gce_upstream("web", use_http2=True)])
+    assert list(delta.assignment_upserts) == ["web-svc-2"]
+    assert delta.assignment_removals == {"web-svc"}

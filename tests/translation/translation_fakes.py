@@ -59,7 +59,12 @@ class ExplodingPlugin(UpstreamPlugin):
 def gce_upstream(name: str, namespace: str = "default", **spec_fields: object) -> Upstream:
     return Upstream(
         metadata=Metadata(name=name, namespace=namespace),
-        upstream_spec=UpstreamSpec(gce=GceUpstreamSpec(instance_group_name=name), **spec_fields),  # type: ignore[arg-type]
+        upstream_spec=UpstreamSpec(
+            gce=GceUpstreamSpec(
+                instance_group_name=name, instance_group_region="us-central1-a", projectId="demo"
+            ),
+            **spec_fields,  # type: ignore[arg-type]
+        ),
     )
 
 
