@@ -3,6 +3,8 @@ checks that), every oneof member included, with non-default values so proto3 pre
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from github.com.solo_io.gloo.projects.gloo.api.v1.plugins.grpc.grpc_pb2 import ServiceSpec as GrpcServiceSpec
 from github.com.solo_io.gloo.projects.gloo.api.v1.plugins.rest.rest_pb2 import ServiceSpec as RestServiceSpec
 from github.com.solo_io.gloo.projects.gloo.api.v1.plugins.transformation.transformation_pb2 import (
@@ -241,15 +243,19 @@ def consul_upstream() -> Upstream:
     return Upstream(metadata=metadata("billing"), upstream_spec=spec)
 
 
+# One builder per upstream type; a new type adds its own (docs/adding-an-upstream-type.md).
+UPSTREAM_BUILDERS: list[Callable[[], Upstream]] = [
+    gce_upstream,
+    static_upstream,
+    kube_upstream,
+    aws_upstream,
+    azure_upstream,
+    consul_upstream,
+]
+
+
 def upstreams() -> list[Upstream]:
-    return [
-        gce_upstream(),
-        static_upstream(),
-        kube_upstream(),
-        aws_upstream(),
-        azure_upstream(),
-        consul_upstream(),
-    ]
+    return [build() for build in UPSTREAM_BUILDERS]
 
 
 def endpoint() -> Endpoint:
