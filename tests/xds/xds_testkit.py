@@ -183,8 +183,9 @@ class Env:
         stub = AggregatedDiscoveryServiceStub(channel or self.channel)
         return SotwClient(stub.StreamAggregatedResources(), node)
 
-    def delta_ads(self, node: str = "node-1") -> DeltaClient:
-        return DeltaClient(AggregatedDiscoveryServiceStub(self.channel).DeltaAggregatedResources(), node)
+    def delta_ads(self, node: str = "node-1", channel: grpc.aio.Channel | None = None) -> DeltaClient:
+        stub = AggregatedDiscoveryServiceStub(channel or self.channel)
+        return DeltaClient(stub.DeltaAggregatedResources(), node)
 
     def cds(self, node: str = "node-1") -> SotwClient:
         return SotwClient(ClusterDiscoveryServiceStub(self.channel).StreamClusters(), node)
