@@ -31,6 +31,7 @@ class _BackendServer(ThreadingHTTPServer):
 class _BackendHandler(BaseHTTPRequestHandler):
     # HTTP/1.0: one request per connection, so a stopped VM keeps no open keep-alive connections.
     protocol_version = "HTTP/1.0"
+    disable_nagle_algorithm = True
     server: _BackendServer
 
     def _answer(self, with_body: bool) -> None:

@@ -1,0 +1,78 @@
+"""Helpers for the emulator tests: a real googleapiclient against a running emulator, polling,
+free loopback ports, and a throwaway service-account key."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth.credentials import AnonymousCredentials, Credentials
+from googleapiclient.discovery import build
+
+EXAMPLE_FIXTURE = Path(__file__).resolve().parents[2] / "examples" / "fixture.yaml"
+PROJECT = "demo-project"
+ZONE_A = "us-central1-a"
+ZONE_B = "us-central1-b"
+REGION = "us-central1"
+
+T = TypeVar("T")
+
+
+def compute_client(endpoint: str, credentials: Credentials | None = None) -> Any:
+    """The Compute v1 client exactly as the discovery plugin builds it."""
+    return build(
+        "compute",
+        "v1",
+        static_discovery=True,
+        client_options={"api_endpoint": endpoint},
+        credentials=credentials or AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        cache_discovery=False,
+    )
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 5.0, interval: float = 0.02) -> T:
+    """Poll until ``condition()`` is truthy; return its value, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition}")
+        time.sleep(interval)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def service_account_info(token_uri: str) -> dict[str, Any]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": PROJECT,
+        "private_key_id": "0123456789abcdef0123456789abcdef01234567",
+        "private_key": pem,
+        "client_email": "emulator-test@demo-project.iam.gserviceaccount.com",
+        "client_id": "123456789012345678901",
+        "token_uri": token_uri,
+    }
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return [item["name"] for item in items]
+
+
+def member_names(items: list[dict[str, Any]]) -> list[str]:
+    """listInstances items -> instance names (the last segment of each selfLink)."""
+    return [item["instance"].rsplit("/", 1)[-1] for item in items]
