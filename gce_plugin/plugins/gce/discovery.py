@@ -541,10 +541,10 @@ class GceDiscovery:
             errors.extend(DiscoveryError(m, upstream=k) for k, m in result.invalid.items())
         metrics.DISCOVERY_POLLS.labels(plugin=PLUGIN, result="error" if errors else "ok").inc()
         for error in errors:
-            label = f"{error.upstream[0]}.{error.upstream[1]}" if error.upstream else None
-            if label:
-                metrics.UPSTREAM_DISCOVERY_ERRORS.labels(upstream=label).inc()
-            log.warning("%s", error, extra={"upstream": label} if label else None)
+            # Counting (UPSTREAM_DISCOVERY_ERRORS) and logging errors is the consumer's, in
+            # on_error: the control plane does it alike for every discovery plugin.
+            label = f"{error.upstream[0]}.{error.upstream[1]}" if error.upstream else "*"
+            log.debug("discovery error: %s", error, extra={"upstream": label})
             try:
                 opts.on_error(error)
             except Exception:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from gce_plugin import metrics
 from gce_plugin.api import Endpoint, GceUpstreamSpec, Upstream
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.compute import RetryPolicy
@@ -215,6 +216,10 @@ def test_a_slow_api_times_out_instead_of_blocking_the_poll(emulator: Emulator) -
     emulator.clear_faults()
 
 
+def sample(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def watch_opts(errors: list[DiscoveryError]) -> WatchOpts:
     return WatchOpts(refresh_interval=0.05, on_error=errors.append)
 
@@ -223,6 +228,7 @@ def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDisco
     async def body() -> None:
         errors: list[DiscoveryError] = []
         watch = discovery.watch("gloo-system", [gce_upstream("web"), static_upstream()], watch_opts(errors))
+        polls = sample("gce_plugin_discovery_polls_total", plugin="gce", result="ok")
         try:
             first = await next_item(watch)
             assert first.resolved == frozenset({WEB}) and len(first.endpoints) == 2
@@ -232,6 +238,8 @@ def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDisco
             )
             second = await next_item(watch)
             assert "10.0.0.19" in {e.address for e in second.endpoints} and len(second.endpoints) == 3
+            assert sample("gce_plugin_upstream_endpoints", upstream="default.web") == 3
+            assert sample("gce_plugin_discovery_polls_total", plugin="gce", result="ok") >= polls + 2
             assert emulator.stats()["counts"]["instanceGroups.listInstances"] > calls + 0  # polled again
             emulator.stop_instance(PROJECT, "us-central1-a", "web-1")
             third = await next_item(watch)
@@ -239,6 +247,7 @@ def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDisco
             assert errors == []
         finally:
             await watch.aclose()
+        assert sample("gce_plugin_upstream_endpoints", upstream="default.web") == 0  # gone with the watch
 
     asyncio.run(body())
 
