@@ -160,6 +160,11 @@ class GroupNotFound(Exception):
     """The group does not exist (HTTP 404): the upstream has no endpoints."""
 
 
+def _group_text(target: Target) -> str:
+    kind = "zone" if is_zone(target.location) else "region"
+    return f"instance group {target.group} in project {target.project} {kind} {target.location}"
+
+
 def _describe(project: str, location: str, name: str) -> str:
     kind = "zone" if is_zone(location) else "region"
     return f"instance group {name} not found in project {project} {kind} {location}"
@@ -384,7 +389,9 @@ class GceDiscovery:
             except GroupNotFound as exc:
                 result.endpoints[target.key] = ()
                 result.errors[target.key] = str(exc)
-            except (ComputeError, ValueError) as exc:
+            except ComputeError as exc:
+                result.errors[target.key] = f"{_group_text(target)}: {exc}"
+            except ValueError as exc:
                 result.errors[target.key] = str(exc)
             except Exception as exc:  # unexpected (a bug, an odd response): this upstream only
                 log.exception("gce discovery failed", extra={"upstream": target.label})

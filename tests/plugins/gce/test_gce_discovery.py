@@ -178,7 +178,10 @@ def test_a_forbidden_group_is_not_retried_and_fails_only_its_upstream(
         gce_upstream("web"),
         gce_upstream("api", instance_group_name="api", instance_group_region="us-central1"),
     )
-    assert "HTTP 403 forbidden: Required permission" in result.errors[API]
+    assert result.errors[API] == (
+        "instance group api in project demo region us-central1: "
+        "regionInstanceGroups.get: HTTP 403 forbidden: Required permission"
+    )
     assert API not in result.endpoints and len(result.endpoints[WEB]) == 2
     assert emulator.stats()["counts"]["regionInstanceGroups.get"] == 1
 
