@@ -62,8 +62,16 @@ def upstream(reply: str) -> Iterator[int]:
 def envoy(config_path: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [envoy_binary, "-c", str(config_path), "--disable-hot-restart", "--concurrency", "1"]
-            + ["-l", "info"],
+            [
+                envoy_binary,
+                "-c",
+                str(config_path),
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+                "-l",
+                "info",
+            ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -140,8 +148,10 @@ def test_envoy_follows_clusters_and_endpoints(api_type: str, tmp_path: Path) -> 
                 updates = stats(admin)["cluster_manager.cds.update_success"]
                 env.cache.update_resources(CLUSTER_TYPE, {"web": cluster("web", timeout_ms=2000)})
                 await eventually(
-                    lambda: (s := stats(admin))["cluster_manager.cds.update_success"] > updates
-                    and s.get("cluster_manager.warming_clusters", 0) == 0,
+                    lambda: (
+                        (s := stats(admin))["cluster_manager.cds.update_success"] > updates
+                        and s.get("cluster_manager.warming_clusters", 0) == 0
+                    ),
                     5,
                     "the updated cluster to warm",
                 )
@@ -150,8 +160,10 @@ def test_envoy_follows_clusters_and_endpoints(api_type: str, tmp_path: Path) -> 
                 # A new cluster, set before its assignment, warms with it too.
                 env.cache.update_resources(CLUSTER_TYPE, {"other": cluster("other")})
                 await eventually(
-                    lambda: "cluster.other.update_success" in stats(admin)
-                    and stats(admin).get("cluster_manager.warming_clusters", 0) == 0,
+                    lambda: (
+                        "cluster.other.update_success" in stats(admin)
+                        and stats(admin).get("cluster_manager.warming_clusters", 0) == 0
+                    ),
                     5,
                     "the new cluster (no endpoints yet) to warm",
                 )
