@@ -450,6 +450,8 @@ class GceDiscovery:
 
     def _warn_once(self, target: Target, message: str) -> None:
         first = (target.key, message) not in self._warned
+        if len(self._warned) > 10_000:  # VMs come and go: forget old ones (they may warn again)
+            self._warned.clear()
         self._warned.add((target.key, message))
         log.log(
             logging.WARNING if first else logging.DEBUG,
