@@ -277,3 +277,12 @@ def test_gogo_file_and_resource_message() -> None:
     assert gogo.GetOptions().go_package == facts.GOGO_FILE.go_package
     assert _syntax(gogo) == facts.GOGO_FILE.syntax
     assert rows(solo_kit_pb2.Resource.DESCRIPTOR) == list(facts.RESOURCE_MESSAGE)
+
+
+def test_declaration_order_follows_gloo() -> None:
+    # No wire or JSON effect, but kept as Gloo declares them (fact sheet "Schema subtleties").
+    spec_fields = [f.name for f in UpstreamSpec.DESCRIPTOR.fields]
+    oneof = [name for name in spec_fields if name in ("kube", "static", "aws", "azure", "consul")]
+    assert oneof == ["kube", "static", "aws", "azure", "consul"]
+    metadata = [f.name for f in POOL.FindMessageTypeByName("core.solo.io.Metadata").fields]
+    assert metadata == ["name", "namespace", "cluster", "resource_version", "labels", "annotations"]
