@@ -129,6 +129,8 @@ def check_port(port: object) -> int:
 
 
 def check_labels(labels: object) -> dict[str, str]:
+    if labels is None:
+        return {}
     if not isinstance(labels, Mapping):
         raise FixtureError(f"labels {labels!r}: want a mapping of strings")
     out: dict[str, str] = {}
@@ -230,7 +232,7 @@ class Fixture:
         except yaml.YAMLError as exc:
             raise FixtureError(f"{path}: not valid YAML: {exc}") from None
         try:
-            return cls.from_dict(data or {})
+            return cls.from_dict({} if data is None else data)
         except FixtureError as exc:
             raise FixtureError(f"{path}: {exc}") from None
 
@@ -239,7 +241,7 @@ class Fixture:
         _keys(data, "", {"projects"})
         projects = [
             _project_from_dict(name, body, f"projects.{name}")
-            for name, body in _mapping(data.get("projects") or {}, "projects").items()
+            for name, body in _mapping(data.get("projects"), "projects").items()
         ]
         fixture = cls(projects)
         fixture.check()
@@ -328,6 +330,9 @@ def located(where: str) -> Iterator[None]:
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    """A YAML mapping; an absent (null) one is empty."""
+    if value is None:
+        return {}
     if not isinstance(value, Mapping):
         raise FixtureError(f"{where}: want a mapping, got {type(value).__name__}")
     return value
@@ -355,12 +360,12 @@ def _keys(value: Any, where: str, allowed: Iterable[str], required: Iterable[str
 
 
 def _project_from_dict(name: Any, body: Any, where: str) -> Project:
-    body = body or {}
+    body = {} if body is None else body
     _keys(body, where, {"zones", "regions"})
     project = Project(str(name))
-    for zone, zone_body in _mapping(body.get("zones") or {}, f"{where}.zones").items():
+    for zone, zone_body in _mapping(body.get("zones"), f"{where}.zones").items():
         zone_where = f"{where}.zones.{zone}"
-        zone_body = zone_body or {}
+        zone_body = {} if zone_body is None else zone_body
         _keys(zone_body, zone_where, {"instances", "instanceGroups"})
         project.zones.append(str(zone))
         for i, item in enumerate(_list(zone_body.get("instances"), f"{zone_where}.instances")):
@@ -368,9 +373,9 @@ def _project_from_dict(name: Any, body: Any, where: str) -> Project:
         for i, item in enumerate(_list(zone_body.get("instanceGroups"), f"{zone_where}.instanceGroups")):
             group_where = f"{zone_where}.instanceGroups[{i}]"
             project.instance_groups.append(group_from_dict(item, group_where, zone=str(zone)))
-    for region, region_body in _mapping(body.get("regions") or {}, f"{where}.regions").items():
+    for region, region_body in _mapping(body.get("regions"), f"{where}.regions").items():
         region_where = f"{where}.regions.{region}"
-        region_body = region_body or {}
+        region_body = {} if region_body is None else region_body
         _keys(region_body, region_where, {"instanceGroups"})
         for i, item in enumerate(_list(region_body.get("instanceGroups"), f"{region_where}.instanceGroups")):
             group_where = f"{region_where}.instanceGroups[{i}]"
@@ -385,7 +390,7 @@ def instance_from_dict(item: Any, zone: str, where: str) -> Instance:
     """One instance entry of the YAML form (also the admin API's body for adding a VM)."""
     _keys(item, where, INSTANCE_KEYS, required={"name"})
     with located(where):
-        labels = check_labels(item.get("labels") or {})
+        labels = check_labels(item.get("labels"))
     instance = Instance(
         name=item["name"],
         zone=zone,

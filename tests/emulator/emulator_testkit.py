@@ -3,12 +3,14 @@ free loopback ports, and a throwaway service-account key."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httplib2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.credentials import AnonymousCredentials, Credentials
@@ -31,6 +33,19 @@ def compute_client(endpoint: str, credentials: Credentials | None = None) -> Any
         static_discovery=True,
         client_options={"api_endpoint": endpoint},
         credentials=credentials or AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        cache_discovery=False,
+    )
+
+
+def bare_compute_client(endpoint: str) -> Any:
+    """A client on a plain ``httplib2.Http``: no credentials, so no Authorization header and no
+    refresh-and-retry on 401."""
+    return build(
+        "compute",
+        "v1",
+        static_discovery=True,
+        client_options={"api_endpoint": endpoint},
+        http=httplib2.Http(timeout=10),
         cache_discovery=False,
     )
 
@@ -76,3 +91,16 @@ def names(items: list[dict[str, Any]]) -> list[str]:
 def member_names(items: list[dict[str, Any]]) -> list[str]:
     """listInstances items -> instance names (the last segment of each selfLink)."""
     return [item["instance"].rsplit("/", 1)[-1] for item in items]
+
+
+def get_backend(ip: str, port: int, path: str = "/") -> tuple[int, str, str | None] | None:
+    """(status, body, x-instance) from a --serve-backends server, or None when the connection is refused."""
+    connection = http.client.HTTPConnection(ip, port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode(), response.getheader("x-instance")
+    except ConnectionRefusedError:
+        return None
+    finally:
+        connection.close()
