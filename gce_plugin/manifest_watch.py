@@ -20,9 +20,6 @@ from gce_plugin.plugins.plugin import UpstreamKey, upstream_key
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-
-
 @dataclass
 class _FileState:
     stat: tuple[int, int, int]  # (inode, mtime_ns, size): cheap change detection
@@ -52,7 +49,7 @@ class ManifestDirectory:
         """Re-read what changed on disk. True when the set of upstreams changed."""
         if not self.directory.is_dir():
             raise FileNotFoundError(f"manifest directory {self.directory} does not exist")
-        present = sorted(p for p in self.directory.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+        present = manifests.manifest_files(self.directory)
         changed = False
         for path in set(self._files) - set(present):
             log.info("manifest removed", extra={"file": str(path)})
