@@ -55,6 +55,8 @@ class XdsServer:
         self._options = list(_DEFAULT_OPTIONS) + list(options)
         self._server: grpc.aio.Server | None = None
         self._streams: set[Stream] = set()
+        self._no_streams = asyncio.Event()
+        self._no_streams.set()
         self.port = 0
 
     async def start(self) -> int:
@@ -81,6 +83,11 @@ class XdsServer:
             return
         server, self._server = self._server, None
         await server.stop(grace)
+        # Cancelled streams finish their cleanup (metrics, logs) a moment later; wait for it.
+        try:
+            await asyncio.wait_for(self._no_streams.wait(), timeout=5)
+        except TimeoutError:
+            log.warning("xDS streams still open after stop", extra={"streams": len(self._streams)})
 
     def connected_clients(self) -> int:
         """Open xDS streams (all services)."""
@@ -143,6 +150,7 @@ class XdsServer:
         reader = asyncio.create_task(stream.read(requests))
         reader.add_done_callback(_reader_done(stream))
         self._streams.add(stream)
+        self._no_streams.clear()
         metrics.XDS_CLIENTS.labels(label).inc()
         try:
             async for message in stream.responses():
@@ -157,6 +165,8 @@ class XdsServer:
             unwatch()
             reader.cancel()
             self._streams.discard(stream)
+            if not self._streams:
+                self._no_streams.set()
             metrics.XDS_CLIENTS.labels(label).dec()
             log.info(
                 "xDS stream closed", extra={"node": stream.node_id, "stream": label, "peer": stream.peer}

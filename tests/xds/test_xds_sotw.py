@@ -13,9 +13,10 @@ import grpc
 import pytest
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from envoy.service.cluster.v3.cds_pb2_grpc import ClusterDiscoveryServiceStub
+from envoy.service.discovery.v3.ads_pb2_grpc import AggregatedDiscoveryServiceStub
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
 
-from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE, SnapshotCache
+from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE, SnapshotCache, XdsServer
 from tests.xds.xds_testkit import (
     Env,
     SotwClient,
@@ -399,6 +400,7 @@ def test_stalled_client_does_not_delay_others() -> None:
             # The stalled stream is still stuck in its write all along.
             assert [s.writing for s in env.server.streams() if s.node_id == "stalled"] == [True]
             stalled.call.cancel()
+            await wait_for(lambda: env.server.connected_clients() == 1, what="stalled stream cleaned up")
         finally:
             await stalled_channel.close()
 
@@ -431,3 +433,34 @@ def test_stream_metrics_and_half_close() -> None:
         assert sample("gce_plugin_xds_connected_clients", service="ads") == gauge_before
 
     run_with_server(body)
+
+
+def test_server_lifecycle_and_taken_port(caplog: pytest.LogCaptureFixture) -> None:
+    async def body() -> None:
+        first = XdsServer(SnapshotCache(), "127.0.0.1:0")
+        port = await first.start()
+        try:
+            assert port > 0 and first.port == port
+            with pytest.raises(RuntimeError, match="already started"):
+                await first.start()
+            with pytest.raises(OSError, match=f"127.0.0.1:{port}"):
+                await XdsServer(SnapshotCache(), f"127.0.0.1:{port}").start()
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+            try:
+                client = SotwClient(
+                    AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(), "logged-node"
+                )
+                await client.request(CLUSTER_TYPE)
+                await client.recv()
+                await first.stop(0)
+                assert first.connected_clients() == 0
+            finally:
+                await channel.close()
+        finally:
+            await first.stop(0)  # idempotent
+        messages = [(r.getMessage(), r.__dict__.get("node")) for r in caplog.records]
+        assert ("xDS stream opened", "logged-node") in messages
+        assert ("xDS stream closed", "logged-node") in messages
+
+    with caplog.at_level(logging.INFO, logger="gce_plugin.xds"):
+        asyncio.run(asyncio.wait_for(body(), 30))
