@@ -28,6 +28,7 @@ SCOPE is ``zones/Z`` or ``regions/R``. Errors use the Compute error shape.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ from gce_plugin.emulator.errors import ApiError
 
 if TYPE_CHECKING:
     from gce_plugin.emulator.server import Emulator
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[["Emulator", dict[str, str], dict[str, Any]], Any]
 
@@ -70,7 +73,7 @@ def _add_fault(emulator: Emulator, p: dict[str, str], body: dict[str, Any]) -> A
         fault = Fault.from_dict(body)
     except ValueError as exc:
         raise errors.bad_request(str(exc)) from None
-    return {"id": emulator.fault_injector.add(fault)}
+    return {"id": emulator.add_fault(fault)}
 
 
 _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
@@ -159,7 +162,9 @@ def handle_admin(
         try:
             result = handler(emulator, params, request)
         except ApiError as exc:
+            log.info("admin %s %s: %d %s", verb, path, exc.code, exc.message)
             return exc.code, exc.body()
+        log.info("admin %s %s", verb, path)
         return 200, {} if result is None else result
     if path_matched:
         return 405, ApiError(405, f"{verb} is not allowed on {path}", "methodNotAllowed").body()

@@ -7,11 +7,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from gce_plugin.emulator.compute_api import ROUTE_TABLE
+
+FAULTABLE_METHODS = frozenset({name for name, _, _ in ROUTE_TABLE} | {"token"})
+
 
 @dataclass
 class Fault:
-    """Matches a request by Compute ``method`` name (e.g. ``instanceGroups.listInstances``) and/or a
-    ``path`` regex (searched in the URL path), and optionally the HTTP ``verb``.
+    """Matches a request by Compute ``method`` name (e.g. ``instanceGroups.listInstances``, or
+    ``token`` for the token endpoint) and/or a ``path`` regex (searched in the canonical URL path,
+    ``/compute/v1/projects/...`` or ``/token``), and optionally the HTTP ``verb``.
 
     ``status`` 0 means "no error": the request is only delayed by ``delay`` seconds and then answered
     normally. ``count`` is how many requests it hits (None: until cleared).
@@ -32,6 +37,10 @@ class Fault:
     def __post_init__(self) -> None:
         if self.method is None and self.path is None:
             raise ValueError("a fault needs a method name or a path regex to match")
+        if self.method is not None and self.method not in FAULTABLE_METHODS:
+            raise ValueError(
+                f"fault method {self.method!r}: want one of {', '.join(sorted(FAULTABLE_METHODS))}"
+            )
         if self.status and not 400 <= self.status <= 599:
             raise ValueError(f"fault status {self.status}: want 0 (delay only) or 400-599")
         if self.delay < 0:
@@ -54,18 +63,21 @@ class Fault:
         if unknown:
             raise ValueError(f"unknown fault field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
         try:
-            return cls(
-                method=data.get("method"),
-                path=data.get("path"),
-                verb=data.get("verb"),
-                status=int(data.get("status", 503)),
-                reason=data.get("reason"),
-                message=data.get("message"),
-                delay=float(data.get("delay", 0.0)),
-                count=None if data.get("count") is None else int(data["count"]),
-            )
+            status = int(data.get("status", 503))
+            delay = float(data.get("delay", 0.0))
+            count = None if data.get("count") is None else int(data["count"])
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"bad fault: {exc}") from None
+            raise ValueError(f"fault status, delay and count must be numbers: {exc}") from None
+        return cls(
+            method=data.get("method"),
+            path=data.get("path"),
+            verb=data.get("verb"),
+            status=status,
+            reason=data.get("reason"),
+            message=data.get("message"),
+            delay=delay,
+            count=count,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

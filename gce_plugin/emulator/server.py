@@ -240,8 +240,16 @@ class Emulator:
     ) -> int:
         """Fail (or, with ``status=0``, only delay) matching requests ``count`` times (None: until
         cleared). Returns the fault's id."""
-        fault = Fault(method, path, verb, status, reason, message, delay, count)
-        return self.fault_injector.add(fault)
+        try:
+            fault = Fault(method, path, verb, status, reason, message, delay, count)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "invalid") from None
+        return self.add_fault(fault)
+
+    def add_fault(self, fault: Fault) -> int:
+        fault_id = self.fault_injector.add(fault)
+        log.info("fault %d injected: %s", fault_id, fault.to_dict())
+        return fault_id
 
     def clear_faults(self, fault_id: int | None = None) -> int:
         return self.fault_injector.clear(fault_id)

@@ -251,6 +251,10 @@ def test_faults_over_admin_http(emulator: Emulator, compute: Any) -> None:
     )
     assert admin(emulator, "POST", "faults", {"status": 500})[0] == 400  # matches nothing
     assert admin(emulator, "POST", "faults", {"method": "x", "colour": "red"})[0] == 400
+    status, body = admin(emulator, "POST", "faults", {"method": "instance.list"})  # a typo never matches
+    assert (status, body["error"]["message"].split(":")[0]) == (400, "fault method 'instance.list'")
+    with pytest.raises(ApiError, match="delay"):
+        emulator.inject_fault("instances.list", delay=-1)
 
 
 # -- stats ------------------------------------------------------------------------------------------------
