@@ -20,9 +20,18 @@ Split like go-control-plane's ``pkg/cache`` and ``pkg/server``. Usage, from insi
     server.connected_clients()
     await server.stop(grace=1.0)
 
-Set clusters before their assignments: on ADS a cluster update is always pushed before the
-assignments that follow it. Every requested assignment is answered, with an empty
-``ClusterLoadAssignment`` if the cache has none, so Envoy never waits on a warming cluster.
+Protocol choices (details in ``streams.py``):
+
+- Set clusters before their assignments: on ADS a cluster update is always pushed before the
+  assignments that follow it (a type waiting for its ACK holds back the later types).
+- Every requested assignment is answered, with an empty ``ClusterLoadAssignment`` if the cache has
+  none (a warming cluster, or a name the cache does not know), so Envoy never waits on a warming
+  cluster; the real assignment follows when it appears.
+- A changed cluster re-sends its assignment even if unchanged: Envoy re-warms an updated cluster
+  and would otherwise wait for its initial fetch timeout.
+- One response per type in flight per stream; a NACKed version is not sent again, the next
+  different one is.
+
 The cache is not thread-safe: call it from the event loop's thread.
 """
 

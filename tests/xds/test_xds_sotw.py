@@ -396,7 +396,7 @@ def test_stalled_client_does_not_delay_others() -> None:
             env.update_assignment("small", 2)
             update = await client.recv(timeout=5)
             assert ports_of(assignments_of(update)["small"]) == [2]
-            assert loop.time() - started < 1.0
+            assert loop.time() - started < 2.0
             # The stalled stream is still stuck in its write all along.
             assert [s.writing for s in env.server.streams() if s.node_id == "stalled"] == [True]
             stalled.call.cancel()
