@@ -94,7 +94,7 @@ class Emulator:
             self.state.add_listener(self.fleet.reconcile)
             self.fleet.reconcile()
         self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.1,), name="emulator", daemon=True
+            target=server.serve_forever, args=(0.05,), name="emulator", daemon=True
         )
         self._thread.start()
         log.info("emulator listening on %s", self.url)
