@@ -160,7 +160,8 @@ class SnapshotCache:
 
     def set_resources(self, type_url: str, resources: Mapping[str, Message]) -> None:
         """Replace the full set of one type. Unchanged resources keep their version; no-op if nothing
-        changed. Raises (changing nothing) on a wrong message type or a name that does not match."""
+        changed. Raises (changing nothing) on a wrong message type or a name that does not match.
+        The cache keeps the messages given (serialized at once): do not change them afterwards."""
         st = self._state(type_url)
         upserts = self._changed_entries(st, resources)
         removals = [name for name in st.entries if name not in resources]
