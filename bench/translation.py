@@ -1,0 +1,155 @@
+"""Scenario 2, translation: 10,000 gce upstreams with 10 endpoints each (100,000 endpoints; quick:
+1,000 upstreams, 10,000 endpoints).
+
+- full: ``Translator.translate(upstreams, endpoints)``, everything from scratch into Envoy Clusters
+  and ClusterLoadAssignments;
+- incremental: ``Translator.set_upstream_endpoints(key, endpoints)`` on a translator holding the full
+  state, where one endpoint of that upstream moved (the delta carries the one new assignment);
+- floor: serializing the same Clusters and ClusterLoadAssignments (``deterministic=True``, as the
+  snapshot cache does): what any translation must at least spend to hand the resources on.
+
+The three are measured interleaved, ``repetitions`` rounds, and medians reported (incremental: the
+median of many single updates per round). Targets: incremental <= 1% of full; full <= 5x the floor.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+from bench.fleet import PROJECT, gce_upstream
+from bench.report import Report, median, ms
+from gce_plugin.api import Endpoint, ResourceRef, Upstream
+from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX
+from gce_plugin.plugins.plugin import EndpointList
+from gce_plugin.plugins.registry import default_registry
+from gce_plugin.translation.translator import Result, Translator
+
+NAME = "translation"
+TITLE = "Translation"
+ENDPOINTS_PER_UPSTREAM = 10
+
+
+def make_upstreams(count: int) -> list[Upstream]:
+    return [
+        gce_upstream(f"svc-{i:05d}", "default", f"ig-{i // 10:04d}", "us-central1-a") for i in range(count)
+    ]
+
+
+def make_endpoint(upstream: Upstream, i: int, n: int, address: str | None = None) -> Endpoint:
+    """An endpoint as gce discovery makes it: labels and annotations of its VM."""
+    name = f"{upstream.metadata.name}-vm-{n:07d}"
+    endpoint = Endpoint(
+        upstreams=[ResourceRef(name=upstream.metadata.name, namespace=upstream.metadata.namespace)],
+        address=address or f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}",
+        port=8080,
+    )
+    endpoint.metadata.name = name
+    endpoint.metadata.namespace = "gloo-system"
+    endpoint.metadata.labels.update({"ig": upstream.upstream_spec.gce.instance_group_name, "env": "prod"})
+    endpoint.metadata.annotations.update(
+        {
+            ANNOTATION_PREFIX + "instance-name": f"vm-{n:07d}",
+            ANNOTATION_PREFIX + "zone": "us-central1-a",
+            ANNOTATION_PREFIX + "project": PROJECT,
+        }
+    )
+    return endpoint
+
+
+def make_endpoints(upstreams: Sequence[Upstream]) -> list[list[Endpoint]]:
+    return [
+        [make_endpoint(u, i, i * ENDPOINTS_PER_UPSTREAM + j) for j in range(ENDPOINTS_PER_UPSTREAM)]
+        for i, u in enumerate(upstreams)
+    ]
+
+
+def serialize(result: Result) -> int:
+    size = 0
+    for cluster in result.clusters.values():
+        size += len(cluster.SerializeToString(deterministic=True))
+    for assignment in result.assignments.values():
+        size += len(assignment.SerializeToString(deterministic=True))
+    return size
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def run(quick: bool) -> Report:
+    count = 1_000 if quick else 10_000
+    repetitions = 5 if quick else 7
+    updates_per_round = 50
+    upstreams = make_upstreams(count)
+    per_upstream = make_endpoints(upstreams)
+    endpoint_list = EndpointList(
+        endpoints=tuple(e for eps in per_upstream for e in eps),
+        resolved=frozenset((u.metadata.namespace, u.metadata.name) for u in upstreams),
+    )
+    registry = default_registry()
+    report = Report(
+        NAME,
+        TITLE,
+        "quick" if quick else "full",
+        {"upstreams": count, "endpoints": len(endpoint_list.endpoints), "repetitions": repetitions},
+    )
+
+    # The incremental translator, holding the full state.
+    live = Translator(registry)
+    live.set_upstreams(upstreams)
+    live.set_endpoints(endpoint_list)
+    target = count // 2
+    key = (upstreams[target].metadata.namespace, upstreams[target].metadata.name)
+    original = per_upstream[target]
+    # Two versions of the target's endpoints, alternated: its last endpoint moves back and forth.
+    moved = [*original[:-1], make_endpoint(upstreams[target], target, 0, address="10.250.0.1")]
+    versions = (moved, original)
+
+    full_s: list[float] = []
+    floor_s: list[float] = []
+    incremental_s: list[float] = []
+    delta_sizes: set[tuple[int, int]] = set()
+    result: Result | None = None
+    for _ in range(repetitions):
+        gc.collect()
+        started = time.perf_counter()
+        result = live.translate(upstreams, endpoint_list)
+        full_s.append(time.perf_counter() - started)
+        floor_s.append(timed(lambda: serialize(result)))  # noqa: B023 - called at once
+        for k in range(updates_per_round):
+            started = time.perf_counter()
+            delta = live.set_upstream_endpoints(key, versions[k % 2])
+            incremental_s.append(time.perf_counter() - started)
+            delta_sizes.add((len(delta.assignment_upserts), len(delta.cluster_upserts)))
+    assert result is not None
+
+    full, floor, incremental = median(full_s), median(floor_s), median(incremental_s)
+    report.metric("full translation (median)", ms(full), "ms")
+    report.metric("incremental update of one upstream (median)", ms(incremental), "ms")
+    report.metric("incremental / full", 100 * incremental / full, "%")
+    report.metric("serialization floor (median)", ms(floor), "ms")
+    report.metric("full / floor", full / floor, "x")
+    report.metric("serialized size", serialize(result) / 1e6, "MB")
+    report.metric("full translation, min..max", f"{ms(min(full_s)):.0f}..{ms(max(full_s)):.0f} ms")
+    report.metric("incremental p90", ms(statistics.quantiles(incremental_s, n=10)[-1]), "ms")
+    report.target(
+        "incremental <= 1% of full", f"{100 * incremental / full:.3f}%", "<= 1%", incremental <= 0.01 * full
+    )
+    report.target("full <= 5x serialization floor", f"{full / floor:.2f}x", "<= 5x", full <= 5 * floor)
+    report.check(
+        "full translation has every cluster and assignment",
+        len(result.clusters) == count and len(result.assignments) == count,
+        f"{len(result.clusters)} clusters, {len(result.assignments)} assignments",
+    )
+    report.check(
+        "an incremental update yields exactly the one changed assignment",
+        delta_sizes == {(1, 0)},
+        f"(assignments, clusters) per update: {sorted(delta_sizes)}",
+    )
+    report.raw.update({"full_s": full_s, "floor_s": floor_s, "incremental_s": incremental_s})
+    return report
