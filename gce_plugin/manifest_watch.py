@@ -20,6 +20,7 @@ from gce_plugin.plugins.plugin import UpstreamKey, upstream_key
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class _FileState:
     stat: tuple[int, int, int]  # (inode, mtime_ns, size): cheap change detection
