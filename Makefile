@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 generated-code: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH PYTHON=$(BIN)/python bash scripts/generate.sh
+	PATH=$(abspath $(BIN)):$$PATH PYTHON=$(abspath $(BIN))/python bash scripts/generate.sh
 
 # Fails when gen/ does not match proto/ (CI runs this).
 check-generated: generated-code

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python}
+# Absolute, because protoc runs from inside proto/.
+PYTHON=$(command -v "${PYTHON:-python}") || { echo "generate.sh: no python interpreter" >&2; exit 1; }
 want_tools=$(sed -n 's/.*"grpcio-tools==\([^"]*\)".*/\1/p' pyproject.toml)
 have_tools=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("grpcio-tools"))' 2>/dev/null || true)
 if [[ "$have_tools" != "$want_tools" ]]; then
