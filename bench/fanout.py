@@ -1,0 +1,314 @@
+"""Scenario 3, push fan-out: one endpoint change delivered over ADS to 1, 100 and 1,000 clients.
+
+The server (``bench.fanout_server``: ``SnapshotCache`` + ``XdsServer``, 100 EDS clusters of 10
+endpoints) runs in a process of its own; the clients run in this process on grpc.aio, one channel
+(one HTTP/2 connection) each. A client does what Envoy does on ADS: subscribe to CDS (wildcard),
+then to EDS for the clusters it got, and ACK every response.
+
+Per client count: ``trials`` changes, one at a time. For each, the server stamps the time just
+before the cache update (CLOCK_MONOTONIC, system-wide) and every client stamps its receipt; the
+next change waits until every client has ACKed. Reported: p50/p99/max of change -> receipt over all
+(client, change) pairs, bytes each client received per change, and the server's CPU seconds
+(/proc/<pid>/stat) per change. Correctness: per change, every client gets exactly one response
+holding exactly the changed assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+
+from bench.proc import cpu_seconds
+from bench.report import Report, median, percentile
+from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
+
+NAME = "fanout"
+TITLE = "Push fan-out"
+ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+CLUSTERS = 100
+SYNC_TIMEOUT = 180.0
+CHANGE_TIMEOUT = 30.0
+
+
+@dataclass
+class Receipt:
+    at_ns: int
+    size: int
+    type_url: str
+    names: tuple[str, ...]
+
+
+class Counter:
+    """Counts events and wakes a waiter when the count reaches its goal."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.goal = 0
+        self.reached = asyncio.Event()
+
+    def expect(self, goal: int) -> None:
+        self.count = 0
+        self.goal = goal
+        self.reached.clear()
+
+    def add(self) -> None:
+        self.count += 1
+        if self.count >= self.goal:
+            self.reached.set()
+
+
+def _raw(data: bytes) -> bytes:
+    return data
+
+
+@dataclass
+class Client:
+    """A minimal Envoy-like ADS client."""
+
+    index: int
+    port: int
+    synced: Counter
+    updates: Counter
+    receipts: list[Receipt] = field(default_factory=list)
+    sync_bytes: int = 0
+    is_synced: bool = False
+    eds_names: tuple[str, ...] = ()
+    error: str = ""
+
+    async def run(self) -> None:
+        channel = grpc.aio.insecure_channel(
+            f"127.0.0.1:{self.port}",
+            # A connection of its own, as separate Envoys have (channels share subchannels otherwise).
+            options=[("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 1 << 26)],
+        )
+        try:
+            call = channel.stream_stream(
+                ADS_METHOD, request_serializer=DiscoveryRequest.SerializeToString, response_deserializer=_raw
+            )()
+            await call.write(self._request(CLUSTER_TYPE))
+            subscribed = False
+            while True:
+                raw = await call.read()
+                if raw is grpc.aio.EOF:
+                    return
+                at = time.monotonic_ns()
+                response = DiscoveryResponse.FromString(raw)
+                if response.type_url == CLUSTER_TYPE:
+                    names = tuple(Cluster.FromString(a.value).name for a in response.resources)
+                else:
+                    names = tuple(
+                        ClusterLoadAssignment.FromString(a.value).cluster_name for a in response.resources
+                    )
+                ack = self._request(response.type_url, response.version_info, response.nonce)
+                if response.type_url == CLUSTER_TYPE and not subscribed:
+                    # As Envoy: subscribe to the new clusters' assignments, then ACK the clusters.
+                    subscribed = True
+                    self.eds_names = names
+                    await call.write(self._request(ENDPOINT_TYPE, names=names))
+                elif response.type_url == ENDPOINT_TYPE:
+                    ack.resource_names.extend(self.eds_names)  # SotW: every request names them all
+                self._note(Receipt(at, len(raw), response.type_url, names))
+                await call.write(ack)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                self.error = f"{err.code().name}: {err.details()}"
+        finally:
+            await channel.close(grace=None)
+
+    def _request(
+        self, type_url: str, version: str = "", nonce: str = "", names: tuple[str, ...] = ()
+    ) -> DiscoveryRequest:
+        request = DiscoveryRequest(type_url=type_url, version_info=version, response_nonce=nonce)
+        request.node.id = f"bench-client-{self.index}"
+        request.node.cluster = "bench"
+        request.resource_names.extend(names)
+        return request
+
+    def _note(self, receipt: Receipt) -> None:
+        if self.is_synced:
+            self.receipts.append(receipt)
+            self.updates.add()
+            return
+        self.sync_bytes += receipt.size
+        if receipt.type_url == ENDPOINT_TYPE and len(receipt.names) >= CLUSTERS:
+            self.is_synced = True
+            self.synced.add()
+
+
+class Server:
+    """The fanout_server process, driven over its stdin/stdout."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls) -> tuple[Server, int]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.fanout_server",
+            "--clusters",
+            str(CLUSTERS),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        server = cls(proc)
+        port = int((await server.expect("READY"))[0])
+        return server, port
+
+    async def expect(self, word: str) -> list[str]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        parts = line.decode().split()
+        if not parts or parts[0] != word:
+            raise RuntimeError(f"fanout server: expected {word}, got {line!r}")
+        return parts[1:]
+
+    async def command(self, text: str, answer: str) -> list[str]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await self.expect(answer)
+
+    async def wait_settled(self, timeout: float = CHANGE_TIMEOUT) -> None:
+        """Until no stream awaits an ACK (so the next change is not held back by flow control)."""
+        deadline = time.monotonic() + timeout
+        while int((await self.command("unacked", "UNACKED"))[0]) > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("clients did not ACK in time")
+            await asyncio.sleep(0.002)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b"quit\n")
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+@dataclass
+class Round:
+    clients: int
+    latencies_ms: list[float]
+    change_bytes: list[int]
+    sync_bytes: int
+    sync_s: float
+    cpu_sync_s: float
+    cpu_per_change_s: float
+    wrong: list[str]
+
+
+async def measure(count: int, trials: int) -> Round:
+    server, port = await Server.start()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        synced, updates = Counter(), Counter()
+        synced.expect(count)
+        cpu_start = cpu_seconds(server.pid)
+        started = time.monotonic()
+        clients = [Client(i, port, synced, updates) for i in range(count)]
+        tasks = [asyncio.create_task(c.run()) for c in clients]
+        await _wait(synced.reached, SYNC_TIMEOUT, lambda: f"{synced.count}/{count} clients synced", clients)
+        sync_s = time.monotonic() - started
+        await server.wait_settled()
+        cpu_synced = cpu_seconds(server.pid)
+
+        latencies: list[float] = []
+        change_bytes: list[int] = []
+        wrong: list[str] = []
+        for trial in range(trials):
+            for client in clients:
+                client.receipts.clear()
+            updates.expect(count)
+            name, at_ns = await server.command(f"change {trial % CLUSTERS}", "CHANGED")
+            await _wait(updates.reached, CHANGE_TIMEOUT, lambda: f"{updates.count}/{count} received", clients)
+            await server.wait_settled()
+            for client in clients:
+                got = [(r.type_url, r.names) for r in client.receipts]
+                if got != [(ENDPOINT_TYPE, (name,))]:
+                    wrong.append(f"client {client.index} change {trial}: {got}")
+                first = client.receipts[0]
+                latencies.append((first.at_ns - int(at_ns)) / 1e6)
+                change_bytes.append(sum(r.size for r in client.receipts))
+        cpu_end = cpu_seconds(server.pid)
+        return Round(
+            clients=count,
+            latencies_ms=latencies,
+            change_bytes=change_bytes,
+            sync_bytes=round(sum(c.sync_bytes for c in clients) / count),
+            sync_s=sync_s,
+            cpu_sync_s=cpu_synced - cpu_start,
+            cpu_per_change_s=(cpu_end - cpu_synced) / trials,
+            wrong=wrong,
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.stop()
+
+
+async def _wait(
+    event: asyncio.Event, timeout: float, progress: Callable[[], str], clients: list[Client]
+) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        errors = [c.error for c in clients if c.error]
+        raise TimeoutError(f"{progress()} after {timeout:.0f}s; client errors: {errors[:3]}") from None
+
+
+def run(quick: bool) -> Report:
+    counts = (1, 100, 1000)
+    trials = 5 if quick else 20
+    report = Report(
+        NAME,
+        TITLE,
+        "quick" if quick else "full",
+        {"clients": list(counts), "clusters": CLUSTERS, "endpoints_per_cluster": 10, "changes": trials},
+    )
+    rounds = [asyncio.run(measure(n, trials)) for n in counts]
+    for r in rounds:
+        p50, p99 = median(r.latencies_ms), percentile(r.latencies_ms, 99)
+        report.metric(
+            f"{r.clients} clients: change -> receipt p50 / p99 / max",
+            f"{p50:.1f} / {p99:.1f} / {max(r.latencies_ms):.1f} ms",
+        )
+        report.metric(f"{r.clients} clients: bytes per client per change", round(median(r.change_bytes)), "B")
+        report.metric(f"{r.clients} clients: server CPU per change", 1000 * r.cpu_per_change_s, "ms")
+        report.metric(
+            f"{r.clients} clients: initial sync",
+            f"{r.sync_s:.2f} s, {r.sync_bytes:,} B per client, server CPU {r.cpu_sync_s:.2f} s",
+        )
+        report.raw[f"clients_{r.clients}"] = {
+            "latencies_ms": r.latencies_ms,
+            "change_bytes": r.change_bytes,
+            "sync_bytes": r.sync_bytes,
+            "sync_s": r.sync_s,
+            "cpu_sync_s": r.cpu_sync_s,
+            "cpu_per_change_s": r.cpu_per_change_s,
+        }
+        report.check(
+            f"{r.clients} clients: each gets exactly the changed assignment, once per change",
+            not r.wrong,
+            f"{len(r.wrong)} wrong deliveries" + (f", e.g. {r.wrong[0][:200]}" if r.wrong else ""),
+        )
+    largest = rounds[-1]
+    p99 = percentile(largest.latencies_ms, 99)
+    report.target(f"p99 at {largest.clients} clients < 1 s", f"{p99:.0f} ms", "< 1000 ms", p99 < 1000)
+    return report
