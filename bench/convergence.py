@@ -1,0 +1,145 @@
+"""Scenario 4, convergence with a real Envoy: a VM added in the emulator until Envoy's admin
+``/clusters`` lists it. Emulator, ``gce-plugin run`` (refresh 1 s) and Envoy run as processes
+(``gce_plugin.localstack``). 20 trials (quick: 3), each at a random phase of the poll cycle.
+
+Three numbers per trial, all from wall-clock timestamps on this one machine:
+
+- end to end: from the admin call that added the VM returning to the first ``/clusters`` answer
+  (polled every few ms) that lists it. Includes waiting for the next poll: 0..1 s by phase.
+- end to end minus the refresh interval: the brief's correction; a worst-case-phase bound, so it
+  is often negative.
+- the control plane's own delay (what the target is about): from the emulator's answer to the last
+  discovery call of the first poll that saw the VM (emulator request log; a poll sees the VM when
+  both its ``listInstances`` and its ``instances.list`` were answered after the add) to Envoy listing
+  it. That covers parsing, the join, translation, the snapshot, the xDS push and Envoy applying it.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.report import Report, median, percentile
+from gce_plugin.localstack import LocalStack, wait_for
+
+NAME = "convergence"
+TITLE = "Convergence with a real Envoy"
+PROJECT = "bench-project"
+ZONE = "us-central1-a"
+GROUP = "web"
+CLUSTER = "web_default"
+REFRESH = 1.0
+POLL_GAP = 0.3  # discovery calls more than this apart belong to different polls
+MANIFEST = f"""\
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: web, namespace: default}}
+spec:
+  upstreamSpec:
+    gce: {{instanceGroupName: {GROUP}, instanceGroupRegion: {ZONE}, projectId: {PROJECT}, port: 8080}}
+"""
+
+
+def fixture() -> dict[str, Any]:
+    instances = [{"name": f"web-{i}", "networkIP": f"10.1.0.{i}"} for i in range(1, 4)]
+    return {
+        "projects": {
+            PROJECT: {
+                "zones": {
+                    ZONE: {
+                        "instances": instances,
+                        "instanceGroups": [{"name": GROUP, "instances": [i["name"] for i in instances]}],
+                    }
+                }
+            }
+        }
+    }
+
+
+def discovery_polls(requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The emulator's logged discovery calls, grouped into polls (calls close together in time)."""
+    calls = sorted(
+        (r for r in requests if r["method"] in ("instanceGroups.listInstances", "instances.list")),
+        key=lambda r: r["at"],
+    )
+    polls: list[list[dict[str, Any]]] = []
+    for call in calls:
+        if polls and call["at"] - polls[-1][-1]["at"] < POLL_GAP:
+            polls[-1].append(call)
+        else:
+            polls.append([call])
+    return polls
+
+
+def trial(stack: LocalStack, n: int) -> dict[str, float]:
+    envoy = stack.envoys[0]
+    name, address = f"added-{n}", f"10.1.1.{n + 1}"
+    host = f"{address}:8080"
+    time.sleep(random.uniform(0, REFRESH))  # a random phase of the poll cycle
+    stack.emulator_admin(
+        "POST",
+        f"projects/{PROJECT}/zones/{ZONE}/instances",
+        {"name": name, "networkIP": address, "groups": [GROUP]},
+    )
+    added = time.time()
+    wait_for(
+        f"Envoy to list {host}", lambda: host in envoy.cluster_hosts(CLUSTER), timeout=15, interval=0.003
+    )
+    seen = time.time()
+    polls = discovery_polls(stack.emulator_admin("GET", "stats")["requests"])
+    saw = next((p for p in polls if min(c["at"] for c in p) > added and len(p) >= 2), None)
+    if saw is None:
+        raise RuntimeError(f"trial {n}: no poll after the add in the emulator's request log")
+    answered = max(c["at"] for c in saw)
+    return {"end_to_end_s": seen - added, "own_delay_s": seen - answered, "poll_wait_s": answered - added}
+
+
+def run(quick: bool) -> Report:
+    trials = 3 if quick else 20
+    report = Report(
+        NAME, TITLE, "quick" if quick else "full", {"trials": trials, "refresh_s": REFRESH, "envoys": 1}
+    )
+    work = Path(tempfile.mkdtemp(prefix="bench-convergence-"))
+    try:
+        (work / "fixture.yaml").write_text(yaml.safe_dump(fixture()))
+        config = work / "upstreams"
+        config.mkdir()
+        (config / "upstreams.yaml").write_text(MANIFEST)
+        (work / "stack").mkdir()
+        with LocalStack(work / "fixture.yaml", config, refresh=REFRESH, work_dir=work / "stack") as stack:
+            envoy = stack.envoys[0]
+            wait_for("Envoy's initial hosts", lambda: len(envoy.cluster_hosts(CLUSTER)) == 3, timeout=30)
+            samples = [trial(stack, n) for n in range(trials)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def ms_of(key: str) -> list[float]:
+        return [1000 * s[key] for s in samples]
+
+    e2e, own = ms_of("end_to_end_s"), ms_of("own_delay_s")
+    minus = [x - 1000 * REFRESH for x in e2e]
+    report.metric("end to end p50 / p99", f"{median(e2e):.0f} / {percentile(e2e, 99):.0f} ms")
+    report.metric(
+        "end to end minus refresh p50 / p99", f"{median(minus):.0f} / {percentile(minus, 99):.0f} ms"
+    )
+    report.metric("control plane's own delay p50 / p99", f"{median(own):.1f} / {percentile(own, 99):.1f} ms")
+    report.metric("control plane's own delay max", max(own), "ms")
+    report.target(
+        "control plane's own delay p99 < 200 ms (poll answer -> Envoy)",
+        f"{percentile(own, 99):.0f} ms",
+        "< 200 ms",
+        percentile(own, 99) < 200,
+    )
+    report.check("Envoy listed every added VM", len(samples) == trials, f"{len(samples)}/{trials} trials")
+    report.note(
+        "own delay = Envoy lists the VM - the emulator answered the last call of the first poll that "
+        "saw it; end to end minus refresh is the brief's bound (negative when the add fell late in a cycle)."
+    )
+    report.raw["samples"] = samples
+    return report
