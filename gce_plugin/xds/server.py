@@ -127,14 +127,16 @@ class XdsServer:
         return handlers
 
     def _stream_handler(self, delta: bool, only_type: str | None, label: str) -> grpc.RpcMethodHandler:
-        async def handle(
-            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[bytes]:
+        # A coroutine that writes, not an async generator that yields: grpc keeps the last message a
+        # handler yielded until the next one, so every idle stream would hold its last response
+        # (often its first and largest, megabytes with thousands of resources).
+        async def handle(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
             async for message in self._serve(requests, context, delta, only_type, label):
-                yield message
+                await context.write(message)
+                del message
 
         request_type = DeltaDiscoveryRequest if delta else DiscoveryRequest
-        # No response serializer: the stream yields serialized bytes.
+        # No response serializer: the stream writes serialized bytes.
         return grpc.stream_stream_rpc_method_handler(handle, request_deserializer=request_type.FromString)
 
     async def _serve(
@@ -155,6 +157,7 @@ class XdsServer:
         try:
             async for message in stream.responses():
                 yield message
+                del message
         except FellBehind as err:
             log.warning(
                 "xDS stream fell behind; closing it so the client resyncs",

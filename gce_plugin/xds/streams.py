@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+import weakref
+from collections.abc import AsyncIterator, Iterable, Set
 from typing import Any
 
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse
@@ -37,6 +38,27 @@ def encode(message: Message) -> bytes:
     return message.SerializeToString()
 
 
+class NameSet(frozenset[str]):
+    """The names a SotW subscription asks for. Streams asking for the same names share one set (every
+    Envoy of a fleet names every cluster's assignment): a stream costs a reference, not a copy of
+    thousands of names."""
+
+
+# hash -> a live NameSet; weak, so a set goes when its last stream does. A hash collision only
+# means that set is not shared.
+_NAME_SETS: weakref.WeakValueDictionary[int, NameSet] = weakref.WeakValueDictionary()
+
+
+def shared_names(names: Iterable[str]) -> NameSet:
+    candidate = NameSet(names)
+    key = hash(candidate)
+    found = _NAME_SETS.get(key)
+    if found is not None and found == candidate:
+        return found
+    _NAME_SETS[key] = candidate
+    return candidate
+
+
 class FellBehind(Exception):
     """A delta stream missed changes that the cache no longer remembers; the client must reconnect
     (its initial_resource_versions then tell exactly what to send)."""
@@ -49,7 +71,7 @@ class _Subscription:
         self.rtype = rtype
         self.type_url = rtype.type_url
         self.wildcard = False
-        self.names: set[str] = set()
+        self.names: Set[str] = frozenset()
         self.ever_named = False  # once a name was subscribed, an empty list no longer means "*"
         self.cursor = cursor  # cache change-log position folded in so far
         self.dirty: set[str] = set()  # names to send again (changed, or newly subscribed)
@@ -111,7 +133,7 @@ class SotwSubscription(_Subscription):
         added = names - self.names
         if added:
             self._mark(added)
-        self.names = names
+        self.names = shared_names(names)
         self.wildcard = wildcard
 
     def _mark(self, names: Iterable[str]) -> None:
@@ -130,7 +152,7 @@ class SotwSubscription(_Subscription):
         else:
             if self.everything:
                 names: Iterable[str] = (
-                    self.names.union(cache.entries(type_url)) if self.wildcard else self.names
+                    self.names | cache.entries(type_url).keys() if self.wildcard else self.names
                 )
             else:
                 names = self.dirty
@@ -155,6 +177,7 @@ class SotwSubscription(_Subscription):
 class DeltaSubscription(_Subscription):
     def __init__(self, rtype: ResourceType, cursor: int) -> None:
         super().__init__(rtype, cursor)
+        self.names: set[str] = set()
         # What the client said it already has (first request only): not resent at the same version.
         self.initial: dict[str, str] = {}
 
@@ -383,8 +406,13 @@ class Stream:
                 sub.nonce = nonce
                 sub.awaiting_ack = True
                 since = sub.take_since()
+                response = body + encode(self._nonce_type(nonce=nonce))
+                # Drop every reference to a response once written: a stream then idles without
+                # holding its last (often its largest, initial) response, megabytes at scale.
+                del body
                 self.writing = True
-                yield body + encode(self._nonce_type(nonce=nonce))
+                yield response
+                del response
                 self.writing = False
                 metrics.XDS_PUSHES.labels(sub.type_url).inc()
                 if since is not None:

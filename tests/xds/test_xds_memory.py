@@ -1,0 +1,93 @@
+"""What an idle xDS stream keeps in memory (found by the footprint benchmark): streams naming the same
+resources share one name set, and nothing keeps a stream's last response once it is written."""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import tracemalloc
+
+from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
+from gce_plugin.xds.streams import NameSet, Stream, shared_names
+from tests.xds.xds_testkit import Env, cluster, run_with_server, wait_for
+
+
+def test_equal_name_sets_are_one_object_and_go_with_their_last_user() -> None:
+    first = shared_names(["a", "b", "c"])
+    second = shared_names(("c", "b", "a"))
+    assert first is second
+    assert isinstance(first, NameSet) and first == frozenset({"a", "b", "c"})
+    assert shared_names(["a"]) is not first
+    key = hash(first)
+    del first, second
+    gc.collect()
+    # Weakly held: a set nobody subscribes to any more is gone.
+    from gce_plugin.xds import streams
+
+    assert streams._NAME_SETS.get(key) is None
+
+
+def test_streams_naming_the_same_assignments_share_the_names() -> None:
+    cache = SnapshotCache()
+    names = [f"cluster-{i}" for i in range(1000)]
+    streams = [Stream(cache, delta=False) for _ in range(3)]
+    for stream in streams:
+        request = _request(ENDPOINT_TYPE, list(names))
+        stream.on_request(request)
+    subscriptions = [s._subs[ENDPOINT_TYPE] for s in streams]
+    assert subscriptions[0].names == set(names)
+    assert subscriptions[1].names is subscriptions[0].names
+    assert subscriptions[2].names is subscriptions[0].names
+    # One stream changing its names leaves the others alone.
+    streams[2].on_request(_request(ENDPOINT_TYPE, names[:10]))
+    assert subscriptions[2].names == set(names[:10])
+    assert subscriptions[0].names == set(names)
+
+
+def test_stream_handlers_write_rather_than_yield() -> None:
+    """grpc keeps the last message an async-generator handler yielded until the next one; a coroutine
+    handler that writes keeps nothing once the write is done."""
+    server = XdsServer(SnapshotCache(), "127.0.0.1:0")
+    handlers = server._handlers()
+    for generic in handlers:
+        for handler in generic._method_handlers.values():
+            if handler.request_streaming and handler.response_streaming:
+                assert inspect.iscoroutinefunction(handler.stream_stream)
+
+
+def test_a_written_response_is_released() -> None:
+    """After a large response is written and ACKed, no stream, generator frame or grpc coroutine keeps
+    its bytes (the cache keeps only the memoized body it was joined from)."""
+
+    async def body(env: Env) -> None:
+        env.cache.set_resources(CLUSTER_TYPE, {f"c-{i}": cluster(f"c-{i}") for i in range(2000)})
+        client = env.ads()
+        tracemalloc.start(1)
+        try:
+            await client.request(CLUSTER_TYPE)
+            response = await client.recv()
+            await client.ack(response)
+            size = len(response.SerializeToString())
+            assert size > 100_000
+            await wait_for(
+                lambda: all(not s._subs[CLUSTER_TYPE].awaiting_ack for s in env.server.streams()),
+                what="the ACK",
+            )
+            gc.collect()
+            snapshot = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+        kept = [
+            trace.size
+            for trace in snapshot.traces
+            if trace.size >= size - 64 and trace.traceback[0].filename.endswith("xds/streams.py")
+        ]
+        assert not kept, f"{len(kept)} responses of {size} bytes still referenced"
+
+    run_with_server(body)
+
+
+def _request(type_url: str, names: list[str]) -> object:
+    from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
+
+    return DiscoveryRequest(type_url=type_url, resource_names=names)
