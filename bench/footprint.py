@@ -1,0 +1,233 @@
+"""Scenario 5, footprint: resident memory of ``gce-plugin run`` holding 10,000 upstreams / 100,000
+endpoints with 100 connected xDS clients (quick: 1,000 / 10,000 with 10 clients).
+
+Sizing (the honest path, gce through the emulator): 10,000 gce upstreams over 1,000 instance groups
+(800 zonal, 200 regional) of 10 VMs each in 5 zones, so 10,000 VMs and 10 upstreams per group:
+every upstream resolves to its group's 10 VMs, 100,000 endpoints in all. The manifests are one JSON
+``List`` file. The emulator runs in this process; ``gce-plugin run`` (refresh 60 s, so one poll
+happens while measuring) is a process of its own; the clients are grpc.aio ADS clients in this
+process, subscribing like Envoy (CDS wildcard, then EDS for every cluster, ACKing everything).
+
+RSS (VmRSS from /proc) is read: after the manifests are loaded (ready), once the first poll has been
+published (one observer client has every assignment with its endpoints), and with all clients
+synced. VmHWM is the peak over the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+
+from bench.fleet import FleetSize, build_fleet
+from bench.proc import cpu_seconds, memory_kib
+from bench.report import Report
+from gce_plugin.emulator import Emulator
+from gce_plugin.localstack import Process, free_port, gce_plugin_command, http_get, wait_for
+from gce_plugin.manifests import dump_upstream
+from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
+
+NAME = "footprint"
+TITLE = "Footprint"
+ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+FULL = FleetSize(zones=5, per_zone=2000, zonal_per_zone=160, group_size=10, upstreams_per_group=10)
+QUICK = FleetSize(zones=5, per_zone=200, zonal_per_zone=16, group_size=10, upstreams_per_group=10)
+REFRESH = 60.0
+
+
+def _raw(data: bytes) -> bytes:
+    return data
+
+
+@dataclass
+class SyncClient:
+    """An Envoy-like ADS client. The observer parses every assignment; the others only count them."""
+
+    index: int
+    port: int
+    observer: bool = False
+    endpoints: dict[str, int] = field(default_factory=dict)  # observer: cluster -> endpoint count
+    eds_responses: int = 0
+    full_eds: asyncio.Event = field(default_factory=asyncio.Event)
+    error: str = ""
+
+    async def run(self, expected_clusters: int) -> None:
+        channel = grpc.aio.insecure_channel(
+            f"127.0.0.1:{self.port}",
+            options=[("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 1 << 30)],
+        )
+        names: tuple[str, ...] = ()
+        try:
+            call = channel.stream_stream(
+                ADS_METHOD, request_serializer=DiscoveryRequest.SerializeToString, response_deserializer=_raw
+            )()
+            await call.write(self._request(CLUSTER_TYPE))
+            while True:
+                raw = await call.read()
+                if raw is grpc.aio.EOF:
+                    return
+                response = DiscoveryResponse.FromString(raw)
+                ack = self._request(response.type_url, response.version_info, response.nonce)
+                if response.type_url == CLUSTER_TYPE:
+                    if not names:
+                        names = tuple(sorted(_cluster_names(response)))
+                        await call.write(self._request(ENDPOINT_TYPE, names=names))
+                else:
+                    ack.resource_names.extend(names)
+                    self.eds_responses += 1
+                    if self.observer:
+                        for any_msg in response.resources:
+                            cla = ClusterLoadAssignment.FromString(any_msg.value)
+                            self.endpoints[cla.cluster_name] = sum(
+                                len(loc.lb_endpoints) for loc in cla.endpoints
+                            )
+                        if sum(1 for n in self.endpoints.values() if n) >= expected_clusters:
+                            self.full_eds.set()
+                    elif len(response.resources) >= expected_clusters:
+                        self.full_eds.set()
+                await call.write(ack)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                self.error = f"{err.code().name}: {err.details()}"
+        finally:
+            await channel.close(grace=None)
+
+    def _request(
+        self, type_url: str, version: str = "", nonce: str = "", names: tuple[str, ...] = ()
+    ) -> DiscoveryRequest:
+        request = DiscoveryRequest(type_url=type_url, version_info=version, response_nonce=nonce)
+        request.node.id = f"footprint-{self.index}"
+        request.resource_names.extend(names)
+        return request
+
+
+def _cluster_names(response: DiscoveryResponse) -> list[str]:
+    return [Cluster.FromString(a.value).name for a in response.resources]
+
+
+def write_manifests(directory: Path, upstreams: list[Any]) -> None:
+    items = [dump_upstream(u) for u in upstreams]
+    (directory / "upstreams.json").write_text(
+        json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    )
+
+
+async def drive(port: int, pid: int, clients: int, expected: int, samples: dict[str, Any]) -> SyncClient:
+    observer = SyncClient(0, port, observer=True)
+    tasks = [asyncio.create_task(observer.run(expected))]
+    try:
+        started = time.monotonic()
+        await asyncio.wait_for(observer.full_eds.wait(), 600)
+        samples["first_poll_published_s"] = time.monotonic() - started
+        samples["one_client"] = memory_kib(pid)
+        others = [SyncClient(i, port) for i in range(1, clients)]
+        tasks += [asyncio.create_task(c.run(expected)) for c in others]
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(c.full_eds.wait() for c in others)), 600)
+        samples["clients_synced_s"] = time.monotonic() - started
+        await asyncio.sleep(1.0)  # let the last ACKs land before reading memory
+        samples["all_clients"] = memory_kib(pid)
+        samples["cpu_s"] = cpu_seconds(pid)
+        return observer
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def run(quick: bool) -> Report:
+    size = QUICK if quick else FULL
+    clients = 10 if quick else 100
+    fleet = build_fleet(size)
+    upstreams = fleet.upstreams()
+    expected_endpoints = sum(len(g.members) * size.upstreams_per_group for g in fleet.groups)
+    report = Report(
+        NAME,
+        TITLE,
+        "quick" if quick else "full",
+        {
+            "upstreams": len(upstreams),
+            "groups": len(fleet.groups),
+            "instances": len(fleet.instances),
+            "endpoints": expected_endpoints,
+            "clients": clients,
+        },
+    )
+    work = Path(tempfile.mkdtemp(prefix="bench-footprint-"))
+    samples: dict[str, Any] = {}
+    control_plane: Process | None = None
+    try:
+        config = work / "upstreams"
+        config.mkdir()
+        write_manifests(config, upstreams)
+        with Emulator(fleet.fixture()) as emulator:
+            xds_port, admin_port = free_port(), free_port()
+            control_plane = Process(
+                "control-plane",
+                [
+                    *gce_plugin_command(),
+                    "run",
+                    "--config",
+                    str(config),
+                    "--compute-endpoint",
+                    emulator.url,
+                    "--refresh",
+                    str(REFRESH),
+                    "--xds-address",
+                    f"127.0.0.1:{xds_port}",
+                    "--metrics-address",
+                    f"127.0.0.1:{admin_port}",
+                ],
+                work,
+            )
+            started = time.monotonic()
+            cp = control_plane
+
+            def ready() -> bool:
+                cp.check_alive()
+                return http_get(f"http://127.0.0.1:{admin_port}/readyz")[0] == 200
+
+            wait_for("the control plane to be ready", ready, timeout=300, interval=0.1)
+            samples["ready_s"] = time.monotonic() - started
+            samples["ready"] = memory_kib(cp.proc.pid)
+            observer = asyncio.run(drive(xds_port, cp.proc.pid, clients, len(upstreams), samples))
+            samples["peak"] = memory_kib(cp.proc.pid)
+            samples["compute_calls"] = emulator.stats()["total"]
+    finally:
+        if control_plane is not None:
+            control_plane.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def mib(sample: str, key: str = "VmRSS") -> float:
+        return float(samples[sample][key]) / 1024
+
+    report.metric("RSS when ready (manifests translated)", mib("ready"), "MiB")
+    report.metric("RSS after the first poll, 1 client", mib("one_client"), "MiB")
+    report.metric(f"RSS with {clients} clients synced", mib("all_clients"), "MiB")
+    report.metric("peak RSS (VmHWM)", mib("peak", "VmHWM"), "MiB")
+    report.metric(
+        "RSS per extra client", 1024 * (mib("all_clients") - mib("one_client")) / max(1, clients - 1), "KiB"
+    )
+    report.metric("ready after", samples["ready_s"], "s")
+    report.metric("first poll published after ready", samples["first_poll_published_s"], "s")
+    report.metric(f"{clients - 1} more clients synced in", samples["clients_synced_s"], "s")
+    report.metric("control plane CPU, whole run", samples["cpu_s"], "s")
+    report.metric("Compute calls (first poll)", samples["compute_calls"], "calls")
+    got = sum(observer.endpoints.values())
+    report.check(
+        "every cluster got its endpoints",
+        got == expected_endpoints and len(observer.endpoints) == len(upstreams),
+        f"{got:,}/{expected_endpoints:,} endpoints in {len(observer.endpoints):,} assignments",
+    )
+    report.raw["samples"] = samples
+    return report
