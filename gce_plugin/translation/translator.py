@@ -37,6 +37,7 @@ from gce_plugin.translation.endpoints import (
     build_assignment,
     canonical,
     endpoint_record,
+    gc_paused,
     group_by_upstream,
 )
 from gce_plugin.translation.options import DEFAULT_CONNECT_TIMEOUT, apply_upstream_options
@@ -180,6 +181,16 @@ class Translator:
 
     def set_upstreams(self, upstreams: Sequence[Upstream]) -> Delta:
         """Make ``upstreams`` the full set: translate new and changed ones, drop removed ones."""
+        with gc_paused():
+            delta = self._set_upstreams(upstreams)
+        self._count("incremental")
+        if self._record_metrics:
+            metrics.UPSTREAMS_REJECTED.set(
+                sum(1 for s in self._upstreams.values() if s.status.state == Status.Rejected)
+            )
+        return delta
+
+    def _set_upstreams(self, upstreams: Sequence[Upstream]) -> Delta:
         delta = Delta()
         incoming: dict[UpstreamKey, Upstream] = {}
         for upstream in upstreams:
@@ -197,11 +208,6 @@ class Translator:
             state = self._upstreams.get(key)
             if state is None or state.fingerprint != fingerprint:
                 self._translate(key, upstream, fingerprint, params, delta)
-        self._count("incremental")
-        if self._record_metrics:
-            metrics.UPSTREAMS_REJECTED.set(
-                sum(1 for s in self._upstreams.values() if s.status.state == Status.Rejected)
-            )
         return delta
 
     def set_endpoints(self, endpoints: EndpointList) -> Delta:
@@ -209,9 +215,10 @@ class Translator:
         exactly these endpoints; the others keep theirs, so an unfinished or failed discovery never
         replaces good endpoints with none."""
         delta = Delta()
-        groups = group_by_upstream(endpoints.endpoints)
-        for key in groups.keys() | endpoints.resolved:
-            self._set_records(key, canonical(groups.get(key, ())), delta)
+        with gc_paused():
+            groups = group_by_upstream(endpoints.endpoints)
+            for key in groups.keys() | endpoints.resolved:
+                self._set_records(key, canonical(groups.get(key, ())), delta)
         self._count("incremental")
         return delta
 
