@@ -43,6 +43,8 @@ ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggre
 FULL = FleetSize(zones=5, per_zone=2000, zonal_per_zone=160, group_size=10, upstreams_per_group=10)
 QUICK = FleetSize(zones=5, per_zone=200, zonal_per_zone=16, group_size=10, upstreams_per_group=10)
 REFRESH = 60.0
+BATCH = 5
+SETTLE = 1.0
 
 
 def _raw(data: bytes) -> bytes:
@@ -130,12 +132,22 @@ async def drive(port: int, pid: int, clients: int, expected: int, samples: dict[
         await asyncio.wait_for(observer.full_eds.wait(), 600)
         samples["first_poll_published_s"] = time.monotonic() - started
         samples["one_client"] = memory_kib(pid)
-        others = [SyncClient(i, port) for i in range(1, clients)]
-        tasks += [asyncio.create_task(c.run(expected)) for c in others]
+        # Half the clients join a few at a time (steady cost per client), the rest all at once (a
+        # reconnect storm: every in-flight initial response is held until its client reads it).
+        steady = (clients - 1) // 2
         started = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(*(c.full_eds.wait() for c in others)), 600)
+        for first in range(1, 1 + steady, BATCH):
+            batch = [SyncClient(i, port) for i in range(first, min(first + BATCH, 1 + steady))]
+            tasks += [asyncio.create_task(c.run(expected)) for c in batch]
+            await asyncio.wait_for(asyncio.gather(*(c.full_eds.wait() for c in batch)), 600)
+        await asyncio.sleep(SETTLE)
+        samples["steady_clients"] = steady
+        samples["batched"] = memory_kib(pid)
+        herd = [SyncClient(i, port) for i in range(1 + steady, clients)]
+        tasks += [asyncio.create_task(c.run(expected)) for c in herd]
+        await asyncio.wait_for(asyncio.gather(*(c.full_eds.wait() for c in herd)), 600)
         samples["clients_synced_s"] = time.monotonic() - started
-        await asyncio.sleep(1.0)  # let the last ACKs land before reading memory
+        await asyncio.sleep(SETTLE)  # RSS is read once the last ACKs have landed
         samples["all_clients"] = memory_kib(pid)
         samples["cpu_s"] = cpu_seconds(pid)
         return observer
@@ -211,12 +223,22 @@ def run(quick: bool) -> Report:
     def mib(sample: str, key: str = "VmRSS") -> float:
         return float(samples[sample][key]) / 1024
 
+    steady = samples["steady_clients"]
+    herd = clients - 1 - steady
     report.metric("RSS when ready (manifests translated)", mib("ready"), "MiB")
     report.metric("RSS after the first poll, 1 client", mib("one_client"), "MiB")
-    report.metric(f"RSS with {clients} clients synced", mib("all_clients"), "MiB")
+    report.metric(f"RSS with {1 + steady} clients (joined {BATCH} at a time)", mib("batched"), "MiB")
+    report.metric(f"RSS with {clients} clients ({herd} more joined at once)", mib("all_clients"), "MiB")
     report.metric("peak RSS (VmHWM)", mib("peak", "VmHWM"), "MiB")
     report.metric(
-        "RSS per extra client", 1024 * (mib("all_clients") - mib("one_client")) / max(1, clients - 1), "KiB"
+        "RSS per client, joining a few at a time",
+        1024 * (mib("batched") - mib("one_client")) / max(1, steady),
+        "KiB",
+    )
+    report.metric(
+        "RSS per client, joining all at once",
+        1024 * (mib("all_clients") - mib("batched")) / max(1, herd),
+        "KiB",
     )
     report.metric("ready after", samples["ready_s"], "s")
     report.metric("first poll published after ready", samples["first_poll_published_s"], "s")
