@@ -4,15 +4,12 @@ free loopback ports, and a throwaway service-account key."""
 from __future__ import annotations
 
 import http.client
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httplib2
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.credentials import AnonymousCredentials, Credentials
 from googleapiclient.discovery import build
 
@@ -60,28 +57,6 @@ def wait_for(condition: Callable[[], T], timeout: float = 5.0, interval: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {condition}")
         time.sleep(interval)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def service_account_info(token_uri: str) -> dict[str, Any]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": PROJECT,
-        "private_key_id": "0123456789abcdef0123456789abcdef01234567",
-        "private_key": pem,
-        "client_email": "emulator-test@demo-project.iam.gserviceaccount.com",
-        "client_id": "123456789012345678901",
-        "token_uri": token_uri,
-    }
 
 
 def names(items: list[dict[str, Any]]) -> list[str]:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from gce_plugin.emulator import Emulator, Fixture, Instance, InstanceGroup, NamedPort, Project
-from tests.emulator.emulator_testkit import free_port, get_backend, wait_for
+from gce_plugin.localstack import free_port
+from tests.emulator.emulator_testkit import get_backend, wait_for
 
 ZONE = "us-central1-a"
 # 127.0.0.0/8 is all loopback on Linux; an address of our own keeps clear of the demo's 127.0.0.1x.

@@ -15,13 +15,13 @@ import pytest
 import yaml
 from googleapiclient.errors import HttpError
 
+from gce_plugin.localstack import free_port
 from tests.emulator.emulator_testkit import (
     EXAMPLE_FIXTURE,
     PROJECT,
     ZONE_A,
     bare_compute_client,
     compute_client,
-    free_port,
     get_backend,
     member_names,
 )

