@@ -15,7 +15,7 @@ import time
 import traceback
 from types import ModuleType
 
-from bench.report import RESULTS_DIR, Report, machine
+from bench.report import RESULTS_DIR, Report, envoy_version, machine
 
 SCENARIOS = ("discovery", "translation", "fanout", "convergence", "footprint")
 # A scenario that takes longer than this is killed and reported as crashed.
@@ -100,6 +100,28 @@ def print_summary(reports: list[Report]) -> None:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
+def markdown(reports: list[Report], quick: bool) -> str:
+    """The run as Markdown (bench/results/summary.md), for bench/RESULTS.md."""
+    info = machine()
+    lines = [
+        f"Run: `python -m bench{' --quick' if quick else ''}`, {info['date']}",
+        f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, Envoy {envoy_version()}",
+        "",
+    ]
+    for r in reports:
+        lines += [f"### {r.title} ({r.scenario})", ""]
+        if r.params:
+            lines += [", ".join(f"{k}={v}" for k, v in r.params.items()), ""]
+        lines += ["| measure | value |", "|---|---|"]
+        lines += [f"| {m.name} | {m.text()} |" for m in r.metrics]
+        lines += [f"| **{t.status}** {t.name} (target {t.goal}) | {t.measured} |" for t in r.targets]
+        lines += [f"| {c.status}: {c.name} | {c.detail} |" for c in r.checks]
+        if r.error:
+            lines.append(f"| CRASH | {r.error.strip().splitlines()[-1]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the small sizes (CI smoke, ~2-3 minutes)")
@@ -121,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         reports.append(report)
     print_summary(reports)
+    (RESULTS_DIR / "summary.md").write_text(markdown(reports, args.quick))
     failed = [r.scenario for r in reports if r.failed]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -158,11 +159,9 @@ def envoy_version() -> str:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    # "envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
-    for part in out.split():
-        if part.count("/") >= 2:
-            return part.split("/")[1]
-    return out.strip() or "unknown"
+    # ".../envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+    found = re.search(r"version: [0-9a-f]+/([0-9][^/\s]*)/", out)
+    return found.group(1) if found else out.strip() or "unknown"
 
 
 def machine() -> dict[str, Any]:
