@@ -34,6 +34,7 @@ from gce_plugin.plugins.plugin import (
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.translation.endpoints import (
     EndpointRecord,
+    RecordMemo,
     build_assignment,
     canonical,
     endpoint_record,
@@ -152,6 +153,7 @@ class Translator:
         reporter: str = REPORTER,
         *,
         _record_metrics: bool = True,
+        _one_shot: bool = False,
     ) -> None:
         self._plugins = plugins.upstream_plugins() if isinstance(plugins, Registry) else list(plugins)
         self._reporter = reporter
@@ -162,6 +164,9 @@ class Translator:
         self._endpoints: dict[UpstreamKey, tuple[EndpointRecord, ...]] = {}
         # Published assignments per upstream, with the records they were built from.
         self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], ClusterLoadAssignment]] = {}
+        # Records of the last discovery answer's endpoint messages: unchanged ones are not read again
+        # (a one-shot translation has no next answer to remember them for).
+        self._records: RecordMemo | None = None if _one_shot else RecordMemo()
 
     # -- one-shot ---------------------------------------------------------------------------------
 
@@ -170,7 +175,7 @@ class Translator:
 
     def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointList | None = None) -> Result:
         """A full translation from scratch; leaves this translator's own state alone."""
-        fresh = Translator(self._plugins, self._reporter, _record_metrics=False)
+        fresh = Translator(self._plugins, self._reporter, _record_metrics=False, _one_shot=True)
         fresh.set_upstreams(upstreams)
         if endpoints is not None:
             fresh.set_endpoints(endpoints)
@@ -216,7 +221,11 @@ class Translator:
         replaces good endpoints with none."""
         delta = Delta()
         with gc_paused():
-            groups = group_by_upstream(endpoints.endpoints)
+            groups = (
+                self._records.group(endpoints.endpoints)
+                if self._records is not None
+                else group_by_upstream(endpoints.endpoints)
+            )
             for key in groups.keys() | endpoints.resolved:
                 self._set_records(key, canonical(groups.get(key, ())), delta)
         self._count("incremental")
