@@ -16,6 +16,7 @@ Three numbers per trial, all from wall-clock timestamps on this one machine:
 
 from __future__ import annotations
 
+import asyncio
 import random
 import shutil
 import tempfile
@@ -25,8 +26,12 @@ from typing import Any
 
 import yaml
 
+from bench.fleet import PROJECT as FLEET_PROJECT
+from bench.fleet import FleetSize, build_fleet
+from bench.footprint import SyncClient, write_manifests
 from bench.report import Report, median, percentile
-from gce_plugin.localstack import LocalStack, wait_for
+from gce_plugin.emulator import Emulator
+from gce_plugin.localstack import LocalStack, Process, free_port, gce_plugin_command, http_get, wait_for
 
 NAME = "convergence"
 TITLE = "Convergence with a real Envoy"
@@ -100,6 +105,114 @@ def trial(stack: LocalStack, n: int) -> dict[str, float]:
     return {"end_to_end_s": seen - added, "own_delay_s": seen - answered, "poll_wait_s": answered - added}
 
 
+# At scale: the footprint's fleet (quick: 1,000 upstreams / 10,000 endpoints; full: 10,000 /
+# 100,000), one ADS client standing in for Envoy (its /clusters would be megabytes of JSON per look).
+SCALE_QUICK = FleetSize(zones=5, per_zone=200, zonal_per_zone=16, group_size=10, upstreams_per_group=10)
+SCALE_FULL = FleetSize(zones=5, per_zone=2000, zonal_per_zone=160, group_size=10, upstreams_per_group=10)
+
+
+def at_scale(size: FleetSize, trials: int) -> list[dict[str, float]]:
+    """Own delay with many upstreams: from the last answer of the poll that saw the VM to the ADS
+    client getting the assignment with it. The emulator runs in this process, so every Compute
+    request it answers is logged with its time."""
+    fleet = build_fleet(size)
+    upstreams = fleet.upstreams()
+    group = fleet.groups[0]
+    cluster = f"{group.name}-u00_default"
+    work = Path(tempfile.mkdtemp(prefix="bench-convergence-scale-"))
+    answered: list[tuple[float, str, str]] = []
+    control_plane: Process | None = None
+    try:
+        config = work / "upstreams"
+        config.mkdir()
+        write_manifests(config, upstreams)
+        with Emulator(fleet.fixture()) as emulator:
+            record = emulator.stats_recorder.record
+
+            def logged(method: str, verb: str, path: str, status: int, authorization: str | None) -> None:
+                answered.append((time.time(), method, path))
+                record(method, verb, path, status, authorization)
+
+            emulator.stats_recorder.record = logged  # type: ignore[method-assign]
+            xds_port, admin_port = free_port(), free_port()
+            control_plane = Process(
+                "control-plane",
+                [
+                    *gce_plugin_command(),
+                    "run",
+                    "--config",
+                    str(config),
+                    "--compute-endpoint",
+                    emulator.url,
+                    "--refresh",
+                    str(REFRESH),
+                    "--xds-address",
+                    f"127.0.0.1:{xds_port}",
+                    "--metrics-address",
+                    f"127.0.0.1:{admin_port}",
+                    "--log-level",
+                    "warning",
+                ],
+                work,
+            )
+            cp = control_plane
+
+            def ready() -> bool:
+                cp.check_alive()
+                return http_get(f"http://127.0.0.1:{admin_port}/readyz")[0] == 200
+
+            wait_for("the control plane to be ready", ready, timeout=300, interval=0.1)
+
+            async def trials_of() -> list[dict[str, float]]:
+                observer = SyncClient(0, xds_port, observer=True)
+                task = asyncio.create_task(observer.run(len(upstreams)))
+                try:
+                    await asyncio.wait_for(observer.full_eds.wait(), 600)
+                    samples = []
+                    for n in range(trials):
+                        await asyncio.sleep(random.uniform(0, REFRESH))  # a random phase
+                        before = observer.endpoints.get(cluster)
+                        vm = {"name": f"added-{n}", "networkIP": f"10.250.0.{n + 1}"}
+                        await asyncio.to_thread(
+                            emulator.add_instance, FLEET_PROJECT, vm, [group.name], group.location
+                        )
+                        added = time.time()
+                        deadline = time.monotonic() + 60
+                        while observer.endpoints.get(cluster) == before:
+                            if time.monotonic() > deadline:
+                                raise TimeoutError(f"trial {n}: the ADS client never got the new VM")
+                            await asyncio.sleep(0.002)
+                        seen = time.time()
+                        samples.append(_scale_sample(answered, added, seen, group.name))
+                    return samples
+                finally:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+            return asyncio.run(trials_of())
+    finally:
+        if control_plane is not None:
+            control_plane.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _scale_sample(
+    answered: list[tuple[float, str, str]], added: float, seen: float, group: str
+) -> dict[str, float]:
+    """The poll that saw the VM: the one holding the first listInstances of its group answered after
+    the add; it ends at its last call (calls of one poll are never POLL_GAP apart)."""
+    calls = sorted(c for c in answered if c[0] > added)
+    first = next(i for i, c in enumerate(calls) if c[1].endswith("listInstances") and f"/{group}/" in c[2])
+    last = first
+    while last + 1 < len(calls) and calls[last + 1][0] - calls[last][0] < POLL_GAP:
+        last += 1
+    return {
+        "end_to_end_s": seen - added,
+        "own_delay_s": seen - calls[last][0],
+        "poll_s": calls[last][0] - calls[first][0],
+    }
+
+
 def run(quick: bool) -> Report:
     trials = 3 if quick else 20
     report = Report(
@@ -142,4 +255,29 @@ def run(quick: bool) -> Report:
         "saw it; end to end minus refresh is the brief's bound (negative when the add fell late in a cycle)."
     )
     report.raw["samples"] = samples
+
+    size = SCALE_QUICK if quick else SCALE_FULL
+    scale_trials = 3 if quick else 5
+    scale = at_scale(size, scale_trials)
+    upstream_count = len(build_fleet(size).upstreams())
+    scale_own = [1000 * s["own_delay_s"] for s in scale]
+    report.params["at_scale"] = {
+        "upstreams": upstream_count,
+        "endpoints": upstream_count * 10,
+        "trials": scale_trials,
+    }
+    report.metric(
+        f"at {upstream_count:,} upstreams: own delay p50 / max (ADS client)",
+        f"{median(scale_own):.0f} / {max(scale_own):.0f} ms",
+    )
+    report.metric(
+        f"at {upstream_count:,} upstreams: poll duration p50",
+        1000 * median([s["poll_s"] for s in scale]),
+        "ms",
+    )
+    report.raw["at_scale"] = scale
+    report.note(
+        "At scale the stand-in for Envoy is an ADS client (Envoy's /clusters would be megabytes of JSON "
+        "per look); no target is set for it."
+    )
     return report
