@@ -31,7 +31,13 @@ from bench.fleet import FleetSize, build_fleet
 from bench.footprint import SyncClient, write_manifests
 from bench.report import Report, median, percentile
 from gce_plugin.emulator import Emulator
-from gce_plugin.localstack import LocalStack, Process, free_port, gce_plugin_command, http_get, wait_for
+from gce_plugin.localstack import (
+    LocalStack,
+    Process,
+    free_port,
+    start_control_plane,
+    wait_for,
+)
 
 NAME = "convergence"
 TITLE = "Convergence with a real Envoy"
@@ -135,33 +141,16 @@ def at_scale(size: FleetSize, trials: int) -> list[dict[str, float]]:
 
             emulator.stats_recorder.record = logged  # type: ignore[method-assign]
             xds_port, admin_port = free_port(), free_port()
-            control_plane = Process(
-                "control-plane",
-                [
-                    *gce_plugin_command(),
-                    "run",
-                    "--config",
-                    str(config),
-                    "--compute-endpoint",
-                    emulator.url,
-                    "--refresh",
-                    str(REFRESH),
-                    "--xds-address",
-                    f"127.0.0.1:{xds_port}",
-                    "--metrics-address",
-                    f"127.0.0.1:{admin_port}",
-                    "--log-level",
-                    "warning",
-                ],
+            control_plane = start_control_plane(
+                config,
+                emulator.url,
                 work,
+                refresh=REFRESH,
+                xds_port=xds_port,
+                metrics_port=admin_port,
+                extra_args=["--log-level", "warning"],
+                timeout=300,
             )
-            cp = control_plane
-
-            def ready() -> bool:
-                cp.check_alive()
-                return http_get(f"http://127.0.0.1:{admin_port}/readyz")[0] == 200
-
-            wait_for("the control plane to be ready", ready, timeout=300, interval=0.1)
 
             async def trials_of() -> list[dict[str, float]]:
                 observer = SyncClient(0, xds_port, observer=True)

@@ -33,7 +33,11 @@ from bench.fleet import FleetSize, build_fleet
 from bench.proc import cpu_seconds, memory_kib
 from bench.report import Report
 from gce_plugin.emulator import Emulator
-from gce_plugin.localstack import Process, free_port, gce_plugin_command, http_get, wait_for
+from gce_plugin.localstack import (
+    Process,
+    free_port,
+    start_control_plane,
+)
 from gce_plugin.manifests import dump_upstream
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
 
@@ -184,32 +188,17 @@ def run(quick: bool) -> Report:
         write_manifests(config, upstreams)
         with Emulator(fleet.fixture()) as emulator:
             xds_port, admin_port = free_port(), free_port()
-            control_plane = Process(
-                "control-plane",
-                [
-                    *gce_plugin_command(),
-                    "run",
-                    "--config",
-                    str(config),
-                    "--compute-endpoint",
-                    emulator.url,
-                    "--refresh",
-                    str(REFRESH),
-                    "--xds-address",
-                    f"127.0.0.1:{xds_port}",
-                    "--metrics-address",
-                    f"127.0.0.1:{admin_port}",
-                ],
-                work,
-            )
             started = time.monotonic()
+            control_plane = start_control_plane(
+                config,
+                emulator.url,
+                work,
+                refresh=REFRESH,
+                xds_port=xds_port,
+                metrics_port=admin_port,
+                timeout=300,
+            )
             cp = control_plane
-
-            def ready() -> bool:
-                cp.check_alive()
-                return http_get(f"http://127.0.0.1:{admin_port}/readyz")[0] == 200
-
-            wait_for("the control plane to be ready", ready, timeout=300, interval=0.1)
             samples["ready_s"] = time.monotonic() - started
             samples["ready"] = memory_kib(cp.proc.pid)
             observer = asyncio.run(drive(xds_port, cp.proc.pid, clients, len(upstreams), samples))

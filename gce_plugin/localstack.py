@@ -105,6 +105,50 @@ class Process:
         return self.proc.returncode
 
 
+def start_control_plane(
+    config_dir: str | Path,
+    compute_endpoint: str,
+    work_dir: Path,
+    *,
+    refresh: float,
+    xds_port: int,
+    metrics_port: int,
+    extra_args: Sequence[str] = (),
+    timeout: float = 30.0,
+) -> Process:
+    """``gce-plugin run`` as a child process, returned once its ``/readyz`` answers 200."""
+    cp = Process(
+        "control-plane",
+        [
+            *gce_plugin_command(),
+            "run",
+            "--config",
+            str(config_dir),
+            "--compute-endpoint",
+            compute_endpoint,
+            "--refresh",
+            str(refresh),
+            "--xds-address",
+            f"127.0.0.1:{xds_port}",
+            "--metrics-address",
+            f"127.0.0.1:{metrics_port}",
+            *extra_args,
+        ],
+        work_dir,
+    )
+
+    def ready() -> bool:
+        cp.check_alive()
+        return http_get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 200
+
+    try:
+        wait_for("the control plane to be ready", ready, timeout=timeout, interval=0.1)
+    except BaseException:
+        cp.stop()
+        raise
+    return cp
+
+
 class LocalStack:
     """Emulator + control plane + Envoy(s) on free loopback ports, all stopped by ``close()``."""
 
@@ -157,35 +201,16 @@ class LocalStack:
         return self.emulator_url
 
     def start_control_plane(self, extra_args: Sequence[str] = ()) -> Process:
-        self.control_plane = Process(
-            "control-plane",
-            [
-                *gce_plugin_command(),
-                "run",
-                "--config",
-                str(self.config_dir),
-                "--compute-endpoint",
-                self.emulator_url,
-                "--refresh",
-                str(self.refresh),
-                "--xds-address",
-                f"127.0.0.1:{self.xds_port}",
-                "--metrics-address",
-                f"127.0.0.1:{self.metrics_port}",
-                "--manifest-poll",
-                "0.2",
-                *extra_args,
-            ],
+        self.control_plane = start_control_plane(
+            self.config_dir,
+            self.emulator_url,
             self.work_dir,
+            refresh=self.refresh,
+            xds_port=self.xds_port,
+            metrics_port=self.metrics_port,
+            extra_args=["--manifest-poll", "0.2", *extra_args],
         )
-        cp = self.control_plane
-
-        def ready() -> bool:
-            cp.check_alive()
-            return http_get(f"http://127.0.0.1:{self.metrics_port}/readyz")[0] == 200
-
-        wait_for("the control plane to be ready", ready)
-        return cp
+        return self.control_plane
 
     def stop_control_plane(self) -> None:
         if self.control_plane is not None:
