@@ -5,7 +5,8 @@ from collections.abc import Iterator
 import pytest
 
 from gce_plugin.emulator.server import Emulator
-from tests.plugins.gce.gce_helpers import make_fixture
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from tests.plugins.gce.gce_helpers import discovery_for, make_fixture
 
 AMBIENT_CREDENTIAL_VARS = (
     "GOOGLE_CREDENTIALS_JSON",
@@ -28,3 +29,11 @@ def isolated_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
 def emulator() -> Iterator[Emulator]:
     with Emulator(make_fixture()) as running:
         yield running
+
+
+@pytest.fixture
+def discovery(emulator: Emulator) -> Iterator[GceDiscovery]:
+    """A discovery on the real client, talking to ``emulator``."""
+    made = discovery_for(emulator)
+    yield made
+    made.close()

@@ -12,7 +12,7 @@ from gce_plugin.api import GceUpstreamSpec, StaticHost, Upstream
 from gce_plugin.emulator.fixture import Fixture
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.compute import ComputeClient, RetryPolicy
-from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.discovery import GceDiscovery, PollResult
 
 PROJECT = "demo"
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_elapsed=5.0)
@@ -116,6 +116,11 @@ def discovery_for(
         credentials or anonymous, endpoint=emulator.url, timeout=timeout, retry=retry, page_size=page_size
     )
     return GceDiscovery(client)
+
+
+def poll(discovery: GceDiscovery, *upstreams: Upstream) -> PollResult:
+    """One poll cycle, as the watch runs it."""
+    return asyncio.run(discovery.poll_once("gloo-system", upstreams))
 
 
 async def next_item(iterator: AsyncIterator[T], timeout: float = 10.0) -> T:

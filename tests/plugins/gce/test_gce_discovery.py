@@ -4,31 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from gce_plugin import metrics
-from gce_plugin.api import Endpoint, GceUpstreamSpec, Upstream
+from gce_plugin.api import Endpoint, GceUpstreamSpec
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.compute import RetryPolicy
-from gce_plugin.plugins.gce.discovery import GceDiscovery, PollResult
+from gce_plugin.plugins.gce.discovery import GceDiscovery
 from gce_plugin.plugins.plugin import DiscoveryError, EndpointList, WatchOpts
-from tests.plugins.gce.gce_helpers import PROJECT, discovery_for, gce_upstream, next_item, static_upstream
+from tests.plugins.gce.gce_helpers import (
+    PROJECT,
+    discovery_for,
+    gce_upstream,
+    next_item,
+    poll,
+    static_upstream,
+)
 
 WEB = ("default", "web")
 API = ("default", "api")
-
-
-@pytest.fixture
-def discovery(emulator: Emulator) -> Iterator[GceDiscovery]:
-    made = discovery_for(emulator)
-    yield made
-    made.close()
-
-
-def poll(discovery: GceDiscovery, *upstreams: Upstream) -> PollResult:
-    return asyncio.run(discovery.poll_once("gloo-system", upstreams))
 
 
 def summary(endpoints: tuple[Endpoint, ...]) -> list[tuple[str, str, int]]:

@@ -5,29 +5,15 @@ Through the real client and the Compute emulator (fixture in gce_helpers)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.emulator.server import Emulator
-from gce_plugin.plugins.gce.discovery import GceDiscovery, PollResult
-from tests.plugins.gce.gce_helpers import PROJECT, discovery_for, gce_upstream
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from tests.plugins.gce.gce_helpers import PROJECT, gce_upstream, poll
 
 ZONE = "us-central1-a"
 WEB = ("default", "web")
 API = ("default", "api")
-
-
-@pytest.fixture
-def discovery(emulator: Emulator) -> Iterator[GceDiscovery]:
-    made = discovery_for(emulator)
-    yield made
-    made.close()
-
-
-def poll(discovery: GceDiscovery, *upstreams: Upstream) -> PollResult:
-    return asyncio.run(discovery.poll_once("gloo-system", upstreams))
 
 
 def upstreams() -> tuple[Upstream, Upstream]:
