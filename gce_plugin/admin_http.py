@@ -1,11 +1,14 @@
-"""The operator's HTTP endpoint: Prometheus ``/metrics``, ``/healthz`` (alive) and ``/readyz``
-(serving config). A stdlib server on its own thread, so it answers even when the event loop is busy."""
+"""The operator's HTTP endpoint: Prometheus ``/metrics``, ``/healthz`` (alive), ``/readyz`` (serving
+config) and ``/statuses`` (each upstream's Gloo-style status, e.g. why it was rejected, as JSON).
+A stdlib server on its own thread, so it answers even when the event loop is busy."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -13,8 +16,14 @@ from gce_plugin.metrics import REGISTRY
 
 
 class AdminServer:
-    def __init__(self, host: str, port: int, ready: Callable[[], bool]) -> None:
-        ready_check = ready
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ready: Callable[[], bool],
+        statuses: Callable[[], dict[str, Any]] = dict,
+    ) -> None:
+        ready_check, statuses_of = ready, statuses
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -26,6 +35,9 @@ class AdminServer:
                 elif path == "/readyz":
                     ok = ready_check()
                     self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                elif path == "/statuses":
+                    body = json.dumps(statuses_of(), indent=2, sort_keys=True).encode() + b"\n"
+                    self._reply(200, body, "application/json")
                 else:
                     self._reply(404, b"not found\n")
 

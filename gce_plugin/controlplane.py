@@ -14,6 +14,9 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
 
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
@@ -59,18 +62,25 @@ class ControlPlane:
         self.xds = XdsServer(self.cache, options.xds_address)
         self.admin: AdminServer | None = None
         self._ready = False
+        # Gloo-style status per upstream, as translation last reported it.
+        self.statuses: dict[UpstreamKey, Status] = {}
         self._watched: dict[UpstreamKey, bytes] | None = None
         self._discovery: list[asyncio.Task[None]] = []
 
     def ready(self) -> bool:
         return self._ready
 
+    def status_report(self) -> dict[str, Any]:
+        """``{"namespace.name": {"state": "Accepted"|"Rejected", "reason": ..., "reportedBy": ...}}``"""
+        statuses = dict(self.statuses)  # read from the admin thread: copy first
+        return {f"{ns}.{name}": json_format.MessageToDict(st) for (ns, name), st in sorted(statuses.items())}
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down gracefully."""
         await self.xds.start()
         if self.options.admin_address:
             host, port = parse_host_port(self.options.admin_address)
-            self.admin = AdminServer(host, port, self.ready)
+            self.admin = AdminServer(host, port, self.ready, self.status_report)
             self.admin.start()
         watcher = asyncio.create_task(self._follow_manifests(), name="manifests")
         stopping = asyncio.create_task(stop.wait())
@@ -98,6 +108,8 @@ class ControlPlane:
 
     def apply_upstreams(self, upstreams: Sequence[Upstream]) -> None:
         delta = self.translator.set_upstreams(upstreams)
+        present = {upstream_key(u) for u in upstreams}
+        self.statuses = {key: st for key, st in self.statuses.items() if key in present}
         self._publish(delta)
         log.info(
             "upstreams applied", extra={"upstreams": len(upstreams), "clusters": len(delta.cluster_upserts)}
@@ -147,6 +159,7 @@ class ControlPlane:
             self.cache.update_resources(CLUSTER_TYPE, delta.cluster_upserts, delta.cluster_removals)
         if delta.assignment_upserts or delta.assignment_removals:
             self.cache.update_resources(ENDPOINT_TYPE, delta.assignment_upserts, delta.assignment_removals)
+        self.statuses.update(delta.statuses)
         for (namespace, name), status in delta.statuses.items():
             level = logging.WARNING if status.state == Status.Rejected else logging.INFO
             log.log(

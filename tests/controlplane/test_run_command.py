@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,24 @@ def test_manifest_added_changed_deleted_without_restart(stack: LocalStack) -> No
     assert stack.control_plane is not None
     cp = stack.control_plane
     wait_for("the control plane to drop the deleted file", lambda: "manifest removed" in cp.log_text())
+
+
+def test_statuses_report_accepted_and_rejected_upstreams(stack: LocalStack) -> None:
+    no_project = API.replace(", projectId: demo-project}", "}")
+    (stack.config_dir / "api.yaml").write_text(no_project)
+
+    def statuses() -> dict[str, dict[str, str]] | None:
+        status, body = http_get(f"http://127.0.0.1:{stack.metrics_port}/statuses")
+        assert status == 200
+        report: dict[str, dict[str, str]] = json.loads(body)
+        return report if "default.api" in report else None
+
+    report = wait_for("the api upstream's status", statuses)
+    assert report["default.web"] == {"state": "Accepted", "reportedBy": "gce-plugin"}
+    assert report["default.api"]["state"] == "Rejected"
+    assert "projectId" in report["default.api"]["reason"]
+    # The rejected upstream is left out; the other one keeps being served and discovered.
+    assert endpoints_gauge(stack, "default.web") == 3.0
 
 
 def test_sigterm_is_a_graceful_shutdown(stack: LocalStack) -> None:
