@@ -133,16 +133,23 @@ class ControlPlane:
         ]
 
     async def _watch_endpoints(self, plugin: DiscoveryPlugin, upstreams: list[Upstream]) -> None:
-        opts = WatchOpts(
-            refresh_interval=self.options.settings.refresh_interval, on_error=self._discovery_error
-        )
-        watch = plugin.watch_endpoints(self.options.write_namespace, upstreams, opts)
-        try:
-            async for endpoint_list in watch:
-                self._publish(self.translator.set_endpoints(endpoint_list))
-        finally:
-            with contextlib.suppress(Exception):
-                await watch.aclose()  # type: ignore[attr-defined]
+        """Feed one plugin's endpoint lists to translation. A watch that ends or crashes (a plugin
+        bug) is reported and started again after a refresh interval: endpoints never freeze silently."""
+        interval = self.options.settings.refresh_interval
+        opts = WatchOpts(refresh_interval=interval, on_error=self._discovery_error)
+        while True:
+            watch = plugin.watch_endpoints(self.options.write_namespace, upstreams, opts)
+            try:
+                async for endpoint_list in watch:
+                    self._publish(self.translator.set_endpoints(endpoint_list))
+                log.error("discovery watch ended; restarting", extra={"plugin": plugin.name})
+            except Exception as exc:
+                log.exception("discovery watch crashed; restarting", extra={"plugin": plugin.name})
+                self._discovery_error(DiscoveryError(f"{plugin.name} discovery crashed: {exc}"))
+            finally:
+                with contextlib.suppress(Exception):
+                    await watch.aclose()  # type: ignore[attr-defined]
+            await asyncio.sleep(interval)
 
     @staticmethod
     def _discovery_error(err: DiscoveryError) -> None:

@@ -115,10 +115,20 @@ class ManifestDirectory:
         return True
 
     async def watch(self, interval: float = 1.0) -> AsyncIterator[list[Upstream]]:
-        """Yield the upstreams now, then again after every change."""
+        """Yield the upstreams now, then again after every change. The directory must exist at
+        first; if it vanishes later (a remount), the last good upstreams stay until it is back."""
         await asyncio.to_thread(self.scan)
         yield self.upstreams()
+        unreadable = False
         while True:
             await asyncio.sleep(interval)
-            if await asyncio.to_thread(self.scan):
+            try:
+                changed = await asyncio.to_thread(self.scan)
+            except OSError as err:
+                if not unreadable:  # once per outage, not every interval
+                    log.error("cannot read the manifest directory; keeping the last good upstreams: %s", err)
+                unreadable = True
+                continue
+            unreadable = False
+            if changed:
                 yield self.upstreams()

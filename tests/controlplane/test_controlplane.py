@@ -1,0 +1,142 @@
+"""The control plane in process, with fake plugins: it survives a crashing discovery plugin and a
+manifest directory that goes away, and publishes through to the xDS cache."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+import pytest
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVersion, ConfigSource
+
+from gce_plugin.api import Endpoint, ResourceRef, Upstream
+from gce_plugin.controlplane import ControlPlane, Options
+from gce_plugin.plugins.plugin import (
+    DiscoveryPlugin,
+    EndpointList,
+    Params,
+    Settings,
+    UpstreamPlugin,
+    WatchOpts,
+    upstream_key,
+)
+from gce_plugin.plugins.registry import Registry
+from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
+
+MANIFEST = """\
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: web, namespace: default}
+spec:
+  upstreamSpec:
+    gce: {instanceGroupName: web, instanceGroupRegion: us-central1-a, projectId: p}
+"""
+
+
+class FlakyDiscovery(UpstreamPlugin, DiscoveryPlugin):
+    """EDS for gce upstreams; its first watch crashes after one answer, the next ones work."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.watches = 0
+
+    def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
+        if upstream.upstream_spec.HasField("gce"):
+            cluster.type = Cluster.EDS
+            cluster.eds_cluster_config.eds_config.CopyFrom(
+                ConfigSource(ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3)
+            )
+
+    async def watch_endpoints(
+        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
+    ) -> AsyncIterator[EndpointList]:
+        self.watches += 1
+        keys = frozenset(upstream_key(u) for u in upstreams)
+        port = 8000 + self.watches
+        endpoints = tuple(
+            Endpoint(upstreams=[ResourceRef(namespace=ns, name=n)], address="10.0.0.1", port=port)
+            for ns, n in sorted(keys)
+        )
+        yield EndpointList(endpoints=endpoints, resolved=keys)
+        if self.watches == 1:
+            raise RuntimeError("plugin bug")
+        await asyncio.Event().wait()
+
+
+async def until(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def run_plane(config: Path, body: Callable[[ControlPlane, FlakyDiscovery], Awaitable[None]]) -> None:
+    plugin = FlakyDiscovery()
+    options = Options(
+        config_dir=str(config),
+        xds_address="127.0.0.1:0",
+        admin_address=None,
+        settings=Settings(refresh_interval=0.1),
+        manifest_poll_interval=0.05,
+    )
+    plane = ControlPlane(options, Registry([plugin]))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(plane.run(stop))
+        try:
+            await body(plane, plugin)
+        finally:
+            stop.set()
+            await running
+
+    asyncio.run(main())
+
+
+def port_of(plane: ControlPlane) -> int | None:
+    assignment = plane.cache.resources(ENDPOINT_TYPE).get("web_default")
+    if assignment is None or not assignment.endpoints:  # type: ignore[attr-defined]
+        return None
+    return int(assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value)  # type: ignore[attr-defined]
+
+
+def test_a_crashing_discovery_watch_is_restarted(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(MANIFEST)
+
+    async def body(plane: ControlPlane, plugin: FlakyDiscovery) -> None:
+        await until("the cluster", lambda: "web_default" in plane.cache.resources(CLUSTER_TYPE))
+        # The first watch answered (port 8001), then crashed; the restarted one answers 8002.
+        await until("the restarted watch's endpoints", lambda: port_of(plane) == 8002)
+        assert plugin.watches == 2
+
+    run_plane(tmp_path, body)
+
+
+def test_manifest_directory_gone_keeps_the_last_good_upstreams(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "upstreams"
+    config.mkdir()
+    (config / "web.yaml").write_text(MANIFEST)
+
+    async def body(plane: ControlPlane, plugin: FlakyDiscovery) -> None:
+        await until("the cluster", lambda: "web_default" in plane.cache.resources(CLUSTER_TYPE))
+        shutil.rmtree(config)
+        await until(
+            "a scan of the missing directory",
+            lambda: any("cannot read the manifest directory" in r.getMessage() for r in caplog.records),
+        )
+        assert "web_default" in plane.cache.resources(CLUSTER_TYPE)
+        config.mkdir()
+        (config / "web.yaml").write_text(MANIFEST.replace("name: web,", "name: web2,"))
+        await until(
+            "the directory's new content", lambda: "web2_default" in plane.cache.resources(CLUSTER_TYPE)
+        )
+        assert "web_default" not in plane.cache.resources(CLUSTER_TYPE)
+
+    run_plane(config, body)
