@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from gce_plugin.xds_address import parse_host_port
+from gce_plugin.hostport import parse_host_port
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 

@@ -16,7 +16,7 @@ from types import FrameType
 from gce_plugin import logs
 from gce_plugin.emulator.fixture import Fixture, FixtureError
 from gce_plugin.emulator.server import Emulator
-from gce_plugin.xds_address import parse_host_port
+from gce_plugin.hostport import parse_host_port
 
 log = logging.getLogger(__name__)
 
