@@ -153,8 +153,8 @@ def at_scale(size: FleetSize, trials: int) -> list[dict[str, float]]:
             )
 
             async def trials_of() -> list[dict[str, float]]:
-                observer = SyncClient(0, xds_port, observer=True)
-                task = asyncio.create_task(observer.run(len(upstreams)))
+                observer = SyncClient(0, xds_port, observer=True, expected_clusters=len(upstreams))
+                task = asyncio.create_task(observer.run())
                 try:
                     await asyncio.wait_for(observer.full_eds.wait(), 600)
                     samples = []

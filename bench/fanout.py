@@ -21,18 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import grpc
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
-from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
+from bench.ads_client import AdsClient
 from bench.proc import cpu_seconds
 from bench.report import Report, median, percentile
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
 
 NAME = "fanout"
 TITLE = "Push fan-out"
-ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 CLUSTERS = 100
 SYNC_TIMEOUT = 180.0
 CHANGE_TIMEOUT = 30.0
@@ -65,72 +64,22 @@ class Counter:
             self.reached.set()
 
 
-def _raw(data: bytes) -> bytes:
-    return data
-
-
 @dataclass
-class Client:
-    """A minimal Envoy-like ADS client."""
+class Client(AdsClient):
+    """An Envoy-like ADS client that records what it receives once synced."""
 
-    index: int
-    port: int
-    synced: Counter
-    updates: Counter
+    synced: Counter = field(default_factory=Counter)
+    updates: Counter = field(default_factory=Counter)
     receipts: list[Receipt] = field(default_factory=list)
     sync_bytes: int = 0
     is_synced: bool = False
-    eds_names: tuple[str, ...] = ()
-    error: str = ""
 
-    async def run(self) -> None:
-        channel = grpc.aio.insecure_channel(
-            f"127.0.0.1:{self.port}",
-            # A connection of its own, as separate Envoys have (channels share subchannels otherwise).
-            options=[("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 1 << 26)],
-        )
-        try:
-            call = channel.stream_stream(
-                ADS_METHOD, request_serializer=DiscoveryRequest.SerializeToString, response_deserializer=_raw
-            )()
-            await call.write(self._request(CLUSTER_TYPE))
-            subscribed = False
-            while True:
-                raw = await call.read()
-                if raw is grpc.aio.EOF:
-                    return
-                at = time.monotonic_ns()
-                response = DiscoveryResponse.FromString(raw)
-                if response.type_url == CLUSTER_TYPE:
-                    names = tuple(Cluster.FromString(a.value).name for a in response.resources)
-                else:
-                    names = tuple(
-                        ClusterLoadAssignment.FromString(a.value).cluster_name for a in response.resources
-                    )
-                ack = self._request(response.type_url, response.version_info, response.nonce)
-                if response.type_url == CLUSTER_TYPE and not subscribed:
-                    # As Envoy: subscribe to the new clusters' assignments, then ACK the clusters.
-                    subscribed = True
-                    self.eds_names = names
-                    await call.write(self._request(ENDPOINT_TYPE, names=names))
-                elif response.type_url == ENDPOINT_TYPE:
-                    ack.resource_names.extend(self.eds_names)  # SotW: every request names them all
-                self._note(Receipt(at, len(raw), response.type_url, names))
-                await call.write(ack)
-        except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.CANCELLED:
-                self.error = f"{err.code().name}: {err.details()}"
-        finally:
-            await channel.close(grace=None)
-
-    def _request(
-        self, type_url: str, version: str = "", nonce: str = "", names: tuple[str, ...] = ()
-    ) -> DiscoveryRequest:
-        request = DiscoveryRequest(type_url=type_url, version_info=version, response_nonce=nonce)
-        request.node.id = f"bench-client-{self.index}"
-        request.node.cluster = "bench"
-        request.resource_names.extend(names)
-        return request
+    def received(self, response: DiscoveryResponse, size: int, at_ns: int) -> None:
+        if response.type_url == CLUSTER_TYPE:
+            names = tuple(Cluster.FromString(a.value).name for a in response.resources)
+        else:
+            names = tuple(ClusterLoadAssignment.FromString(a.value).cluster_name for a in response.resources)
+        self._note(Receipt(at_ns, size, response.type_url, names))
 
     def _note(self, receipt: Receipt) -> None:
         if self.is_synced:
@@ -221,7 +170,7 @@ async def measure(count: int, trials: int) -> Round:
         synced.expect(count)
         cpu_start = cpu_seconds(server.pid)
         started = time.monotonic()
-        clients = [Client(i, port, synced, updates) for i in range(count)]
+        clients = [Client(i, port, synced=synced, updates=updates) for i in range(count)]
         tasks = [asyncio.create_task(c.run()) for c in clients]
         await _wait(synced.reached, SYNC_TIMEOUT, lambda: f"{synced.count}/{count} clients synced", clients)
         sync_s = time.monotonic() - started

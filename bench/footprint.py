@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
-from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
+from bench.ads_client import AdsClient
 from bench.fleet import FleetSize, build_fleet
 from bench.proc import cpu_seconds, memory_kib
 from bench.report import Report
@@ -39,11 +38,10 @@ from gce_plugin.localstack import (
     start_control_plane,
 )
 from gce_plugin.manifests import dump_upstream
-from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
+from gce_plugin.xds import ENDPOINT_TYPE
 
 NAME = "footprint"
 TITLE = "Footprint"
-ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 FULL = FleetSize(zones=5, per_zone=2000, zonal_per_zone=160, group_size=10, upstreams_per_group=10)
 QUICK = FleetSize(zones=5, per_zone=200, zonal_per_zone=16, group_size=10, upstreams_per_group=10)
 REFRESH = 60.0
@@ -51,74 +49,29 @@ BATCH = 5
 SETTLE = 1.0
 
 
-def _raw(data: bytes) -> bytes:
-    return data
-
-
 @dataclass
-class SyncClient:
+class SyncClient(AdsClient):
     """An Envoy-like ADS client. The observer parses every assignment; the others only count them."""
 
-    index: int
-    port: int
+    node_prefix: str = "footprint"
     observer: bool = False
+    expected_clusters: int = 0
     endpoints: dict[str, int] = field(default_factory=dict)  # observer: cluster -> endpoint count
     eds_responses: int = 0
     full_eds: asyncio.Event = field(default_factory=asyncio.Event)
-    error: str = ""
 
-    async def run(self, expected_clusters: int) -> None:
-        channel = grpc.aio.insecure_channel(
-            f"127.0.0.1:{self.port}",
-            options=[("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 1 << 30)],
-        )
-        names: tuple[str, ...] = ()
-        try:
-            call = channel.stream_stream(
-                ADS_METHOD, request_serializer=DiscoveryRequest.SerializeToString, response_deserializer=_raw
-            )()
-            await call.write(self._request(CLUSTER_TYPE))
-            while True:
-                raw = await call.read()
-                if raw is grpc.aio.EOF:
-                    return
-                response = DiscoveryResponse.FromString(raw)
-                ack = self._request(response.type_url, response.version_info, response.nonce)
-                if response.type_url == CLUSTER_TYPE:
-                    if not names:
-                        names = tuple(sorted(_cluster_names(response)))
-                        await call.write(self._request(ENDPOINT_TYPE, names=names))
-                else:
-                    ack.resource_names.extend(names)
-                    self.eds_responses += 1
-                    if self.observer:
-                        for any_msg in response.resources:
-                            cla = ClusterLoadAssignment.FromString(any_msg.value)
-                            self.endpoints[cla.cluster_name] = sum(
-                                len(loc.lb_endpoints) for loc in cla.endpoints
-                            )
-                        if sum(1 for n in self.endpoints.values() if n) >= expected_clusters:
-                            self.full_eds.set()
-                    elif len(response.resources) >= expected_clusters:
-                        self.full_eds.set()
-                await call.write(ack)
-        except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.CANCELLED:
-                self.error = f"{err.code().name}: {err.details()}"
-        finally:
-            await channel.close(grace=None)
-
-    def _request(
-        self, type_url: str, version: str = "", nonce: str = "", names: tuple[str, ...] = ()
-    ) -> DiscoveryRequest:
-        request = DiscoveryRequest(type_url=type_url, version_info=version, response_nonce=nonce)
-        request.node.id = f"footprint-{self.index}"
-        request.resource_names.extend(names)
-        return request
-
-
-def _cluster_names(response: DiscoveryResponse) -> list[str]:
-    return [Cluster.FromString(a.value).name for a in response.resources]
+    def received(self, response: DiscoveryResponse, size: int, at_ns: int) -> None:
+        if response.type_url != ENDPOINT_TYPE:
+            return
+        self.eds_responses += 1
+        if self.observer:
+            for any_msg in response.resources:
+                cla = ClusterLoadAssignment.FromString(any_msg.value)
+                self.endpoints[cla.cluster_name] = sum(len(loc.lb_endpoints) for loc in cla.endpoints)
+            if sum(1 for n in self.endpoints.values() if n) >= self.expected_clusters:
+                self.full_eds.set()
+        elif len(response.resources) >= self.expected_clusters:
+            self.full_eds.set()
 
 
 def write_manifests(directory: Path, upstreams: list[Any]) -> None:
@@ -129,8 +82,8 @@ def write_manifests(directory: Path, upstreams: list[Any]) -> None:
 
 
 async def drive(port: int, pid: int, clients: int, expected: int, samples: dict[str, Any]) -> SyncClient:
-    observer = SyncClient(0, port, observer=True)
-    tasks = [asyncio.create_task(observer.run(expected))]
+    observer = SyncClient(0, port, observer=True, expected_clusters=expected)
+    tasks = [asyncio.create_task(observer.run())]
     try:
         started = time.monotonic()
         await asyncio.wait_for(observer.full_eds.wait(), 600)
@@ -141,14 +94,17 @@ async def drive(port: int, pid: int, clients: int, expected: int, samples: dict[
         steady = (clients - 1) // 2
         started = time.monotonic()
         for first in range(1, 1 + steady, BATCH):
-            batch = [SyncClient(i, port) for i in range(first, min(first + BATCH, 1 + steady))]
-            tasks += [asyncio.create_task(c.run(expected)) for c in batch]
+            batch = [
+                SyncClient(i, port, expected_clusters=expected)
+                for i in range(first, min(first + BATCH, 1 + steady))
+            ]
+            tasks += [asyncio.create_task(c.run()) for c in batch]
             await asyncio.wait_for(asyncio.gather(*(c.full_eds.wait() for c in batch)), 600)
         await asyncio.sleep(SETTLE)
         samples["steady_clients"] = steady
         samples["batched"] = memory_kib(pid)
-        herd = [SyncClient(i, port) for i in range(1 + steady, clients)]
-        tasks += [asyncio.create_task(c.run(expected)) for c in herd]
+        herd = [SyncClient(i, port, expected_clusters=expected) for i in range(1 + steady, clients)]
+        tasks += [asyncio.create_task(c.run()) for c in herd]
         await asyncio.wait_for(asyncio.gather(*(c.full_eds.wait() for c in herd)), 600)
         samples["clients_synced_s"] = time.monotonic() - started
         await asyncio.sleep(SETTLE)  # RSS is read once the last ACKs have landed
