@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from google.protobuf.message import Message
 
 from gce_plugin import metrics
 from gce_plugin.api import Endpoint, Status, Upstream
@@ -142,6 +143,8 @@ class _UpstreamState:
     # The cluster being served: the last accepted translation.
     cluster: Cluster | None
     status: Status
+    # What discovery looks for: the upstream type and its spec (see _target).
+    target: bytes = b""
 
 
 class Translator:
@@ -212,7 +215,14 @@ class Translator:
             fingerprint = _fingerprint(upstream)
             state = self._upstreams.get(key)
             if state is None or state.fingerprint != fingerprint:
+                target = _target(upstream)
+                if state is not None and state.target != target:
+                    # Another type, group or selector: the endpoints known so far were found for the
+                    # old one. The assignment being served stays until discovery answers for the new
+                    # target, so an edit never empties a cluster by itself.
+                    self._endpoints.pop(key, None)
                 self._translate(key, upstream, fingerprint, params, delta)
+                self._upstreams[key].target = target
         return delta
 
     def set_endpoints(self, endpoints: EndpointList) -> Delta:
@@ -337,6 +347,17 @@ class Translator:
     def _count(self, kind: str) -> None:
         if self._record_metrics:
             metrics.TRANSLATIONS.labels(kind=kind).inc()
+
+
+def _target(upstream: Upstream) -> bytes:
+    """The upstream's type and type-specific spec: what its endpoints are discovered from (the
+    common options, such as use_http2, do not change which endpoints it has)."""
+    spec = upstream.upstream_spec
+    kind = spec.WhichOneof("upstream_type")
+    if kind is None:
+        return b""
+    typed: Message = getattr(spec, kind)
+    return kind.encode() + b"\0" + typed.SerializeToString(deterministic=True)
 
 
 def _fingerprint(upstream: Upstream) -> tuple[bytes, bytes]:

@@ -281,6 +281,34 @@ def test_readded_upstream_waits_for_fresh_discovery() -> None:
     assert list(delta.cluster_upserts) == ["web_default"] and not delta.assignment_upserts
 
 
+def test_a_new_spec_waits_for_discovery_of_it_and_keeps_serving_meanwhile() -> None:
+    translator = make_translator()
+    translator.set_upstreams([gce_upstream("web")])
+    translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1")])
+    repointed = gce_upstream("web")
+    repointed.upstream_spec.gce.instance_group_name = "web-v2"
+    delta = translator.set_upstreams([repointed])
+    # Nothing is withdrawn or emptied by the edit itself ...
+    assert not delta.assignment_upserts and not delta.assignment_removals
+    assert hosts_of(translator, "web_default") == ["10.0.0.1"]
+    # ... and an answer that does not know the upstream yet does not bring the old endpoints back.
+    translator.set_upstreams([gce_upstream("web")])
+    delta = translator.set_endpoints(EndpointList((), frozenset()))
+    assert not delta.resources_changed
+    delta = translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.2")])
+    assert hosts_of(translator, "web_default") == ["10.0.0.2"]
+
+
+def test_gce_to_static_and_back_does_not_republish_old_endpoints() -> None:
+    translator = make_translator()
+    translator.set_upstreams([gce_upstream("web")])
+    translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1")])
+    translator.set_upstreams([static_upstream("web", [("10.9.9.9", 80)])])
+    delta = translator.set_upstreams([gce_upstream("web")])
+    assert list(delta.cluster_upserts) == ["web_default"] and not delta.assignment_upserts
+    assert "web_default" not in translator.result().assignments
+
+
 def test_identical_inputs_give_byte_identical_output() -> None:
     def run(order: int) -> list[bytes]:
         upstreams = [gce_upstream(f"us{i}") for i in range(3)][::order]
