@@ -82,12 +82,12 @@ class ManifestDirectory:
         self._files[path] = state
         try:
             state.upstreams = manifests.load_file(path)
-        except manifests.ManifestError as err:
-            state.error = str(err)
+        except Exception as err:  # ManifestError, or a loader bug: either way, this file only
+            state.error = str(err) if isinstance(err, manifests.ManifestError) else f"{path}: {err!r}"
             kept = len(state.upstreams)
             log.error(
                 "bad manifest; keeping its last good version",
-                extra={"file": str(path), "error": str(err), "kept_upstreams": kept},
+                extra={"file": str(path), "error": state.error, "kept_upstreams": kept},
             )
             return True
         log.info("manifest loaded", extra={"file": str(path), "upstreams": len(state.upstreams)})

@@ -215,6 +215,13 @@ def dumps(upstreams: Collection[Upstream]) -> str:
 def _load_documents(path: Path) -> list[tuple[int, Upstream]]:
     """(1-based document index, upstream) for every upstream in the file."""
     try:
+        return _read_documents(path)
+    except RecursionError:  # absurdly deep nesting: the parsers recurse per level
+        raise ManifestError(path, "nested too deeply to be an Upstream manifest") from None
+
+
+def _read_documents(path: Path) -> list[tuple[int, Upstream]]:
+    try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as err:
         raise ManifestError(path, f"cannot read: {err.strerror or err}") from None

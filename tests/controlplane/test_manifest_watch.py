@@ -68,3 +68,13 @@ def test_duplicate_upstream_across_files_first_file_wins(tmp_path: Path) -> None
     source.scan()
     assert [u.upstream_spec.gce.instance_group_name for u in source.upstreams()] == ["from-a"]
     assert "already defined in" in source.errors[tmp_path / "b.yaml"]
+
+
+def test_a_file_that_breaks_the_loader_keeps_the_others(tmp_path: Path) -> None:
+    source = ManifestDirectory(tmp_path)
+    write(tmp_path / "a.yaml", "a")
+    source.scan()
+    (tmp_path / "b.yaml").write_text("[" * 5000 + "]" * 5000)
+    source.scan()
+    assert names(source) == ["a"]
+    assert "b.yaml" in source.errors[tmp_path / "b.yaml"]

@@ -232,3 +232,12 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(manifests.ManifestError, match="not UTF-8"):
         manifests.load_file(binary)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_absurdly_deep_nesting_is_a_manifest_error(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(manifests.ManifestError, match="nested too deeply") as raised:
+        manifests.load_file(path)
+    assert raised.value.path == str(path)
