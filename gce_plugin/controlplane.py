@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from google.protobuf import json_format
 
 from gce_plugin.admin_http import AdminServer
@@ -62,6 +63,9 @@ class ControlPlane:
         self.xds = XdsServer(self.cache, options.xds_address)
         self.admin: AdminServer | None = None
         self._ready = False
+        self._loaded = asyncio.Event()
+        # Assignments of EDS clusters whose discovery has not answered yet (see SnapshotCache.hold).
+        self._awaited: set[str] = set()
         # Gloo-style status per upstream, as translation last reported it.
         self.statuses: dict[UpstreamKey, Status] = {}
         self._watched: dict[UpstreamKey, bytes] | None = None
@@ -77,7 +81,6 @@ class ControlPlane:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down gracefully."""
-        await self.xds.start()
         if self.options.admin_address:
             host, port = parse_host_port(self.options.admin_address)
             self.admin = AdminServer(host, port, self.ready, self.status_report)
@@ -85,7 +88,15 @@ class ControlPlane:
         watcher = asyncio.create_task(self._follow_manifests(), name="manifests")
         stopping = asyncio.create_task(stop.wait())
         try:
-            await asyncio.wait({watcher, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            # xDS opens only once the manifests are translated: an Envoy reconnecting after a restart
+            # must never be told that there are no clusters.
+            loaded = asyncio.create_task(self._loaded.wait())
+            await asyncio.wait({watcher, stopping, loaded}, return_when=asyncio.FIRST_COMPLETED)
+            loaded.cancel()
+            if self._loaded.is_set():
+                await self.xds.start()
+                self._ready = True
+                await asyncio.wait({watcher, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if watcher.done():
                 watcher.result()  # a crash of the watcher is a crash of the control plane
         finally:
@@ -104,7 +115,7 @@ class ControlPlane:
         async for upstreams in self.manifests.watch(self.options.manifest_poll_interval):
             self.apply_upstreams(upstreams)
             self._restart_discovery(upstreams)
-            self._ready = True
+            self._loaded.set()
 
     def apply_upstreams(self, upstreams: Sequence[Upstream]) -> None:
         delta = self.translator.set_upstreams(upstreams)
@@ -159,6 +170,25 @@ class ControlPlane:
 
     # -- translation -> snapshot ---------------------------------------------------------------------
 
+    def _hold_awaited_assignments(self, delta: Delta) -> None:
+        """Keep the cache from answering for EDS clusters whose endpoints are not known yet: after a
+        restart, Envoy asks at once for the assignments it already has, and an empty placeholder would
+        wipe its good endpoints before the first discovery poll (or for as long as it fails)."""
+        if delta.cluster_upserts or delta.cluster_removals:
+            assignments = self.cache.resources(ENDPOINT_TYPE)
+            self._awaited = {
+                eds_name
+                for name, cluster in self.cache.resources(CLUSTER_TYPE).items()
+                if cluster.type == Cluster.EDS  # type: ignore[attr-defined]
+                and (eds_name := cluster.eds_cluster_config.service_name or name)  # type: ignore[attr-defined]
+                not in assignments
+            }
+        elif self._awaited and delta.assignment_upserts:
+            self._awaited.difference_update(delta.assignment_upserts)
+        else:
+            return
+        self.cache.hold(ENDPOINT_TYPE, self._awaited)
+
     def _publish(self, delta: Delta) -> None:
         # Clusters first: on ADS the server keeps that order, so Envoy never sees an assignment for a
         # cluster it does not know.
@@ -166,6 +196,7 @@ class ControlPlane:
             self.cache.update_resources(CLUSTER_TYPE, delta.cluster_upserts, delta.cluster_removals)
         if delta.assignment_upserts or delta.assignment_removals:
             self.cache.update_resources(ENDPOINT_TYPE, delta.assignment_upserts, delta.assignment_removals)
+        self._hold_awaited_assignments(delta)
         self.statuses.update(delta.statuses)
         for (namespace, name), status in delta.statuses.items():
             level = logging.WARNING if status.state == Status.Rejected else logging.INFO

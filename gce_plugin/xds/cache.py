@@ -100,6 +100,8 @@ class _TypeState:
     log_names: int = 0
     full_body: bytes | None = None
     placeholders: dict[str, Entry] = field(default_factory=dict)
+    # Names whose real resource is on its way: no placeholder for them (see SnapshotCache.hold).
+    held: frozenset[str] = frozenset()
 
     @property
     def version(self) -> str:
@@ -195,11 +197,21 @@ class SnapshotCache:
     def entries(self, type_url: str) -> Mapping[str, Entry]:
         return self._state(type_url).entries
 
+    def hold(self, type_url: str, names: Iterable[str]) -> None:
+        """Names whose resource is on its way but not known yet (e.g. the assignments of EDS clusters
+        whose discovery has not answered). Requests for them get nothing until it arrives, neither a
+        placeholder nor a removal: a client that already has the resource (an Envoy reconnecting after
+        a control-plane restart) keeps it, rather than having it emptied. Replaces the held set."""
+        self._state(type_url).held = frozenset(names)
+
+    def is_held(self, type_url: str, name: str) -> bool:
+        return name in self._state(type_url).held
+
     def entry_or_placeholder(self, type_url: str, name: str) -> Entry | None:
         """The entry of ``name``, else the type's placeholder for it (e.g. an empty assignment)."""
         st = self._state(type_url)
         entry = st.entries.get(name)
-        if entry is not None or st.rtype.placeholder is None:
+        if entry is not None or st.rtype.placeholder is None or name in st.held:
             return entry
         entry = st.placeholders.get(name)
         if entry is None:

@@ -233,7 +233,8 @@ class DeltaSubscription(_Subscription):
             else:
                 continue  # not subscribed
             if entry is None:
-                removed.append(name)
+                if not cache.is_held(type_url, name):
+                    removed.append(name)
             elif self.initial.get(name) != entry.version:
                 parts.append(entry.delta_field)
         self.initial = {}

@@ -8,9 +8,11 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
+import grpc
 import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVersion, ConfigSource
+from envoy.service.discovery.v3.ads_pb2_grpc import AggregatedDiscoveryServiceStub
 
 from gce_plugin.api import Endpoint, ResourceRef, Upstream
 from gce_plugin.controlplane import ControlPlane, Options
@@ -25,6 +27,7 @@ from gce_plugin.plugins.plugin import (
 )
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
+from tests.xds.xds_testkit import SotwClient, assignments_of, clusters_of, ports_of
 
 MANIFEST = """\
 apiVersion: gloo.solo.io/v1
@@ -140,3 +143,68 @@ def test_manifest_directory_gone_keeps_the_last_good_upstreams(
         assert "web_default" not in plane.cache.resources(CLUSTER_TYPE)
 
     run_plane(config, body)
+
+
+class GatedDiscovery(FlakyDiscovery):
+    """Answers only once ``gate`` is set: a slow first poll (or a failing Compute API)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def watch_endpoints(
+        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
+    ) -> AsyncIterator[EndpointList]:
+        await self.gate.wait()
+        keys = frozenset(upstream_key(u) for u in upstreams)
+        endpoints = tuple(
+            Endpoint(upstreams=[ResourceRef(namespace=ns, name=n)], address="10.0.0.7", port=8080)
+            for ns, n in sorted(keys)
+        )
+        yield EndpointList(endpoints=endpoints, resolved=keys)
+        await asyncio.Event().wait()
+
+
+def test_before_discovery_answers_envoy_gets_clusters_but_no_empty_assignment(tmp_path: Path) -> None:
+    """What a restarted control plane tells a reconnecting Envoy: its clusters at once, and the
+    assignments only when discovery has found them, never an empty one meanwhile."""
+    (tmp_path / "web.yaml").write_text(MANIFEST)
+    plugin = GatedDiscovery()
+    options = Options(
+        config_dir=str(tmp_path),
+        xds_address="127.0.0.1:0",
+        admin_address=None,
+        settings=Settings(refresh_interval=0.1),
+        manifest_poll_interval=0.05,
+    )
+    plane = ControlPlane(options, Registry([plugin]))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(plane.run(stop))
+        try:
+            await until("xDS to open", lambda: plane.xds.port != 0)
+            # It opened with the manifests already translated: the first CDS answer has the cluster.
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds.port}") as channel:
+                client = SotwClient(AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(), "e")
+                await client.request(CLUSTER_TYPE)
+                clusters = await client.recv()
+                assert list(clusters_of(clusters)) == ["web_default"]
+                await client.ack(clusters)
+                await client.request(ENDPOINT_TYPE, ["web_default"])
+                # The request is answered, but with no assignment (an empty one would wipe the hosts
+                # of an Envoy that has them; a response without resources leaves them alone).
+                answer = await client.recv()
+                assert answer.type_url == ENDPOINT_TYPE and not assignments_of(answer)
+                await client.ack(answer, ["web_default"])
+                plugin.gate.set()
+                # The first assignment this client ever gets is the discovered one.
+                first = assignments_of(await client.recv())
+                assert list(first) == ["web_default"]
+                assert ports_of(first["web_default"]) == [8080]
+                await channel.close()
+        finally:
+            stop.set()
+            await running
+
+    asyncio.run(main())

@@ -3,6 +3,7 @@ loopback. Traffic goes client -> Envoy -> VM (the emulator's per-VM HTTP servers
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -125,6 +126,35 @@ def test_control_plane_restart_keeps_traffic_and_envoy_resyncs(stack: LocalStack
     # Envoy reconnects on its own and gets the current state, which changed while it was away.
     converge_time(envoy, "web_default", WEB - {"127.0.0.11:8080"})
     assert backends_reached(f"{envoy.url}/api", {"api-1", "api-2"}) == {"api-1", "api-2"}
+
+
+def eds_pushes(stack: LocalStack) -> float:
+    status, body = http_get(f"http://127.0.0.1:{stack.metrics_port}/metrics")
+    if status != 200:
+        return 0.0
+    match = re.search(r'gce_plugin_xds_pushes_total\{type_url="[^"]*ClusterLoadAssignment"\} (\S+)', body)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_restart_with_slow_discovery_never_empties_envoys_clusters(stack: LocalStack, envoy: Envoy) -> None:
+    stack.stop_control_plane()
+    # The restarted control plane's first poll hangs in listInstances until the fault is cleared.
+    stack.emulator_admin(
+        "POST", "faults", {"method": "instanceGroups.listInstances", "status": 0, "delay": 30}
+    )
+    try:
+        stack.start_control_plane()
+        # Envoy reconnects, gets its clusters and asks for their assignments, which are answered ...
+        wait_for("Envoy's EDS request to be answered", lambda: eds_pushes(stack) >= 1, timeout=15)
+        # ... without emptying the hosts it has: traffic still flows while discovery is stuck.
+        assert envoy.cluster_hosts("web_default") == WEB
+        assert backends_reached(f"{envoy.url}/web", {"web-1", "web-2", "web-3"}) == {
+            "web-1",
+            "web-2",
+            "web-3",
+        }
+    finally:
+        stack.emulator_admin("DELETE", "faults")
 
 
 def test_second_envoy_gets_the_same_state(stack: LocalStack, envoy: Envoy) -> None:
