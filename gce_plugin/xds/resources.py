@@ -63,7 +63,8 @@ CLUSTER = ResourceType(
 # Every requested assignment is answered: a cluster that has no endpoints yet (or that the cache does
 # not know at all) gets an empty ClusterLoadAssignment, so Envoy finishes warming it at once instead
 # of waiting for its initial fetch timeout, and traffic to it fails fast with "no healthy upstream".
-# The real assignment follows whenever it appears.
+# The real assignment follows whenever it appears. Names the cache holds (SnapshotCache.hold: the
+# control plane holds EDS clusters whose discovery has not answered yet) get no placeholder.
 ENDPOINT = ResourceType(
     message_name="envoy.config.endpoint.v3.ClusterLoadAssignment",
     name_field="cluster_name",
