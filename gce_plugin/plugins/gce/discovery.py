@@ -10,7 +10,8 @@ One poll cycle, for all gce upstreams at once:
    two calls, where ``regions.get`` plus ``instanceGroups.get`` per zone would be four or more;
    several zones with a same-named group all serve the upstream). A location is told from a region
    by its form: zones are ``<region>-<letter>``, so they have two or more dashes. Locations (with
-   named ports) are cached for ``location_ttl``; a 404 on a cached group drops its entry.
+   named ports) are cached for ``location_ttl``; a 404 on a cached group drops that group from its
+   location, and the location once none of its groups is left.
 2. **List members** of each distinct group once (``listInstances``, RUNNING only), and **list
    instances** of each distinct (project, zone) once (``instances.list``), for every group and
    upstream in that zone: calls per cycle grow with distinct groups and zones, not with upstreams.
@@ -26,7 +27,9 @@ One poll cycle, for all gce upstreams at once:
 
 Faults stay local. An upstream whose group or zone failed keeps its last good endpoints and gets an
 error; the others go on. A group that no longer exists (404) is reported ("instance group X not
-found in project P region R") and its upstream resolves to zero endpoints: the user deleted it.
+found in project P zone Z"). If it was one of several zonal groups a region resolved to, the
+upstream keeps the others' endpoints; once every group of its location is gone, it resolves to zero
+endpoints ("... region R"): the user deleted it.
 
 Endpoint names: ``<upstream name>-<instance name>-<8 hex digits>``, where the digits hash the
 upstream's namespace and name and the instance's project, zone and name: readable, unique per
@@ -394,6 +397,7 @@ class GceDiscovery:
             - {NO_ZONE}
         )
         instances.update(zip(more, await self._run([self._zone_lister(z, abort) for z in more]), strict=True))
+        deleted = self._drop_deleted_groups(located, members)
 
         # 3. Join, per upstream.
         by_url: dict[str, JsonObject] = {
@@ -406,7 +410,10 @@ class GceDiscovery:
         unchanged = self._note_group_inputs(members, instances, by_url)
         joined: dict[tuple[Target, str], _Joined] = {}
         for target in targets:
-            location = located[(target.project, target.location, target.group)]
+            where = (target.project, target.location, target.group)
+            location = located[where]
+            # One of several groups deleted: the upstream keeps the others, and is told which went.
+            gone = "; ".join(_describe(ref.project, ref.location, ref.name) for ref in deleted.get(where, ()))
             memo = self._joined.get((target, write_namespace))
             try:
                 if (
@@ -426,16 +433,41 @@ class GceDiscovery:
                 result.endpoints[target.key] = ()
                 result.errors[target.key] = str(exc)
             except ComputeError as exc:
-                result.errors[target.key] = f"{_group_text(target)}: {exc}"
+                result.errors[target.key] = _joined_text(gone, f"{_group_text(target)}: {exc}")
             except ValueError as exc:
-                result.errors[target.key] = str(exc)
+                result.errors[target.key] = _joined_text(gone, str(exc))
             except Exception as exc:  # unexpected (a bug, an odd response): this upstream only
                 log.exception("gce discovery failed", extra={"upstream": target.label})
-                result.errors[target.key] = f"{type(exc).__name__}: {exc}"
+                result.errors[target.key] = _joined_text(gone, f"{type(exc).__name__}: {exc}")
             else:
                 result.endpoints[target.key] = endpoints
+                if gone:
+                    result.errors[target.key] = gone
         self._joined = joined  # targets that failed or went away are joined afresh next time
         return result
+
+    def _drop_deleted_groups(
+        self, located: dict[tuple[str, str, str], _Outcome], members: dict[GroupRef, _Outcome]
+    ) -> dict[tuple[str, str, str], tuple[GroupRef, ...]]:
+        """Take the groups whose member listing says they no longer exist (404) out of their
+        locations, in ``located`` and in the cache; return them by location. A location left with
+        no group is located again next poll (gone, or moved)."""
+        deleted: dict[tuple[str, str, str], tuple[GroupRef, ...]] = {}
+        for where, outcome in located.items():
+            if outcome.error is not None:
+                continue
+            gone = tuple(g.ref for g in outcome.value if _not_found(members[g.ref].error))
+            if not gone:
+                continue
+            deleted[where] = gone
+            left = tuple(g for g in outcome.value if g.ref not in gone)
+            located[where] = _Outcome(value=left)
+            cached = self._locations.get(where)
+            if left and cached is not None:
+                cached.groups = left  # the rest of the location stays cached until it expires
+            else:
+                self._locations.pop(where, None)
+        return deleted
 
     def _note_group_inputs(
         self,
@@ -472,17 +504,15 @@ class GceDiscovery:
         by_url: dict[str, JsonObject],
     ) -> tuple[Endpoint, ...]:
         """The target's endpoints; raises the first failure that concerns it."""
-        where = (target.project, target.location, target.group)
-        location = located[where]
+        location = located[(target.project, target.location, target.group)]
         if location.error is not None:
             raise location.error
+        if not location.value:  # every group of the location was deleted
+            raise GroupNotFound(_describe(target.project, target.location, target.group))
         endpoints: list[Endpoint] = []
         for group in location.value:
             listed = members[group.ref]
             if listed.error is not None:
-                if isinstance(listed.error, ComputeError) and listed.error.not_found:
-                    self._locations.pop(where, None)  # gone or moved: locate again next poll
-                    raise GroupNotFound(_describe(target.project, target.location, target.group))
                 raise listed.error
             group_members: list[JsonObject] = listed.value
             # Members carry the group's current named ports; the cached group's are the fallback.
@@ -626,6 +656,14 @@ class GceDiscovery:
             endpoints=sorted_endpoints(e for eps in last_good.values() for e in eps),
             resolved=frozenset(last_good),
         )
+
+
+def _not_found(error: BaseException | None) -> bool:
+    return isinstance(error, ComputeError) and error.not_found
+
+
+def _joined_text(*messages: str) -> str:
+    return "; ".join(m for m in messages if m)
 
 
 def _kind(target: Target) -> str:

@@ -20,6 +20,7 @@ from tests.plugins.gce.gce_helpers import (
     next_item,
     poll,
     static_upstream,
+    vm,
 )
 
 WEB = ("default", "web")
@@ -197,6 +198,86 @@ def test_a_deleted_group_is_reported_and_has_no_endpoints(
         never.errors[("default", "ghost")]
         == f"instance group ghost not found in project {PROJECT} region us-central1"
     )
+
+
+REGIONAL_WEB = ("default", "regional-web")
+
+
+def zonal_web_in_two_zones(emulator: Emulator) -> None:
+    """Group ``web`` exists as zonal groups in us-central1-a (the fixture's) and us-central1-b."""
+    emulator.add_group(PROJECT, {"name": "web", "namedPorts": ["http:8080"]}, zone="us-central1-b")
+    emulator.add_instance(PROJECT, vm("web-b1", "10.0.1.41"), ["web"], zone="us-central1-b")
+
+
+def test_a_deleted_zonal_group_of_a_region_leaves_the_other_zones_serving(
+    emulator: Emulator, discovery: GceDiscovery
+) -> None:
+    zonal_web_in_two_zones(emulator)
+    upstream = gce_upstream("regional-web", instance_group_region="us-central1")
+    before = poll(discovery, upstream)
+    assert before.errors == {}
+    assert [a for _, a, _ in summary(before.endpoints[REGIONAL_WEB])] == [
+        "10.0.0.11",
+        "10.0.0.12",
+        "10.0.1.41",
+    ]
+    emulator.delete_group(PROJECT, "web", zone="us-central1-b")
+    emulator.reset_stats()
+    after = poll(discovery, upstream)
+    assert summary(after.endpoints[REGIONAL_WEB]) == [
+        ("web-1", "10.0.0.11", 8080),
+        ("web-2", "10.0.0.12", 8080),
+    ]
+    assert (
+        after.errors[REGIONAL_WEB] == f"instance group web not found in project {PROJECT} zone us-central1-b"
+    )
+    again = poll(discovery, upstream)  # the deleted group is no longer asked for, nor reported
+    assert again.errors == {} and summary(again.endpoints[REGIONAL_WEB]) == summary(
+        after.endpoints[REGIONAL_WEB]
+    )
+    counts = emulator.stats()["counts"]
+    assert counts["instanceGroups.listInstances"] == 3  # a and b, then a only
+    assert "instanceGroups.aggregatedList" not in counts  # the rest of the location stays cached
+
+
+def test_a_region_whose_zonal_groups_are_all_deleted_has_no_endpoints(
+    emulator: Emulator, discovery: GceDiscovery
+) -> None:
+    zonal_web_in_two_zones(emulator)
+    upstream = gce_upstream("regional-web", instance_group_region="us-central1")
+    assert len(poll(discovery, upstream).endpoints[REGIONAL_WEB]) == 3
+    emulator.delete_group(PROJECT, "web", zone="us-central1-a")
+    emulator.delete_group(PROJECT, "web", zone="us-central1-b")
+    gone = poll(discovery, upstream)
+    assert gone.endpoints[REGIONAL_WEB] == ()
+    assert (
+        gone.errors[REGIONAL_WEB] == f"instance group web not found in project {PROJECT} region us-central1"
+    )
+
+
+def test_watch_keeps_serving_the_live_zone_when_another_zones_group_is_deleted(
+    emulator: Emulator, discovery: GceDiscovery
+) -> None:
+    zonal_web_in_two_zones(emulator)
+
+    async def body() -> None:
+        errors: list[DiscoveryError] = []
+        upstream = gce_upstream("regional-web", instance_group_region="us-central1")
+        watch = discovery.watch("gloo-system", [upstream], watch_opts(errors))
+        try:
+            first = await next_item(watch)
+            assert len(first.endpoints) == 3
+            emulator.delete_group(PROJECT, "web", zone="us-central1-b")
+            second = await next_item(watch)
+            assert {e.address for e in second.endpoints} == {"10.0.0.11", "10.0.0.12"}
+            assert second.resolved == frozenset({REGIONAL_WEB})
+            assert [(e.upstream, str(e)) for e in errors] == [
+                (REGIONAL_WEB, f"instance group web not found in project {PROJECT} zone us-central1-b")
+            ]
+        finally:
+            await watch.aclose()
+
+    asyncio.run(body())
 
 
 def test_a_slow_api_times_out_instead_of_blocking_the_poll(emulator: Emulator) -> None:
