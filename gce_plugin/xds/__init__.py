@@ -26,7 +26,9 @@ Protocol choices (details in ``streams.py``):
   assignments that follow it (a type waiting for its ACK holds back the later types).
 - Every requested assignment is answered, with an empty ``ClusterLoadAssignment`` if the cache has
   none (a warming cluster, or a name the cache does not know), so Envoy never waits on a warming
-  cluster; the real assignment follows when it appears.
+  cluster; the real assignment follows when it appears. Except for names the cache holds
+  (``cache.hold(ENDPOINT_TYPE, names)``): their real assignment is on its way, and an empty one would
+  wipe the endpoints of an Envoy that already has them (after a control-plane restart).
 - A changed cluster re-sends its assignment even if unchanged: Envoy re-warms an updated cluster
   and would otherwise wait for its initial fetch timeout.
 - One response per type in flight per stream; a NACKed version is not sent again, the next
