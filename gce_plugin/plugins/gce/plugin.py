@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Sequence
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
@@ -52,6 +53,8 @@ class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
     def __init__(self, discovery: GceDiscovery | None = None) -> None:
         self._settings = Settings()
         self._discovery = discovery
+        # discovery() runs in threads: a cancelled watch's lookup may overlap the next watch's.
+        self._discovery_lock = threading.Lock()
 
     def init(self, params: InitParams) -> None:
         self._settings = params.settings
@@ -71,9 +74,10 @@ class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
     def discovery(self) -> GceDiscovery:
         """The plugin's discovery (made on first use from the settings, then kept: it holds the
         group location cache); CredentialsError when no credentials can be had."""
-        if self._discovery is None:
-            self._discovery = new_discovery(self._settings)
-        return self._discovery
+        with self._discovery_lock:
+            if self._discovery is None:
+                self._discovery = new_discovery(self._settings)
+            return self._discovery
 
     async def watch_endpoints(
         self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
@@ -85,7 +89,8 @@ class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
             return
         while True:
             try:
-                discovery = self.discovery()
+                # In a thread: google.auth.default() may block for seconds probing a metadata server.
+                discovery = await asyncio.to_thread(self.discovery)
                 break
             except CredentialsError as exc:  # e.g. a bad credentials file: retried next interval
                 opts.on_error(DiscoveryError(f"gce: no credentials: {exc}"))

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.auth.credentials import AnonymousCredentials
 
 from gce_plugin.emulator.server import Emulator
+from gce_plugin.plugins.gce import plugin as gce_plugin_module
+from gce_plugin.plugins.gce.credentials import CredentialsError, LoadedCredentials
 from gce_plugin.plugins.gce.plugin import GcePlugin
 from gce_plugin.plugins.plugin import DiscoveryError, EndpointList, InitParams, Settings, WatchOpts
 from tests.plugins.gce.gce_helpers import gce_upstream, make_fixture, next_item, static_upstream
@@ -125,3 +129,56 @@ def test_without_gce_upstreams_no_credentials_are_needed() -> None:
             await watch.aclose()  # type: ignore[attr-defined]
 
     assert asyncio.run(body()) == EndpointList()
+
+
+def test_a_slow_credentials_lookup_does_not_stall_the_event_loop(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """google.auth.default() may block for seconds probing a metadata server. The stub blocks until
+    a ticker task on the event loop releases it: it is only released if the loop keeps running."""
+    entered = threading.Event()
+    released = threading.Event()
+    calls: list[bool] = []
+
+    def slow_loader(credentials_file: str | None, compute_endpoint: str | None) -> LoadedCredentials:
+        released.clear()
+        entered.set()
+        calls.append(released.wait(timeout=2.0))
+        if len(calls) == 1:
+            raise CredentialsError("metadata server did not answer")  # the watch retries
+        return LoadedCredentials(AnonymousCredentials(), "stub")  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(gce_plugin_module, "load_credentials", slow_loader)
+    plugin = GcePlugin()
+    plugin.init(InitParams(Settings(compute_endpoint=emulator.url)))
+    errors: list[DiscoveryError] = []
+
+    async def ticker() -> None:
+        # Every lookup waits for ticks of the loop; while it blocks the loop there are none.
+        while len(calls) < 2:
+            if entered.is_set():
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                entered.clear()
+                released.set()
+            await asyncio.sleep(0.001)
+
+    async def body() -> EndpointList:
+        opts = WatchOpts(refresh_interval=0.05, on_error=errors.append)
+        watch = plugin.watch_endpoints("gloo-system", [gce_upstream("web")], opts)
+        ticking = asyncio.create_task(ticker())
+        try:
+            return await next_item(watch)
+        finally:
+            ticking.cancel()
+            await watch.aclose()  # type: ignore[attr-defined]
+
+    try:
+        endpoints = asyncio.run(body())
+    finally:
+        released.set()
+        if plugin._discovery is not None:
+            plugin._discovery.close()
+    assert calls == [True, True]  # released by the loop both times, not by the stub's timeout
+    assert [str(e) for e in errors] == ["gce: no credentials: metadata server did not answer"]
+    assert len(endpoints.endpoints) == 2
