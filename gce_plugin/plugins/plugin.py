@@ -8,7 +8,7 @@ Plugins work only on generated messages: gloo ``Upstream``/``Endpoint`` and Envo
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
@@ -73,18 +73,76 @@ class WatchOpts:
     on_error: Callable[[DiscoveryError], None] = lambda err: None
 
 
-@dataclass(frozen=True)
 class EndpointList:
     """One complete answer of a discovery watch.
 
-    ``endpoints`` holds one ``Endpoint`` per instance and upstream (sorted by name). ``resolved`` are
-    the upstreams whose endpoints are known: discovery has succeeded for them at least once. An
-    upstream that failed this time keeps its last good endpoints here; one that never succeeded is
-    absent from ``resolved``, so nobody mistakes "not yet known" for "no endpoints".
+    ``endpoints`` holds one ``Endpoint`` per instance and upstream (sorted by namespace and name).
+    ``resolved`` are the upstreams whose endpoints are known: discovery has succeeded for them at
+    least once. An upstream that failed this time keeps its last good endpoints here; one that never
+    succeeded is absent from ``resolved``, so nobody mistakes "not yet known" for "no endpoints".
+
+    A watch that keeps its endpoints per upstream answers with ``EndpointList.of_upstreams``:
+    ``by_upstream`` maps each upstream to its endpoints (every one of them references it). Handing
+    an unchanged upstream the same tuple object as in the previous answer lets a consumer skip it
+    by identity, so an answer costs work for what changed only; ``endpoints`` is then built (and
+    sorted) on first use. ``by_upstream`` is None for a list made from ``endpoints``. Endpoints and
+    tuples handed on must not be changed afterwards. Immutable; equal when ``resolved`` and
+    ``endpoints`` are.
     """
 
-    endpoints: tuple[Endpoint, ...] = ()
-    resolved: frozenset[UpstreamKey] = frozenset()
+    __slots__ = ("_endpoints", "by_upstream", "resolved")
+
+    _endpoints: tuple[Endpoint, ...] | None
+    by_upstream: Mapping[UpstreamKey, tuple[Endpoint, ...]] | None
+    resolved: frozenset[UpstreamKey]
+
+    def __init__(
+        self, endpoints: Iterable[Endpoint] = (), resolved: Iterable[UpstreamKey] = frozenset()
+    ) -> None:
+        object.__setattr__(self, "_endpoints", tuple(endpoints))
+        object.__setattr__(self, "by_upstream", None)
+        object.__setattr__(self, "resolved", frozenset(resolved))
+
+    @classmethod
+    def of_upstreams(
+        cls,
+        by_upstream: Mapping[UpstreamKey, tuple[Endpoint, ...]],
+        resolved: Iterable[UpstreamKey] | None = None,
+    ) -> EndpointList:
+        """The answer for the upstreams in ``by_upstream`` (the mapping is kept, not copied: hand
+        over one that is not changed afterwards). ``resolved`` defaults to its keys."""
+        answer = cls.__new__(cls)
+        object.__setattr__(answer, "_endpoints", None)
+        object.__setattr__(answer, "by_upstream", by_upstream)
+        object.__setattr__(answer, "resolved", frozenset(by_upstream if resolved is None else resolved))
+        return answer
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        flat = self._endpoints
+        if flat is None:
+            assert self.by_upstream is not None
+            # An endpoint of several upstreams is listed under each of them, and once here.
+            unique = {id(e): e for found in self.by_upstream.values() for e in found}
+            flat = tuple(sorted(unique.values(), key=lambda e: (e.metadata.namespace, e.metadata.name)))
+            object.__setattr__(self, "_endpoints", flat)
+        return flat
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"EndpointList is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"EndpointList is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EndpointList):
+            return NotImplemented
+        return self.resolved == other.resolved and self.endpoints == other.endpoints
+
+    __hash__ = None  # type: ignore[assignment]  # endpoint messages are not hashable
+
+    def __repr__(self) -> str:
+        return f"EndpointList(endpoints={self.endpoints!r}, resolved={self.resolved!r})"
 
 
 class Plugin(abc.ABC):  # noqa: B024 - init is optional, subclasses add the abstract hooks

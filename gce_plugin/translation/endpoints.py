@@ -51,33 +51,6 @@ def group_by_upstream(endpoints: Iterable[Endpoint]) -> dict[UpstreamKey, list[E
     return groups
 
 
-class RecordMemo:
-    """``group_by_upstream`` for a stream of complete answers: an endpoint message that was in the
-    previous answer (the same object: discovery hands unchanged endpoints on as they were) is not
-    read again. Endpoint messages handed to a translator must not be changed afterwards.
-
-    Holds the previous answer's messages, so an id is never reused while it is remembered."""
-
-    def __init__(self) -> None:
-        self._known: dict[int, tuple[Endpoint, EndpointRecord, tuple[UpstreamKey, ...]]] = {}
-
-    def group(self, endpoints: Iterable[Endpoint]) -> dict[UpstreamKey, list[EndpointRecord]]:
-        previous = self._known
-        current: dict[int, tuple[Endpoint, EndpointRecord, tuple[UpstreamKey, ...]]] = {}
-        groups: defaultdict[UpstreamKey, list[EndpointRecord]] = defaultdict(list)
-        with gc_paused():
-            for endpoint in endpoints:
-                known = previous.get(id(endpoint))
-                if known is None:
-                    refs = tuple((ref.namespace, ref.name) for ref in endpoint.upstreams)
-                    known = (endpoint, endpoint_record(endpoint), refs)
-                current[id(endpoint)] = known
-                for key in known[2]:
-                    groups[key].append(known[1])
-        self._known = current
-        return groups
-
-
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while building many small objects that cannot form cycles: with 100k

@@ -4,8 +4,9 @@
 ``UpstreamPlugin`` in registry order, then the options all upstream types share. ``Translator`` keeps
 the result per upstream so updates are incremental: ``set_upstreams`` re-translates only upstreams
 whose definition changed, ``set_endpoints`` / ``set_upstream_endpoints`` rebuild only the assignments
-whose endpoints changed, and each returns a ``Delta`` (resource name -> message upserts, and removals)
-for the xDS cache.
+whose endpoints changed (an answer with per-upstream endpoints costs one identity check per unchanged
+upstream, see ``EndpointList.of_upstreams``), and each returns a ``Delta`` (resource name -> message
+upserts, and removals) for the xDS cache.
 
 An upstream that fails to translate is reported Gloo-style (``Status`` Rejected, with the reason) and
 gets no cluster; if it had been accepted before, its last accepted cluster keeps being served, so a bad
@@ -15,7 +16,7 @@ edit loses nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
@@ -35,7 +36,6 @@ from gce_plugin.plugins.plugin import (
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.translation.endpoints import (
     EndpointRecord,
-    RecordMemo,
     build_assignment,
     canonical,
     endpoint_record,
@@ -156,7 +156,6 @@ class Translator:
         reporter: str = REPORTER,
         *,
         _record_metrics: bool = True,
-        _one_shot: bool = False,
     ) -> None:
         self._plugins = plugins.upstream_plugins() if isinstance(plugins, Registry) else list(plugins)
         self._reporter = reporter
@@ -165,11 +164,11 @@ class Translator:
         self._owners: dict[str, UpstreamKey] = {}  # cluster name -> the upstream serving it
         # Known endpoints per upstream (discovery has answered for it), canonical records.
         self._endpoints: dict[UpstreamKey, tuple[EndpointRecord, ...]] = {}
+        # The per-upstream tuple (EndpointList.by_upstream) an upstream's records were made from: the
+        # same tuple again is skipped without reading it. Kept, so its id is never reused meanwhile.
+        self._sources: dict[UpstreamKey, tuple[Endpoint, ...]] = {}
         # Published assignments per upstream, with the records they were built from.
         self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], ClusterLoadAssignment]] = {}
-        # Records of the last discovery answer's endpoint messages: unchanged ones are not read again
-        # (a one-shot translation has no next answer to remember them for).
-        self._records: RecordMemo | None = None if _one_shot else RecordMemo()
 
     # -- one-shot ---------------------------------------------------------------------------------
 
@@ -178,7 +177,7 @@ class Translator:
 
     def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointList | None = None) -> Result:
         """A full translation from scratch; leaves this translator's own state alone."""
-        fresh = Translator(self._plugins, self._reporter, _record_metrics=False, _one_shot=True)
+        fresh = Translator(self._plugins, self._reporter, _record_metrics=False)
         fresh.set_upstreams(upstreams)
         if endpoints is not None:
             fresh.set_endpoints(endpoints)
@@ -220,7 +219,7 @@ class Translator:
                     # Another type, group or selector: the endpoints known so far were found for the
                     # old one. The assignment being served stays until discovery answers for the new
                     # target, so an edit never empties a cluster by itself.
-                    self._endpoints.pop(key, None)
+                    self._forget_endpoints(key)
                 self._translate(key, upstream, fingerprint, params, delta)
                 self._upstreams[key].target = target
         return delta
@@ -231,15 +230,28 @@ class Translator:
         replaces good endpoints with none."""
         delta = Delta()
         with gc_paused():
-            groups = (
-                self._records.group(endpoints.endpoints)
-                if self._records is not None
-                else group_by_upstream(endpoints.endpoints)
-            )
-            for key in groups.keys() | endpoints.resolved:
-                self._set_records(key, canonical(groups.get(key, ())), delta)
+            if endpoints.by_upstream is not None:
+                self._set_by_upstream(endpoints.by_upstream, endpoints.resolved, delta)
+            else:
+                groups = group_by_upstream(endpoints.endpoints)
+                for key in groups.keys() | endpoints.resolved:
+                    self._set_records(key, canonical(groups.get(key, ())), delta)
         self._count("incremental")
         return delta
+
+    def _set_by_upstream(
+        self,
+        by_upstream: Mapping[UpstreamKey, tuple[Endpoint, ...]],
+        resolved: frozenset[UpstreamKey],
+        delta: Delta,
+    ) -> None:
+        # An upstream handed the same tuple as last time is unchanged: one identity check, no reading.
+        sources = self._sources
+        for key, found in by_upstream.items():
+            if sources.get(key) is not found:
+                self._set_records(key, canonical(endpoint_record(e) for e in found), delta, source=found)
+        for key in resolved.difference(by_upstream):  # known to have none
+            self._set_records(key, (), delta)
 
     def set_upstream_endpoints(self, key: UpstreamKey, endpoints: Iterable[Endpoint]) -> Delta:
         """All the endpoints of one upstream (discovery has answered for it): O(its endpoints)."""
@@ -312,9 +324,23 @@ class Translator:
         if published is not None:
             delta.remove_assignment(published[1].cluster_name)
         # A re-added upstream waits for discovery again rather than trusting old endpoints.
-        self._endpoints.pop(key, None)
+        self._forget_endpoints(key)
 
-    def _set_records(self, key: UpstreamKey, records: tuple[EndpointRecord, ...], delta: Delta) -> None:
+    def _forget_endpoints(self, key: UpstreamKey) -> None:
+        self._endpoints.pop(key, None)
+        self._sources.pop(key, None)
+
+    def _set_records(
+        self,
+        key: UpstreamKey,
+        records: tuple[EndpointRecord, ...],
+        delta: Delta,
+        source: tuple[Endpoint, ...] | None = None,
+    ) -> None:
+        if source is None:
+            self._sources.pop(key, None)
+        else:
+            self._sources[key] = source
         if self._endpoints.get(key) == records:
             return
         self._endpoints[key] = records
