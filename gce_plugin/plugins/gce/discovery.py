@@ -327,6 +327,8 @@ class GceDiscovery:
         # The join's memo: a target whose groups' members and instances are what the previous poll
         # saw gets that poll's endpoints again (the same objects) instead of building them anew.
         # With thousands of upstreams, building every Endpoint message every poll dominated a poll.
+        # A target joined afresh into the endpoints it had gets its previous tuple back, so a tuple
+        # stays the same object for as long as its endpoints are the same.
         self._polls = 0
         self._group_inputs: dict[GroupRef, _GroupInputs] = {}
         self._joined: dict[tuple[Target, str], _Joined] = {}
@@ -428,6 +430,8 @@ class GceDiscovery:
                     endpoints = self._endpoints_of(
                         target, write_namespace, located, members, instances, by_url
                     )
+                    if memo is not None and memo.endpoints == endpoints:
+                        endpoints = memo.endpoints  # the same tuple: consumers skip it by identity
                 joined[(target, write_namespace)] = _Joined(self._polls, location.value, endpoints)
             except GroupNotFound as exc:
                 result.endpoints[target.key] = ()
@@ -443,7 +447,11 @@ class GceDiscovery:
                 result.endpoints[target.key] = endpoints
                 if gone:
                     result.errors[target.key] = gone
-        self._joined = joined  # targets that failed or went away are joined afresh next time
+            if (target, write_namespace) not in joined and memo is not None:
+                # Failed: joined afresh next time (the memo's poll is not the last one), and what it
+                # gives is compared with what was last handed on.
+                joined[(target, write_namespace)] = memo
+        self._joined = joined  # targets that went away are forgotten
         return result
 
     def _drop_deleted_groups(
@@ -601,22 +609,25 @@ class GceDiscovery:
     async def watch(
         self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
     ) -> AsyncGenerator[EndpointList, None]:
-        """Poll every ``opts.refresh_interval``; yield after the first poll and on every change."""
+        """Poll every ``opts.refresh_interval``; yield after the first poll and on every change.
+
+        Answers are ``EndpointList.of_upstreams``: an upstream whose endpoints did not change keeps
+        the tuple it had in the previous answer, and a poll costs the watch one identity check per
+        upstream (an equality check for a rebuilt tuple), not work on every endpoint."""
         gce_upstreams = [u for u in upstreams if is_gce(u)]
-        last_good: dict[UpstreamKey, tuple[Endpoint, ...]] = {}
-        previous: EndpointList | None = None
+        # Per upstream, the endpoints last handed on: its last good ones.
+        published: dict[UpstreamKey, tuple[Endpoint, ...]] = {}
         first = True
         try:
             while True:
-                current = await self._poll_and_report(write_namespace, gce_upstreams, last_good, opts, first)
+                changed = await self._poll_and_report(write_namespace, gce_upstreams, published, opts, first)
+                if changed or first:
+                    yield EndpointList.of_upstreams(dict(published))
                 first = False
-                if current != previous:
-                    previous = current
-                    yield current
                 await asyncio.sleep(opts.refresh_interval)
         finally:
             # The next watch (with the new set of upstreams) sets the gauges of the ones that remain.
-            for key in last_good:
+            for key in published:
                 with contextlib.suppress(KeyError):
                     metrics.UPSTREAM_ENDPOINTS.remove(f"{key[0]}.{key[1]}")
 
@@ -624,10 +635,11 @@ class GceDiscovery:
         self,
         write_namespace: str,
         upstreams: Sequence[Upstream],
-        last_good: dict[UpstreamKey, tuple[Endpoint, ...]],
+        published: dict[UpstreamKey, tuple[Endpoint, ...]],
         opts: WatchOpts,
         first: bool,
-    ) -> EndpointList:
+    ) -> bool:
+        """One poll: report its errors, take its changes into ``published``; True if there were any."""
         errors: list[DiscoveryError] = []
         try:
             result = await self.poll_once(write_namespace, upstreams)
@@ -635,7 +647,6 @@ class GceDiscovery:
             log.exception("gce discovery poll failed")
             result = PollResult()
             errors.append(DiscoveryError(f"gce discovery poll failed: {exc}"))
-        last_good.update(result.endpoints)
         for key, message in result.errors.items():
             errors.append(DiscoveryError(message, upstream=key))
         if first:  # a spec does not change during a watch: say once what is wrong with it
@@ -650,12 +661,15 @@ class GceDiscovery:
                 opts.on_error(error)
             except Exception:
                 log.exception("on_error callback failed")
-        for key, endpoints in last_good.items():
+        changed = False
+        for key, endpoints in result.endpoints.items():
+            known = published.get(key)
+            if known is endpoints or (known is not None and known == endpoints):
+                continue
+            published[key] = endpoints
             metrics.UPSTREAM_ENDPOINTS.labels(upstream=f"{key[0]}.{key[1]}").set(len(endpoints))
-        return EndpointList(
-            endpoints=sorted_endpoints(e for eps in last_good.values() for e in eps),
-            resolved=frozenset(last_good),
-        )
+            changed = True
+        return changed
 
 
 def _not_found(error: BaseException | None) -> bool:

@@ -331,6 +331,29 @@ def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDisco
     asyncio.run(body())
 
 
+def test_watch_answers_per_upstream_and_an_unchanged_upstream_keeps_its_tuple(
+    emulator: Emulator, discovery: GceDiscovery
+) -> None:
+    async def body() -> None:
+        api = gce_upstream("api", instance_group_name="api", instance_group_region="us-central1")
+        watch = discovery.watch("gloo-system", [gce_upstream("web"), api], watch_opts([]))
+        try:
+            first = await next_item(watch)
+            assert first.by_upstream is not None and first.by_upstream.keys() == {WEB, API}
+            assert first.resolved == frozenset({WEB, API})
+            emulator.add_instance(PROJECT, vm("web-9", "10.0.0.19"), ["web"], zone="us-central1-a")
+            second = await next_item(watch)
+            assert second.by_upstream is not None
+            assert second.by_upstream[API] is first.by_upstream[API]
+            assert [e.address for e in second.by_upstream[WEB]] == ["10.0.0.11", "10.0.0.12", "10.0.0.19"]
+            names = [(e.metadata.namespace, e.metadata.name) for e in second.endpoints]
+            assert names == sorted(names) and len(names) == 5
+        finally:
+            await watch.aclose()
+
+    asyncio.run(body())
+
+
 def test_watch_keeps_last_good_endpoints_through_server_errors(
     emulator: Emulator, discovery: GceDiscovery
 ) -> None:

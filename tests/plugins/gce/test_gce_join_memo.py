@@ -5,10 +5,14 @@ Through the real client and the Compute emulator (fixture in gce_helpers)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.emulator.server import Emulator
-from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.discovery import GceDiscovery, Target
+from gce_plugin.plugins.plugin import UpstreamKey
 from tests.plugins.gce.gce_helpers import PROJECT, gce_upstream, poll
 
 ZONE = "us-central1-a"
@@ -72,13 +76,44 @@ def test_a_changed_spec_or_namespace_is_joined_afresh(discovery: GceDiscovery) -
     assert first.endpoints[WEB] is not explicit.endpoints[WEB]
 
 
-def test_a_failed_listing_is_not_mistaken_for_unchanged(emulator: Emulator, discovery: GceDiscovery) -> None:
+def joins(discovery: GceDiscovery, monkeypatch: pytest.MonkeyPatch) -> list[UpstreamKey]:
+    """The upstreams joined afresh (not given the memo's endpoints), from now on."""
+    joined: list[UpstreamKey] = []
+    endpoints_of = discovery._endpoints_of
+
+    def counting(target: Target, *args: Any) -> tuple[Endpoint, ...]:
+        joined.append(target.key)
+        return endpoints_of(target, *args)
+
+    monkeypatch.setattr(discovery, "_endpoints_of", counting)
+    return joined
+
+
+def test_a_failed_listing_is_not_mistaken_for_unchanged(
+    emulator: Emulator, discovery: GceDiscovery, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = poll(discovery, *upstreams())
-    emulator.inject_fault("instanceGroups.listInstances", status=404, count=None)
+    emulator.inject_fault("instanceGroups.listInstances", status=503, count=None)
     failed = poll(discovery, *upstreams())
-    assert WEB in failed.errors
+    assert WEB in failed.errors and WEB not in failed.endpoints
     emulator.clear_faults()
+    joined = joins(discovery, monkeypatch)
     again = poll(discovery, *upstreams())
     assert again.errors == {}
-    assert names(again.endpoints[WEB]) == names(first.endpoints[WEB])
-    assert again.endpoints[WEB] is not first.endpoints[WEB]  # rebuilt after the failure
+    assert joined == [WEB]  # joined afresh after the failure (api's group was listed both times)
+    assert again.endpoints[WEB] is first.endpoints[WEB]  # into the same endpoints: the same tuple
+
+
+def test_a_group_joined_afresh_into_the_same_endpoints_keeps_its_tuple(
+    emulator: Emulator, discovery: GceDiscovery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = poll(discovery, *upstreams())
+    joined = joins(discovery, monkeypatch)
+    emulator.set_named_ports(PROJECT, "web", ["http:8080", "admin:9001"], zone=ZONE)  # admin is not used
+    second = poll(discovery, *upstreams())
+    assert joined == [WEB]
+    assert second.endpoints[WEB] is first.endpoints[WEB]
+    emulator.set_instance_labels(PROJECT, ZONE, "web-2", {"env": "staging"})  # a real change
+    third = poll(discovery, *upstreams())
+    assert third.endpoints[WEB] is not first.endpoints[WEB]
+    assert {e.metadata.labels["env"] for e in third.endpoints[WEB]} == {"prod", "staging"}
