@@ -108,6 +108,7 @@ class ControlPlane:
             await self.xds.stop(grace=1.0)
             if self.admin is not None:
                 self.admin.stop()
+            self.registry.close()
 
     # -- manifests -> upstreams -> translation ------------------------------------------------------
 

@@ -153,6 +153,9 @@ class Plugin(abc.ABC):  # noqa: B024 - init is optional, subclasses add the abst
     def init(self, params: InitParams) -> None:  # noqa: B027 - optional hook
         """Set up from process settings. The default does nothing."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the plugin holds (threads, connections) when the process stops. Default: nothing."""
+
 
 class UpstreamPlugin(Plugin):
     @abc.abstractmethod

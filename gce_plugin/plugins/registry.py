@@ -20,6 +20,10 @@ class Registry:
         for plugin in self._plugins:
             plugin.init(params)
 
+    def close(self) -> None:
+        for plugin in self._plugins:
+            plugin.close()
+
     def upstream_plugins(self) -> list[UpstreamPlugin]:
         return [p for p in self._plugins if isinstance(p, UpstreamPlugin)]
 

@@ -208,3 +208,27 @@ def test_before_discovery_answers_envoy_gets_clusters_but_no_empty_assignment(tm
             await running
 
     asyncio.run(main())
+
+
+class ClosingPlugin(FlakyDiscovery):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_shutdown_closes_the_plugins(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(MANIFEST)
+    plugin = ClosingPlugin()
+    options = Options(config_dir=str(tmp_path), xds_address="127.0.0.1:0", admin_address=None)
+    plane = ControlPlane(options, Registry([plugin]))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(plane.run(stop))
+        await until("xDS to open", lambda: plane.xds.port != 0)
+        stop.set()
+        await running
+
+    asyncio.run(main())
+    assert plugin.closed

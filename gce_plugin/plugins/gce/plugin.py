@@ -79,6 +79,13 @@ class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
                 self._discovery = new_discovery(self._settings)
             return self._discovery
 
+    def close(self) -> None:
+        """Stop the discovery's thread pool (a later watch makes a new discovery)."""
+        with self._discovery_lock:
+            discovery, self._discovery = self._discovery, None
+        if discovery is not None:
+            discovery.close()
+
     async def watch_endpoints(
         self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
     ) -> AsyncIterator[EndpointList]:

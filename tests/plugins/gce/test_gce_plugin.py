@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def first_list(plugin: GcePlugin, errors: list[DiscoveryError]) -> EndpointList:
     try:
         return asyncio.run(body())
     finally:
-        plugin.discovery().close()
+        plugin.close()
 
 
 def test_service_account_token_from_the_token_uri_is_sent_to_compute(
@@ -182,3 +183,16 @@ def test_a_slow_credentials_lookup_does_not_stall_the_event_loop(
     assert calls == [True, True]  # released by the loop both times, not by the stub's timeout
     assert [str(e) for e in errors] == ["gce: no credentials: metadata server did not answer"]
     assert len(endpoints.endpoints) == 2
+
+
+def test_close_stops_the_discovery_threads() -> None:
+    with Emulator(make_fixture()) as emulator:
+        plugin = GcePlugin()
+        plugin.init(InitParams(Settings(compute_endpoint=emulator.url)))
+        before = {t for t in threading.enumerate() if t.name.startswith("gce-compute")}
+        errors: list[DiscoveryError] = []
+        assert first_list(plugin, errors).endpoints  # polled on the pool; first_list closes the plugin
+        deadline = time.monotonic() + 10
+        while {t for t in threading.enumerate() if t.name.startswith("gce-compute")} - before:
+            assert time.monotonic() < deadline, "gce-compute threads still running after close()"
+            time.sleep(0.02)
