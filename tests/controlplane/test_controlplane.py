@@ -7,6 +7,7 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -78,8 +79,11 @@ async def until(what: str, check: Callable[[], bool], timeout: float = 10.0) -> 
         await asyncio.sleep(0.02)
 
 
-def run_plane(config: Path, body: Callable[[ControlPlane, FlakyDiscovery], Awaitable[None]]) -> None:
-    plugin = FlakyDiscovery()
+P = TypeVar("P", bound=FlakyDiscovery)
+
+
+def run_plane(config: Path, plugin: P, body: Callable[[ControlPlane, P], Awaitable[None]]) -> None:
+    """Run a control plane on ``config`` with ``plugin`` as its only plugin while ``body`` runs."""
     options = Options(
         config_dir=str(config),
         xds_address="127.0.0.1:0",
@@ -117,7 +121,7 @@ def test_a_crashing_discovery_watch_is_restarted(tmp_path: Path) -> None:
         await until("the restarted watch's endpoints", lambda: port_of(plane) == 8002)
         assert plugin.watches == 2
 
-    run_plane(tmp_path, body)
+    run_plane(tmp_path, FlakyDiscovery(), body)
 
 
 def test_manifest_directory_gone_keeps_the_last_good_upstreams(
@@ -142,7 +146,7 @@ def test_manifest_directory_gone_keeps_the_last_good_upstreams(
         )
         assert "web_default" not in plane.cache.resources(CLUSTER_TYPE)
 
-    run_plane(config, body)
+    run_plane(config, FlakyDiscovery(), body)
 
 
 class GatedDiscovery(FlakyDiscovery):
@@ -169,45 +173,30 @@ def test_before_discovery_answers_envoy_gets_clusters_but_no_empty_assignment(tm
     """What a restarted control plane tells a reconnecting Envoy: its clusters at once, and the
     assignments only when discovery has found them, never an empty one meanwhile."""
     (tmp_path / "web.yaml").write_text(MANIFEST)
-    plugin = GatedDiscovery()
-    options = Options(
-        config_dir=str(tmp_path),
-        xds_address="127.0.0.1:0",
-        admin_address=None,
-        settings=Settings(refresh_interval=0.1),
-        manifest_poll_interval=0.05,
-    )
-    plane = ControlPlane(options, Registry([plugin]))
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        running = asyncio.create_task(plane.run(stop))
-        try:
-            await until("xDS to open", lambda: plane.xds.port != 0)
-            # It opened with the manifests already translated: the first CDS answer has the cluster.
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds.port}") as channel:
-                client = SotwClient(AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(), "e")
-                await client.request(CLUSTER_TYPE)
-                clusters = await client.recv()
-                assert list(clusters_of(clusters)) == ["web_default"]
-                await client.ack(clusters)
-                await client.request(ENDPOINT_TYPE, ["web_default"])
-                # The request is answered, but with no assignment (an empty one would wipe the hosts
-                # of an Envoy that has them; a response without resources leaves them alone).
-                answer = await client.recv()
-                assert answer.type_url == ENDPOINT_TYPE and not assignments_of(answer)
-                await client.ack(answer, ["web_default"])
-                plugin.gate.set()
-                # The first assignment this client ever gets is the discovered one.
-                first = assignments_of(await client.recv())
-                assert list(first) == ["web_default"]
-                assert ports_of(first["web_default"]) == [8080]
-                await channel.close()
-        finally:
-            stop.set()
-            await running
+    async def body(plane: ControlPlane, plugin: GatedDiscovery) -> None:
+        await until("xDS to open", lambda: plane.xds.port != 0)
+        # It opened with the manifests already translated: the first CDS answer has the cluster.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds.port}") as channel:
+            client = SotwClient(AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(), "e")
+            await client.request(CLUSTER_TYPE)
+            clusters = await client.recv()
+            assert list(clusters_of(clusters)) == ["web_default"]
+            await client.ack(clusters)
+            await client.request(ENDPOINT_TYPE, ["web_default"])
+            # The request is answered, but with no assignment (an empty one would wipe the hosts
+            # of an Envoy that has them; a response without resources leaves them alone).
+            answer = await client.recv()
+            assert answer.type_url == ENDPOINT_TYPE and not assignments_of(answer)
+            await client.ack(answer, ["web_default"])
+            plugin.gate.set()
+            # The first assignment this client ever gets is the discovered one.
+            first = assignments_of(await client.recv())
+            assert list(first) == ["web_default"]
+            assert ports_of(first["web_default"]) == [8080]
+            await channel.close()
 
-    asyncio.run(main())
+    run_plane(tmp_path, GatedDiscovery(), body)
 
 
 class ClosingPlugin(FlakyDiscovery):
@@ -220,15 +209,9 @@ class ClosingPlugin(FlakyDiscovery):
 def test_shutdown_closes_the_plugins(tmp_path: Path) -> None:
     (tmp_path / "web.yaml").write_text(MANIFEST)
     plugin = ClosingPlugin()
-    options = Options(config_dir=str(tmp_path), xds_address="127.0.0.1:0", admin_address=None)
-    plane = ControlPlane(options, Registry([plugin]))
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        running = asyncio.create_task(plane.run(stop))
+    async def body(plane: ControlPlane, plugin: ClosingPlugin) -> None:
         await until("xDS to open", lambda: plane.xds.port != 0)
-        stop.set()
-        await running
 
-    asyncio.run(main())
+    run_plane(tmp_path, plugin, body)
     assert plugin.closed
