@@ -24,6 +24,7 @@ from gce_plugin.api import Status, Upstream
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.manifest_watch import ManifestDirectory
 from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
+from gce_plugin.paths import DEFAULT_FILE_ROOTS
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     DiscoveryPlugin,
@@ -34,8 +35,10 @@ from gce_plugin.plugins.plugin import (
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry, default_registry
+from gce_plugin.safe_yaml import DEFAULT_MAX_BYTES
 from gce_plugin.translation.translator import Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
+from gce_plugin.xds.security import XdsLimits, XdsTls
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,13 @@ class Options:
     write_namespace: str = "gloo-system"
     # How often the manifest directory is checked for changes.
     manifest_poll_interval: float = 1.0
+    # Failure model (docs/operating.md): a larger manifest file is refused.
+    max_manifest_bytes: int = DEFAULT_MAX_BYTES
+    # None: xDS without TLS (warned about when bound beyond loopback).
+    xds_tls: XdsTls | None = None
+    xds_limits: XdsLimits = field(default_factory=XdsLimits)
+    # Directories under which a cluster may name files for Envoy to open (sslConfig, SDS token files).
+    file_roots: tuple[str, ...] = DEFAULT_FILE_ROOTS
 
 
 class ControlPlane:
@@ -57,10 +67,10 @@ class ControlPlane:
         self.options = options
         self.registry = registry or default_registry()
         self.registry.init(InitParams(settings=options.settings))
-        self.manifests = ManifestDirectory(options.config_dir)
-        self.translator = Translator(self.registry)
+        self.manifests = ManifestDirectory(options.config_dir, options.max_manifest_bytes)
+        self.translator = Translator(self.registry, file_roots=options.file_roots)
         self.cache = SnapshotCache()
-        self.xds = XdsServer(self.cache, options.xds_address)
+        self.xds = XdsServer(self.cache, options.xds_address, tls=options.xds_tls, limits=options.xds_limits)
         self.admin: AdminServer | None = None
         self._ready = False
         self._loaded = asyncio.Event()

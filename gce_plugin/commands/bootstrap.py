@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -13,6 +14,7 @@ import yaml
 from gce_plugin.hostport import parse_host_port
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
 def cluster_for(upstream: str) -> str:
@@ -28,6 +30,40 @@ def parse_route(value: str) -> tuple[str, str]:
     return prefix, upstream
 
 
+@dataclass(frozen=True)
+class XdsClientTls:
+    """How Envoy connects to an xDS server that uses TLS: the CA that signed the server's certificate,
+    and for mutual TLS Envoy's own certificate and key. ``server_name``: SNI, and the DNS name the
+    server's certificate must carry (unset: any certificate the CA signed)."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+    def transport_socket(self) -> dict[str, Any]:
+        validation: dict[str, Any] = {"trusted_ca": {"filename": self.ca_file}}
+        if self.server_name:
+            validation["match_typed_subject_alt_names"] = [
+                {"san_type": "DNS", "matcher": {"exact": self.server_name}}
+            ]
+        common: dict[str, Any] = {"validation_context": validation}
+        if self.cert_file and self.key_file:
+            common["tls_certificates"] = [
+                {
+                    "certificate_chain": {"filename": self.cert_file},
+                    "private_key": {"filename": self.key_file},
+                }
+            ]
+        context: dict[str, Any] = {
+            "@type": f"type.googleapis.com/{UPSTREAM_TLS}",
+            "common_tls_context": common,
+        }
+        if self.server_name:
+            context["sni"] = self.server_name
+        return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
 def build(
     xds_address: str,
     routes: list[tuple[str, str]],
@@ -35,6 +71,21 @@ def build(
     admin: str = "127.0.0.1:9901",
     node_id: str = "envoy-1",
     node_cluster: str = "gateway",
+    tls: XdsClientTls | None = None,
+) -> dict[str, Any]:
+    config = _build(xds_address, routes, listen, admin, node_id, node_cluster)
+    if tls is not None:
+        config["static_resources"]["clusters"][0]["transport_socket"] = tls.transport_socket()
+    return config
+
+
+def _build(
+    xds_address: str,
+    routes: list[tuple[str, str]],
+    listen: str,
+    admin: str,
+    node_id: str,
+    node_cluster: str,
 ) -> dict[str, Any]:
     xds_host, xds_port = parse_host_port(xds_address)
     listen_host, listen_port = parse_host_port(listen)
@@ -146,10 +197,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-id", default="envoy-1")
     parser.add_argument("--node-cluster", default="gateway")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    # xDS over TLS (run --xds-tls-cert/--xds-tls-key), and mutual TLS (run --xds-client-ca).
+    tls = parser.add_argument_group("xDS TLS (paths as Envoy sees them)")
+    tls.add_argument("--xds-ca", metavar="FILE", help="CA that signed the control plane's certificate")
+    tls.add_argument("--xds-client-cert", metavar="FILE", help="Envoy's client certificate (mutual TLS)")
+    tls.add_argument("--xds-client-key", metavar="FILE", help="Envoy's client key (mutual TLS)")
+    tls.add_argument("--xds-server-name", metavar="NAME", help="SNI, and the DNS name to verify")
+
+
+def client_tls(args: argparse.Namespace) -> XdsClientTls | None:
+    """The TLS flags as an ``XdsClientTls``. Raises ValueError for an incomplete set."""
+    if bool(args.xds_client_cert) != bool(args.xds_client_key):
+        raise ValueError("give both --xds-client-cert and --xds-client-key, or neither")
+    if not args.xds_ca:
+        if args.xds_client_cert or args.xds_server_name:
+            raise ValueError("xDS TLS needs --xds-ca (the CA that signed the control plane's certificate)")
+        return None
+    return XdsClientTls(args.xds_ca, args.xds_client_cert, args.xds_client_key, args.xds_server_name)
 
 
 def main(args: argparse.Namespace) -> int:
-    config = build(args.xds_address, args.route, args.listen, args.admin, args.node_id, args.node_cluster)
+    try:
+        tls = client_tls(args)
+    except ValueError as err:
+        print(f"gce-plugin bootstrap: {err}", file=sys.stderr)
+        return 2
+    config = build(
+        args.xds_address, args.route, args.listen, args.admin, args.node_id, args.node_cluster, tls
+    )
     if args.output == "json":
         json.dump(config, sys.stdout, indent=2)
         sys.stdout.write("\n")

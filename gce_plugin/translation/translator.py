@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 
 from gce_plugin import metrics
 from gce_plugin.api import Endpoint, Status, Upstream
+from gce_plugin.paths import DEFAULT_FILE_ROOTS
 from gce_plugin.plugins.plugin import (
     EndpointList,
     Params,
@@ -42,6 +43,7 @@ from gce_plugin.translation.endpoints import (
     gc_paused,
     group_by_upstream,
 )
+from gce_plugin.translation.file_policy import check_files
 from gce_plugin.translation.options import DEFAULT_CONNECT_TIMEOUT, apply_upstream_options
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,14 @@ REPORTER = "gce-plugin"
 _INLINE_ENDPOINT_TYPES = (Cluster.STATIC, Cluster.STRICT_DNS, Cluster.LOGICAL_DNS)
 
 
-def translate_upstream(plugins: Sequence[UpstreamPlugin], params: Params, upstream: Upstream) -> Cluster:
-    """The cluster of one upstream. Raises ValueError with a reason a user can act on."""
+def translate_upstream(
+    plugins: Sequence[UpstreamPlugin],
+    params: Params,
+    upstream: Upstream,
+    file_roots: Sequence[str] = DEFAULT_FILE_ROOTS,
+) -> Cluster:
+    """The cluster of one upstream. Raises ValueError with a reason a user can act on. Files the
+    cluster makes Envoy open must lie under ``file_roots``."""
     if not upstream.metadata.name:
         raise ValueError("metadata.name is empty")
     cluster = Cluster(name=cluster_name(upstream))
@@ -67,6 +75,7 @@ def translate_upstream(plugins: Sequence[UpstreamPlugin], params: Params, upstre
             raise ValueError(f"internal error in plugin {_plugin_name(plugin)}: {err!r}") from err
     apply_upstream_options(upstream.upstream_spec, cluster)
     _check_cluster(upstream, cluster)
+    check_files(cluster, file_roots)
     return cluster
 
 
@@ -155,9 +164,11 @@ class Translator:
         plugins: Registry | Sequence[UpstreamPlugin],
         reporter: str = REPORTER,
         *,
+        file_roots: Sequence[str] = DEFAULT_FILE_ROOTS,
         _record_metrics: bool = True,
     ) -> None:
         self._plugins = plugins.upstream_plugins() if isinstance(plugins, Registry) else list(plugins)
+        self._file_roots = tuple(file_roots)
         self._reporter = reporter
         self._record_metrics = _record_metrics
         self._upstreams: dict[UpstreamKey, _UpstreamState] = {}
@@ -173,11 +184,11 @@ class Translator:
     # -- one-shot ---------------------------------------------------------------------------------
 
     def translate_upstream(self, params: Params, upstream: Upstream) -> Cluster:
-        return translate_upstream(self._plugins, params, upstream)
+        return translate_upstream(self._plugins, params, upstream, self._file_roots)
 
     def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointList | None = None) -> Result:
         """A full translation from scratch; leaves this translator's own state alone."""
-        fresh = Translator(self._plugins, self._reporter, _record_metrics=False)
+        fresh = Translator(self._plugins, self._reporter, file_roots=self._file_roots, _record_metrics=False)
         fresh.set_upstreams(upstreams)
         if endpoints is not None:
             fresh.set_endpoints(endpoints)
@@ -288,7 +299,7 @@ class Translator:
             self._set_status(key, state, self._rejected(reason), delta)
             return
         try:
-            cluster = translate_upstream(self._plugins, params, upstream)
+            cluster = translate_upstream(self._plugins, params, upstream, self._file_roots)
         except ValueError as err:
             state.fingerprint = fingerprint  # unchanged and still invalid: not retried
             reason = str(err)

@@ -26,8 +26,10 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, Dis
 from google.protobuf.message import Message
 
 from gce_plugin import metrics
+from gce_plugin.redact import clip
 from gce_plugin.xds.cache import Changes, SnapshotCache
 from gce_plugin.xds.resources import ResourceType
+from gce_plugin.xds.security import DEFAULT_MAX_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,14 @@ WILDCARD = "*"
 
 def encode(message: Message) -> bytes:
     return message.SerializeToString()
+
+
+# Unknown type URLs a stream remembers (to warn once each); beyond, only the log budget applies.
+_MAX_IGNORED_TYPES = 16
+
+
+def _names_over(limit: int) -> str:
+    return f"more than {limit} resource names (run --xds-max-names)"
 
 
 class NameSet(frozenset[str]):
@@ -57,6 +67,35 @@ def shared_names(names: Iterable[str]) -> NameSet:
         return found
     _NAME_SETS[key] = candidate
     return candidate
+
+
+class RequestRefused(Exception):
+    """A request over a limit (names per request or per subscription): the stream is closed."""
+
+
+class LogBudget:
+    """Per-stream log rate limit: ``burst`` lines, then one per ``interval`` seconds; each line that
+    gets through says how many were suppressed before it. A client decides what it sends, never how
+    much the control plane logs."""
+
+    def __init__(self, burst: int = 10, interval: float = 10.0) -> None:
+        self._burst = burst
+        self._interval = interval
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+        self.suppressed = 0
+
+    def take(self) -> int | None:
+        """None: do not log. Else the number of lines suppressed since the last one logged."""
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) / self._interval)
+        self._at = now
+        if self._tokens < 1:
+            self.suppressed += 1
+            return None
+        self._tokens -= 1
+        suppressed, self.suppressed = self.suppressed, 0
+        return suppressed
 
 
 class FellBehind(Exception):
@@ -264,6 +303,7 @@ class Stream:
         only_type: str | None = None,
         label: str = "ads",
         peer: str = "",
+        max_names: int = DEFAULT_MAX_NAMES,
     ) -> None:
         self._cache = cache
         self.delta = delta
@@ -280,6 +320,9 @@ class Stream:
         self._wake = asyncio.Event()
         self._closed = False
         self._nonce_type = DeltaDiscoveryResponse if delta else DiscoveryResponse
+        self.max_names = max_names
+        self.refused: str | None = None  # why the stream was closed on the client, if it was
+        self._log_budget = LogBudget()
 
     # --- input
 
@@ -294,11 +337,12 @@ class Stream:
         """Apply one DiscoveryRequest or DeltaDiscoveryRequest."""
         self.requests_seen += 1
         if not self.node_id and request.HasField("node"):
-            self.node_id = request.node.id
+            self.node_id = clip(request.node.id)
             log.info(
                 "xDS stream opened",
                 extra={"node": self.node_id, "stream": self.label, "peer": self.peer},
             )
+        self._check_size(request)
         type_url = request.type_url or self._only_type or ""
         sub = self._subs.get(type_url)
         first = sub is None
@@ -311,6 +355,8 @@ class Stream:
             if first:
                 sub.initial = dict(request.initial_resource_versions)
             sub.update(request.resource_names_subscribe, request.resource_names_unsubscribe)
+            if len(sub.names) > self.max_names:
+                raise RequestRefused(f"{_names_over(self.max_names)} on one subscription")
         else:
             assert isinstance(sub, SotwSubscription)
             sub.update_names(request.resource_names)
@@ -321,28 +367,46 @@ class Stream:
         sub.awaiting_ack = False
         if request.HasField("error_detail"):
             metrics.XDS_NACKS.labels(type_url).inc()
-            log.warning(
+            self.warn(
                 "xDS NACK: %s",
                 request.error_detail.message,
-                extra={
-                    "node": self.node_id,
-                    "stream": self.label,
-                    "type_url": type_url,
-                    "rejected_version": sub.sent_version,
-                    "client_version": getattr(request, "version_info", ""),
-                    "nonce": request.response_nonce,
-                },
+                type_url=type_url,
+                rejected_version=sub.sent_version,
+                client_version=getattr(request, "version_info", ""),
+                nonce=request.response_nonce,
             )
+
+    def _check_size(self, request: Any) -> None:
+        """Refuse a request naming more resources than a client may ask for, before any of its names
+        is looked at: the work a request costs stays proportional to what a client may have."""
+        counts: tuple[int, ...]
+        if self.delta:
+            counts = (
+                len(request.resource_names_subscribe),
+                len(request.resource_names_unsubscribe),
+                len(request.initial_resource_versions),
+            )
+        else:
+            counts = (len(request.resource_names),)
+        if max(counts) > self.max_names:
+            raise RequestRefused(f"{_names_over(self.max_names)} in one request")
+
+    def warn(self, message: str, *args: str, **extra: str) -> None:
+        """A rate-limited warning about this stream; every client-supplied string in it is clipped."""
+        suppressed = self._log_budget.take()
+        if suppressed is None:
+            return
+        fields: dict[str, Any] = {key: clip(value) for key, value in extra.items()}
+        fields.update(node=self.node_id, stream=self.label, suppressed=suppressed)
+        log.warning(message, *(clip(arg) for arg in args), extra=fields)
 
     def _subscribe(self, type_url: str) -> SotwSubscription | DeltaSubscription | None:
         rtype = self._cache.resource_type(type_url)
         if rtype is None or (self._only_type is not None and type_url != self._only_type):
             if type_url not in self._ignored:
-                self._ignored.add(type_url)
-                log.warning(
-                    "xDS request for a type this stream does not serve: ignored",
-                    extra={"node": self.node_id, "stream": self.label, "type_url": type_url},
-                )
+                if len(self._ignored) < _MAX_IGNORED_TYPES:
+                    self._ignored.add(type_url)
+                self.warn("xDS request for a type this stream does not serve: ignored", type_url=type_url)
             return None
         cursor = self._cache.seq(type_url)
         sub = DeltaSubscription(rtype, cursor) if self.delta else SotwSubscription(rtype, cursor)
@@ -356,6 +420,9 @@ class Stream:
             async for request in requests:
                 self.on_request(request)
                 self._wake.set()
+        except RequestRefused as err:
+            self.refused = str(err)
+            self.warn("xDS request refused; closing the stream", error=self.refused)
         finally:
             self.close()
 

@@ -1,0 +1,74 @@
+"""What an xDS client may cost and who may connect: request limits and (mutual) TLS.
+
+- ``XdsLimits``: the largest request gRPC accepts (refused before it is parsed) and the most resource
+  names one request, or one delta subscription, may hold. A client over a limit gets its stream
+  closed with RESOURCE_EXHAUSTED; others are unaffected, since the bytes are never parsed and the
+  names never looked up.
+- ``XdsTls``: server certificate and key; with a client CA, clients must present a certificate that
+  CA signed (mutual TLS), and a client without one is refused during the handshake.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# An Envoy asks for one assignment per EDS cluster: 100,000 clusters fit.
+DEFAULT_MAX_NAMES = 100_000
+
+
+@dataclass(frozen=True)
+class XdsLimits:
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_names: int = DEFAULT_MAX_NAMES
+
+
+@dataclass(frozen=True)
+class XdsTls:
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None  # set: mutual TLS, a client certificate is required
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """Server credentials from the files. Raises OSError naming a file that cannot be read."""
+        key, cert = _read(self.key_file), _read(self.cert_file)
+        ca = _read(self.client_ca_file) if self.client_ca_file else None
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+        )
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise OSError(f"xDS TLS file {path}: {err.strerror or err}") from None
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(host: str, tls: XdsTls | None) -> None:
+    """The loud warning for an xDS port reachable from other machines without TLS."""
+    if tls is None and not is_loopback(host):
+        log.warning(
+            "xDS is bound beyond loopback WITHOUT TLS: anyone who can reach %s can read every cluster "
+            "and endpoint, and any client is accepted. Use --xds-tls-cert/--xds-tls-key, and "
+            "--xds-client-ca for mutual TLS, or bind 127.0.0.1.",
+            host,
+            extra={"address": host},
+        )
