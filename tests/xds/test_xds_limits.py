@@ -1,0 +1,162 @@
+"""What one xDS client may cost: request size and names per request are bounded, a hostile client is
+closed without slowing the others, and what it sends reaches the log bounded and rate-limited."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import grpc
+import pytest
+from envoy.service.discovery.v3.ads_pb2_grpc import AggregatedDiscoveryServiceStub
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
+
+from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
+from gce_plugin.xds.security import XdsLimits
+from tests.xds.xds_testkit import Env, clusters_of, only_stream, wait_for
+
+
+def run_limited(test: object, limits: XdsLimits | None = None) -> None:
+    async def main() -> None:
+        cache = SnapshotCache()
+        server = XdsServer(cache, "127.0.0.1:0", limits=limits)
+        port = await server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        try:
+            await asyncio.wait_for(test(Env(cache, server, channel, port)), 60)  # type: ignore[operator]
+        finally:
+            await channel.close()
+            await server.stop(0)
+
+    asyncio.run(main())
+
+
+def hostile_sotw(port: int, request: DiscoveryRequest, outcome: dict[str, object]) -> None:
+    """Send ``request`` from another thread (its own gRPC channel) and record how the stream ended."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", -1)]) as ch:
+        call = AggregatedDiscoveryServiceStub(ch).StreamAggregatedResources(iter([request]), timeout=30)
+        try:
+            for _ in call:
+                pass
+            outcome["code"] = grpc.StatusCode.OK
+        except grpc.RpcError as err:
+            outcome["code"] = err.code()
+            outcome["details"] = err.details()
+
+
+def test_a_million_name_request_is_refused_while_another_client_stays_prompt() -> None:
+    async def body(env: Env) -> None:
+        env.set_clusters("web")
+        victim = env.ads(node="victim")
+        await victim.request(CLUSTER_TYPE)
+        await victim.ack(await victim.recv())
+        request = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=[f"n{i}" for i in range(1_000_000)])
+        request.node.id = "attacker"
+        outcome: dict[str, object] = {}
+        attacker = threading.Thread(target=hostile_sotw, args=(env.port, request, outcome))
+        attacker.start()
+        try:
+            worst = 0.0
+            for i in range(10):  # the victim's updates keep arriving promptly meanwhile
+                started = time.monotonic()
+                env.set_clusters("web", f"extra-{i}")
+                response = await victim.recv(timeout=5)
+                worst = max(worst, time.monotonic() - started)
+                assert f"extra-{i}" in clusters_of(response)
+                await victim.ack(response)
+        finally:
+            await asyncio.to_thread(attacker.join, 30)
+        assert outcome["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert worst < 1.0
+
+    run_limited(body)
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_more_names_than_allowed_in_one_request_closes_the_stream(
+    delta: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+
+    async def body(env: Env) -> None:
+        env.set_clusters("web")
+        stub = AggregatedDiscoveryServiceStub(env.channel)
+        names = [f"n{i}" for i in range(101)]
+        if delta:
+            call = stub.DeltaAggregatedResources()
+            await call.write(DeltaDiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names_subscribe=names))
+        else:
+            call = stub.StreamAggregatedResources()
+            await call.write(DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=names))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await asyncio.wait_for(call.read(), 5)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "more than 100 resource names" in (caught.value.details() or "")
+        await wait_for(lambda: not env.server.streams(), what="the stream to close")
+
+    run_limited(body, XdsLimits(max_names=100))
+    assert "xDS request refused" in caplog.text
+
+
+def test_a_delta_subscription_growing_past_the_limit_closes_the_stream() -> None:
+    async def body(env: Env) -> None:
+        env.set_clusters("web")
+        call = AggregatedDiscoveryServiceStub(env.channel).DeltaAggregatedResources()
+        for batch in range(3):
+            names = [f"b{batch}-{i}" for i in range(40)]
+            await call.write(DeltaDiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names_subscribe=names))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            while True:
+                await asyncio.wait_for(call.read(), 5)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "on one subscription" in (caught.value.details() or "")
+
+    run_limited(body, XdsLimits(max_names=100))
+
+
+def test_a_request_over_the_size_limit_is_refused_unparsed() -> None:
+    async def body(env: Env) -> None:
+        call = AggregatedDiscoveryServiceStub(env.channel).StreamAggregatedResources()
+        await call.write(DiscoveryRequest(type_url=CLUSTER_TYPE, resource_names=["x" * 5000]))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await asyncio.wait_for(call.read(), 5)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    run_limited(body, XdsLimits(max_request_bytes=4096))
+
+
+def test_unknown_type_urls_are_logged_at_a_bounded_rate(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="gce_plugin.xds")
+
+    async def body(env: Env) -> None:
+        env.set_clusters("web")
+        client = env.ads(node="n" * 1_000_000)
+        for i in range(10_000):
+            await client.request(f"type.googleapis.com/unknown.{i}")
+        await client.request(CLUSTER_TYPE)
+        await client.recv()
+        stream = await only_stream(env, requests=10_001)
+        assert len(stream.node_id) < 300
+
+    run_limited(body)
+    ignored = [r for r in caplog.records if "does not serve" in r.getMessage()]
+    assert 1 <= len(ignored) <= 11
+    assert len(caplog.text) < 20_000
+
+
+def test_nack_messages_are_clipped(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="gce_plugin.xds")
+
+    async def body(env: Env) -> None:
+        env.set_clusters("web")
+        client = env.ads()
+        await client.request(CLUSTER_TYPE)
+        response = await client.recv()
+        await client.nack(response, error="E" * 1_000_000)
+        await only_stream(env, requests=2)
+
+    run_limited(body)
+    [nack] = [r for r in caplog.records if r.getMessage().startswith("xDS NACK")]
+    assert "EEEE" in nack.getMessage() and len(nack.getMessage()) < 400
