@@ -19,6 +19,7 @@ from typing import Any
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from google.protobuf import json_format
 
+from gce_plugin import metrics
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
 from gce_plugin.hostport import parse_host_port
@@ -132,6 +133,7 @@ class ControlPlane:
         delta = self.translator.set_upstreams(upstreams)
         present = {upstream_key(u) for u in upstreams}
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
+        metrics.forget_upstreams({f"{ns}.{name}" for ns, name in present})
         self._publish(delta)
         log.info(
             "upstreams applied", extra={"upstreams": len(upstreams), "clusters": len(delta.cluster_upserts)}

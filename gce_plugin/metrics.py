@@ -6,6 +6,9 @@ run several control planes in one process without duplicate-metric errors.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Collection
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -81,3 +84,21 @@ XDS_PUSH_LATENCY = Histogram(
     registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+# Series labelled by upstream ("namespace.name"): removed when their upstream goes.
+PER_UPSTREAM = (UPSTREAM_ENDPOINTS, UPSTREAM_DISCOVERY_ERRORS)
+
+
+def forget_upstreams(keep: Collection[str]) -> int:
+    """Remove the per-upstream series of every upstream not in ``keep`` ("namespace.name"; the
+    "*" series of errors about all upstreams stays). Returns how many series went."""
+    removed = 0
+    for metric in PER_UPSTREAM:
+        labelnames = metric._labelnames  # prometheus_client lists label values only privately
+        position = labelnames.index("upstream")
+        for values in list(metric._metrics):
+            if values[position] not in keep and values[position] != "*":
+                with contextlib.suppress(KeyError):
+                    metric.remove(*values)
+                    removed += 1
+    return removed

@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
+from gce_plugin.hostport import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,6 @@ def _read(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as err:
         raise OSError(f"xDS TLS file {path}: {err.strerror or err}") from None
-
-
-def is_loopback(host: str) -> bool:
-    """True for a host only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def warn_if_exposed(host: str, tls: XdsTls | None) -> None:

@@ -35,7 +35,7 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from gce_plugin import metrics
+from gce_plugin import metrics, redact
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ def api_root(endpoint: str) -> str:
     and a URL with a path is kept as given (with a trailing slash)."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"compute endpoint {endpoint!r}: want an http(s) URL, e.g. http://127.0.0.1:8085/")
+        raise ValueError(
+            f"compute endpoint {redact.scrub(endpoint)!r}: want an http(s) URL, e.g. http://127.0.0.1:8085/"
+        )
     if parts.path in ("", "/"):
         return f"{parts.scheme}://{parts.netloc}/compute/v1/"
     return endpoint if endpoint.endswith("/") else endpoint + "/"

@@ -1,0 +1,89 @@
+"""Small failure-model findings: metric series of deleted upstreams, credentials in URLs and in the
+emulator's stats, and the emulator bound beyond loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gce_plugin import logs, metrics
+from gce_plugin.controlplane import ControlPlane, Options
+from gce_plugin.emulator import Emulator, Fixture
+from gce_plugin.plugins.gce.credentials import load_credentials
+from gce_plugin.plugins.registry import Registry
+from tests.translation.translation_fakes import FakeEdsPlugin, gce_upstream
+
+EXAMPLE_FIXTURE = Path(__file__).resolve().parents[2] / "examples" / "fixture.yaml"
+
+
+def series(name: str) -> set[str]:
+    return {
+        sample.labels["upstream"]
+        for family in metrics.REGISTRY.collect()
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_metric_series_of_deleted_upstreams_are_removed(tmp_path: Path) -> None:
+    plane = ControlPlane(Options(config_dir=str(tmp_path)), Registry([FakeEdsPlugin()]))
+    upstreams = [gce_upstream(f"u{i}", namespace="fm") for i in range(50)]
+    plane.apply_upstreams(upstreams)
+    for upstream in upstreams:
+        label = f"fm.{upstream.metadata.name}"
+        metrics.UPSTREAM_ENDPOINTS.labels(upstream=label).set(3)
+        metrics.UPSTREAM_DISCOVERY_ERRORS.labels(upstream=label).inc()
+    plane.apply_upstreams(upstreams[:2])
+    kept = {"fm.u0", "fm.u1"}
+    assert {s for s in series("gce_plugin_upstream_endpoints") if s.startswith("fm.")} == kept
+    assert {s for s in series("gce_plugin_upstream_discovery_errors_total") if s.startswith("fm.")} == kept
+    plane.registry.close()
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_userinfo_in_urls_never_reaches_a_log_line(fmt: str) -> None:
+    out = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.setup("info", fmt, out)
+        endpoint = "http://admin:hunter2@127.0.0.1:8085/"
+        loaded = load_credentials(compute_endpoint=endpoint)
+        logging.getLogger("gce_plugin.test").info(
+            "using %s via %s", loaded.source, endpoint, extra={"endpoint": endpoint}
+        )
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert "hunter2" not in out.getvalue() and "admin:" not in out.getvalue()
+    assert "http://***@127.0.0.1:8085/" in out.getvalue()
+    assert "hunter2" not in loaded.source
+
+
+def test_the_emulator_stats_never_show_bearer_tokens() -> None:
+    with Emulator(Fixture.load(EXAMPLE_FIXTURE)) as emulator:
+        request = urllib.request.Request(
+            f"{emulator.compute_url}projects/demo-project/zones",
+            headers={"Authorization": "Bearer ya29.a-real-looking-token"},
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+        with urllib.request.urlopen(f"{emulator.url}admin/stats", timeout=5) as response:
+            body = response.read().decode()
+    assert "a-real-looking-token" not in body
+    assert json.loads(body)["last_authorization"].startswith("Bearer sha256:")
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_the_emulator_warns_when_bound_beyond_loopback(
+    host: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gce_plugin.emulator")
+    with Emulator(Fixture.load(EXAMPLE_FIXTURE), host=host):
+        pass
+    assert ("beyond loopback" in caplog.text) == warned
