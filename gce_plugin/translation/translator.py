@@ -35,6 +35,7 @@ from gce_plugin.plugins.plugin import (
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry
+from gce_plugin.redact import clip
 from gce_plugin.translation.endpoints import (
     EndpointRecord,
     build_assignment,
@@ -317,7 +318,8 @@ class Translator:
         self._sync_assignment(key, state, delta)
 
     def _rejected(self, reason: str) -> Status:
-        return Status(state=Status.Rejected, reason=reason, reported_by=self._reporter)
+        # Bounded: a reason may quote manifest values (shown in /statuses and logs).
+        return Status(state=Status.Rejected, reason=clip(reason, 1000), reported_by=self._reporter)
 
     @staticmethod
     def _set_status(key: UpstreamKey, state: _UpstreamState, status: Status, delta: Delta) -> None:

@@ -16,6 +16,10 @@ from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.emulator import Emulator, Fixture
 from gce_plugin.plugins.gce.credentials import load_credentials
 from gce_plugin.plugins.registry import Registry
+from gce_plugin.translation.translator import Translator
+from gce_plugin.xds import CLUSTER_TYPE
+from tests.controlplane.test_controlplane import MANIFEST, FlakyDiscovery, run_plane, until
+from tests.manifests.test_manifests_limits import BILLION_LAUGHS
 from tests.translation.translation_fakes import FakeEdsPlugin, gce_upstream
 
 EXAMPLE_FIXTURE = Path(__file__).resolve().parents[2] / "examples" / "fixture.yaml"
@@ -87,3 +91,22 @@ def test_the_emulator_warns_when_bound_beyond_loopback(
     with Emulator(Fixture.load(EXAMPLE_FIXTURE), host=host):
         pass
     assert ("beyond loopback" in caplog.text) == warned
+
+
+def test_an_alias_bomb_present_at_start_up_does_not_stop_the_control_plane(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(MANIFEST)
+    (tmp_path / "bomb.yaml").write_text(BILLION_LAUGHS)
+
+    async def body(plane: ControlPlane, plugin: FlakyDiscovery) -> None:
+        await until("xDS serving", plane.ready, timeout=5)
+        assert "web_default" in plane.cache.resources(CLUSTER_TYPE)
+        assert "YAML aliases" in plane.manifests.errors[tmp_path / "bomb.yaml"]
+
+    run_plane(tmp_path, FlakyDiscovery(), body)
+
+
+def test_a_huge_value_in_a_rejected_upstream_is_clipped_in_its_status() -> None:
+    upstream = gce_upstream("web", namespace="fm")
+    upstream.upstream_spec.ssl_config.ssl_files.root_ca = "/x" * 100_000
+    status = Translator([FakeEdsPlugin()]).translate([upstream]).statuses[("fm", "web")]
+    assert "Envoy would open" in status.reason and len(status.reason) < 1100
