@@ -25,7 +25,7 @@ from gce_plugin.commands import bootstrap
 from gce_plugin.localstack import free_port
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 from gce_plugin.xds.security import XdsTls
-from tests.xds.test_xds_envoy import envoy, eventually, http_get, upstream
+from tests.xds.test_xds_envoy import envoy, eventually, http_get, stats, upstream
 from tests.xds.xds_testkit import assignment, cluster
 
 SERVER_NAME = "xds.test"
@@ -191,3 +191,38 @@ def test_binding_beyond_loopback_without_tls_warns_loudly(
 
     asyncio.run(main())
     assert ("WITHOUT TLS" in caplog.text) == warned
+
+
+def test_a_real_envoy_without_a_client_certificate_is_refused(tmp_path: Path) -> None:
+    pki = write_pki(tmp_path)
+
+    async def main() -> None:
+        cache = SnapshotCache()
+        cache.set_resources(CLUSTER_TYPE, {"web": cluster("web")})
+        server = XdsServer(cache, "127.0.0.1:0", tls=mtls(pki))
+        port = await server.start()
+        admin = free_port()
+        config = bootstrap.build(
+            f"127.0.0.1:{port}",
+            [("/", "web")],
+            listen=f"127.0.0.1:{free_port()}",
+            admin=f"127.0.0.1:{admin}",
+            node_id="envoy-no-cert",
+            tls=bootstrap.XdsClientTls(str(pki["ca.crt"]), server_name=SERVER_NAME),
+        )
+        config_path = tmp_path / "envoy.json"
+        config_path.write_text(json.dumps(config))
+        try:
+            with envoy(config_path, tmp_path / "envoy.log"):
+
+                def handshakes_failed() -> bool:
+                    # The server ends each handshake (no client certificate): a failed connect.
+                    return stats(admin).get("cluster.xds_cluster.upstream_cx_connect_fail", 0) >= 2
+
+                await eventually(handshakes_failed, 20, "Envoy's TLS handshakes to fail")
+                assert not server.streams()
+                assert "web" not in http_get(f"http://127.0.0.1:{admin}/clusters")
+        finally:
+            await server.stop(0)
+
+    asyncio.run(main())
