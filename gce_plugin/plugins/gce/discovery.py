@@ -41,7 +41,6 @@ annotations under ``gce.solo.io/``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
@@ -618,18 +617,15 @@ class GceDiscovery:
         # Per upstream, the endpoints last handed on: its last good ones.
         published: dict[UpstreamKey, tuple[Endpoint, ...]] = {}
         first = True
-        try:
-            while True:
-                changed = await self._poll_and_report(write_namespace, gce_upstreams, published, opts, first)
-                if changed or first:
-                    yield EndpointList.of_upstreams(dict(published))
-                first = False
-                await asyncio.sleep(opts.refresh_interval)
-        finally:
-            # The next watch (with the new set of upstreams) sets the gauges of the ones that remain.
-            for key in published:
-                with contextlib.suppress(KeyError):
-                    metrics.UPSTREAM_ENDPOINTS.remove(f"{key[0]}.{key[1]}")
+        # The gauges stay when the watch ends: the next watch (a restart with a new set of upstreams)
+        # updates the ones that remain, and the control plane removes those of deleted upstreams
+        # (metrics.forget_upstreams). Removing them here left a gap at every restart.
+        while True:
+            changed = await self._poll_and_report(write_namespace, gce_upstreams, published, opts, first)
+            if changed or first:
+                yield EndpointList.of_upstreams(dict(published))
+            first = False
+            await asyncio.sleep(opts.refresh_interval)
 
     async def _poll_and_report(
         self,
