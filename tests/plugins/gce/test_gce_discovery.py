@@ -328,7 +328,7 @@ def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDisco
             await watch.aclose()
         # Kept when the watch ends (a restart must not leave a gap); the control plane removes the
         # series of deleted upstreams (tests/controlplane/test_failure_model.py).
-        assert sample("gce_plugin_upstream_endpoints", upstream="default.web") == 3
+        assert sample("gce_plugin_upstream_endpoints", upstream="default.web") == 2
 
     asyncio.run(body())
 
