@@ -24,6 +24,10 @@ FILE_FIELDS = frozenset(
         ("envoy.config.core.v3.PathConfigSource", "path"),
         ("envoy.config.core.v3.ConfigSource", "path"),
         ("envoy.extensions.transport_sockets.tls.v3.TlsKeyLog", "path"),
+        # Files Envoy writes.
+        ("envoy.config.core.v3.HealthCheck", "event_log_path"),
+        ("envoy.extensions.health_check.event_sinks.file.v3.HealthCheckEventFileSink", "event_log_path"),
+        ("envoy.extensions.access_loggers.file.v3.FileAccessLog", "path"),
     }
 )
 
@@ -69,13 +73,18 @@ def _in_field(field: FieldDescriptor, value: object, at: str) -> Iterator[tuple[
 
 
 def _unpack(message: Message) -> Message | None:
-    """The message inside an ``Any`` (None for other messages, and for types not linked in)."""
+    """The message inside an ``Any`` (None for other messages). Fails closed: an ``Any`` this
+    process cannot read (its type is not linked in) could hide a file, so it is an error."""
     if not isinstance(message, any_pb2.Any):
         return None
     type_name = message.type_url.rpartition("/")[2]
     try:
         descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
     except KeyError:
-        return None
+        raise ValueError(
+            f"cannot check the files of an extension of unknown type {show(type_name)}"
+        ) from None
     inner = message_factory.GetMessageClass(descriptor)()
-    return inner if message.Unpack(inner) else None
+    if not message.Unpack(inner):
+        raise ValueError(f"cannot check the files of a malformed {show(type_name)} extension")
+    return inner

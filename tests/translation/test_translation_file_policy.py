@@ -78,3 +78,19 @@ def test_no_roots_allow_nothing() -> None:
 )
 def test_outside_roots(path: str, allowed: bool) -> None:
     assert (outside_roots(path, ["/etc/ssl/certs/"]) is None) == allowed
+
+
+def test_files_inside_any_packed_extensions_are_found_and_unknown_extensions_fail_closed() -> None:
+    from envoy.config.cluster.v3.cluster_pb2 import Cluster
+    from envoy.config.core.v3.health_check_pb2 import HealthCheck
+
+    from gce_plugin.translation.file_policy import check_files
+
+    cluster = Cluster(name="c")
+    cluster.health_checks.append(HealthCheck(event_log_path="/tmp/owned"))
+    with pytest.raises(ValueError, match=r"health_checks\[0\].event_log_path"):
+        check_files(cluster, DEFAULT_FILE_ROOTS)
+    unknown = Cluster(name="c")
+    unknown.transport_socket.typed_config.type_url = "type.googleapis.com/not.Linked"
+    with pytest.raises(ValueError, match="unknown type"):
+        check_files(unknown, DEFAULT_FILE_ROOTS)
