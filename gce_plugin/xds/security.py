@@ -3,7 +3,9 @@
 - ``XdsLimits``: the largest request gRPC accepts (refused before it is parsed) and the most resource
   names one request, or one delta subscription, may hold. A client over a limit gets its stream
   closed with RESOURCE_EXHAUSTED; others are unaffected, since the bytes are never parsed and the
-  names never looked up.
+  names never looked up. Within the limits, a subscription is answered for at most
+  ``max_unknown_names`` names the cache neither has nor expects, so what a client costs follows
+  what exists, not what it asks for.
 - ``XdsTls``: server certificate and key; with a client CA, clients must present a certificate that
   CA signed (mutual TLS), and a client without one is refused during the handshake.
 """
@@ -23,12 +25,17 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # An Envoy asks for one assignment per EDS cluster: 100,000 clusters fit.
 DEFAULT_MAX_NAMES = 100_000
+# Names per subscription answered although the cache neither has nor expects them (each answer is a
+# placeholder, e.g. an empty assignment, built for that client). An Envoy names only clusters it was
+# sent, so it needs a few at most (clusters being removed).
+DEFAULT_MAX_UNKNOWN_NAMES = 1_000
 
 
 @dataclass(frozen=True)
 class XdsLimits:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_names: int = DEFAULT_MAX_NAMES
+    max_unknown_names: int = DEFAULT_MAX_UNKNOWN_NAMES
 
 
 @dataclass(frozen=True)

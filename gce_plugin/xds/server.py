@@ -166,6 +166,7 @@ class XdsServer:
             label=label,
             peer=context.peer(),
             max_names=self.limits.max_names,
+            max_unknown_names=self.limits.max_unknown_names,
         )
         unwatch = self._cache.watch(stream.wake)
         reader = asyncio.create_task(stream.read(requests))

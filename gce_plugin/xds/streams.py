@@ -29,7 +29,7 @@ from gce_plugin import metrics
 from gce_plugin.redact import clip
 from gce_plugin.xds.cache import Changes, SnapshotCache
 from gce_plugin.xds.resources import ResourceType
-from gce_plugin.xds.security import DEFAULT_MAX_NAMES
+from gce_plugin.xds.security import DEFAULT_MAX_NAMES, DEFAULT_MAX_UNKNOWN_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,11 @@ class SotwSubscription(_Subscription):
         else:
             self.dirty.update(names)
 
+    def drop_names(self, names: Set[str]) -> None:
+        """Stop answering for ``names`` (refused at intake; a later request may name them again)."""
+        self.names = shared_names(self.names - names)
+        self.dirty.difference_update(names)
+
     def build(self, cache: SnapshotCache) -> bytes | None:
         """The next response without its nonce, or None if there is nothing to send."""
         if not self.pending():
@@ -246,6 +251,11 @@ class DeltaSubscription(_Subscription):
                     # The client cannot tell whether the wildcard covers it: say so either way.
                     self.dirty.add(name)
 
+    def drop_names(self, names: Set[str]) -> None:
+        """Stop answering for ``names`` (refused at intake; a later request may name them again)."""
+        self.names.difference_update(names)
+        self.dirty.difference_update(names)
+
     def _fell_behind(self) -> None:
         raise FellBehind(f"{self.type_url}: missed changes the cache no longer holds")
 
@@ -304,6 +314,7 @@ class Stream:
         label: str = "ads",
         peer: str = "",
         max_names: int = DEFAULT_MAX_NAMES,
+        max_unknown_names: int = DEFAULT_MAX_UNKNOWN_NAMES,
     ) -> None:
         self._cache = cache
         self.delta = delta
@@ -321,6 +332,7 @@ class Stream:
         self._closed = False
         self._nonce_type = DeltaDiscoveryResponse if delta else DiscoveryResponse
         self.max_names = max_names
+        self.max_unknown_names = max_unknown_names
         self.refused: str | None = None  # why the stream was closed on the client, if it was
         self._log_budget = LogBudget()
 
@@ -360,6 +372,7 @@ class Stream:
         else:
             assert isinstance(sub, SotwSubscription)
             sub.update_names(request.resource_names)
+        self._bound_unknown(sub)
         # Only a request carrying the latest nonce of its type ACKs or NACKs; an older nonce means the
         # client has not seen our latest response yet, and its ACK/NACK of that one will follow.
         if first or request.response_nonce != sub.nonce:
@@ -390,6 +403,24 @@ class Stream:
             counts = (len(request.resource_names),)
         if max(counts) > self.max_names:
             raise RequestRefused(f"{_names_over(self.max_names)} in one request")
+
+    def _bound_unknown(self, sub: SotwSubscription | DeltaSubscription) -> None:
+        """Answer at most ``max_unknown_names`` names the cache neither has nor expects: each costs
+        a placeholder (an empty assignment) to build and send, and a client is entitled to what
+        exists. The rest are dropped from the subscription; a later request may name them again."""
+        if sub.rtype.placeholder is None or len(sub.names) <= self.max_unknown_names:
+            return  # nothing is built for unknown names of this type, or too few to matter
+        entries = self._cache.entries(sub.type_url)
+        unknown = [n for n in sub.names if n not in entries and not self._cache.is_held(sub.type_url, n)]
+        if len(unknown) <= self.max_unknown_names:
+            return
+        sub.drop_names(frozenset(unknown[self.max_unknown_names :]))
+        self.warn(
+            "xDS request names more unknown resources than a client may; answering only some",
+            type_url=sub.type_url,
+            unknown=str(len(unknown)),
+            answered=str(self.max_unknown_names),
+        )
 
     def warn(self, message: str, *args: str, **extra: str) -> None:
         """A rate-limited warning about this stream; every client-supplied string in it is clipped."""

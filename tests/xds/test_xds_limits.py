@@ -15,7 +15,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, Disc
 
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 from gce_plugin.xds.security import XdsLimits
-from tests.xds.xds_testkit import Env, clusters_of, only_stream, wait_for
+from tests.xds.xds_testkit import Env, assignments_of, clusters_of, only_stream, wait_for
 
 
 def run_limited(test: object, limits: XdsLimits | None = None) -> None:
@@ -132,13 +132,12 @@ def test_unknown_type_urls_are_logged_at_a_bounded_rate(caplog: pytest.LogCaptur
 
     async def body(env: Env) -> None:
         env.set_clusters("web")
-        client = env.ads(node="n" * 1_000_000)
+        client = env.ads()
         for i in range(10_000):
             await client.request(f"type.googleapis.com/unknown.{i}")
         await client.request(CLUSTER_TYPE)
         await client.recv()
-        stream = await only_stream(env, requests=10_001)
-        assert len(stream.node_id) < 300
+        await only_stream(env, requests=10_001)
 
     run_limited(body)
     ignored = [r for r in caplog.records if "does not serve" in r.getMessage()]
@@ -146,17 +145,82 @@ def test_unknown_type_urls_are_logged_at_a_bounded_rate(caplog: pytest.LogCaptur
     assert len(caplog.text) < 20_000
 
 
-def test_nack_messages_are_clipped(caplog: pytest.LogCaptureFixture) -> None:
+def test_node_ids_and_nack_messages_are_clipped(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="gce_plugin.xds")
 
     async def body(env: Env) -> None:
         env.set_clusters("web")
-        client = env.ads()
+        client = env.ads(node="n" * 1_000_000)
         await client.request(CLUSTER_TYPE)
         response = await client.recv()
         await client.nack(response, error="E" * 1_000_000)
-        await only_stream(env, requests=2)
+        stream = await only_stream(env, requests=2)
+        assert len(stream.node_id) < 300
 
     run_limited(body)
     [nack] = [r for r in caplog.records if r.getMessage().startswith("xDS NACK")]
     assert "EEEE" in nack.getMessage() and len(nack.getMessage()) < 400
+    assert all(len(r.getMessage()) + len(str(getattr(r, "node", ""))) < 1000 for r in caplog.records)
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_names_the_cache_does_not_have_are_answered_only_up_to_an_allowance(delta: bool) -> None:
+    """A client is entitled to what exists: 90,000 unknown names cost at most 1,000 placeholders,
+    while every name that exists is answered."""
+
+    async def body(env: Env) -> None:
+        env.set_assignments({f"known-{i}": [8000] for i in range(1500)})
+        names = [f"known-{i}" for i in range(1500)] + [f"unknown-{i}" for i in range(90_000)]
+        started = time.monotonic()
+        if delta:
+            client = env.delta_ads()
+            await client.request(ENDPOINT_TYPE, subscribe=names)
+            delta_response = await client.recv()
+            answered = {r.name for r in delta_response.resources}
+        else:
+            sotw = env.ads()
+            await sotw.request(ENDPOINT_TYPE, names)
+            response = await sotw.recv()
+            answered = set(assignments_of(response))
+        assert time.monotonic() - started < 2.0
+        assert {f"known-{i}" for i in range(1500)} <= answered
+        assert len(answered) == 1500 + 1000
+
+    run_limited(body)
+
+
+def test_a_flood_of_unknown_names_leaves_another_client_prompt() -> None:
+    async def body(env: Env) -> None:
+        env.set_clusters("web")
+        victim = env.ads(node="victim")
+        await victim.request(CLUSTER_TYPE)
+        await victim.ack(await victim.recv())
+        outcome: dict[str, object] = {}
+        requests = [
+            DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=[f"r{r}-{i}" for i in range(90_000)])
+            for r in range(5)
+        ]
+        attacker = threading.Thread(target=hostile_sotw_many, args=(env.port, requests, outcome))
+        attacker.start()
+        worst = 0.0
+        try:
+            for i in range(10):
+                started = time.monotonic()
+                env.set_clusters("web", f"extra-{i}")
+                response = await victim.recv(timeout=5)
+                worst = max(worst, time.monotonic() - started)
+                await victim.ack(response)
+        finally:
+            await asyncio.to_thread(attacker.join, 30)
+        assert worst < 1.0  # before the allowance: 1.2 to 2.7 s (90,000 placeholders built)
+
+    run_limited(body)
+
+
+def hostile_sotw_many(port: int, requests: list[DiscoveryRequest], outcome: dict[str, object]) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        call = AggregatedDiscoveryServiceStub(ch).StreamAggregatedResources(iter(requests), timeout=30)
+        try:
+            outcome["responses"] = sum(1 for _ in call)
+        except grpc.RpcError as err:
+            outcome["code"] = err.code()
