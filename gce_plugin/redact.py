@@ -8,7 +8,8 @@ manifest file or an xDS client (node ids, NACK messages, type URLs, field names,
   (``reprlib``: a huge nested value is never fully walked).
 - ``field_name(key)``: a mapping key as part of a field path; a key that does not look like a field
   name (a line of a file that is not a manifest) is described, never quoted.
-- ``scrub(text)``: ``scheme://user:password@host`` -> ``scheme://***@host``.
+- ``scrub(text)``: ``scheme://user:password@host`` -> ``scheme://***@host``; also secret query
+  parameters and bearer tokens. Every log line goes through it (``logs.py``).
 - ``fingerprint(secret)``: a short, stable digest naming a credential without revealing it.
 """
 
@@ -26,6 +27,9 @@ MAX_VALUE = 60
 # Field names, and label/annotation keys (``example.com/name``).
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,252}")
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+# Credentials in a query string, and bearer tokens quoted from headers.
+_QUERY_SECRET = re.compile(r"(?P<name>[?&](?:access_token|token|key|password)=)[^&#\s\"']+", re.IGNORECASE)
+_BEARER = re.compile(r"(?P<scheme>\bBearer\s+)(?!sha256:)[A-Za-z0-9._~+/=-]+")
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
@@ -61,8 +65,11 @@ def field_name(key: object) -> str:
 
 
 def scrub(text: str) -> str:
-    """``text`` with the userinfo of every URL in it replaced by ``***``."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
+    """``text`` with credentials replaced by ``***``: the userinfo of every URL, secret query
+    parameters (``access_token``, ``token``, ``key``, ``password``) and bearer tokens."""
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    text = _QUERY_SECRET.sub(r"\g<name>***", text)
+    return _BEARER.sub(r"\g<scheme>***", text)
 
 
 def fingerprint(secret: str) -> str:
