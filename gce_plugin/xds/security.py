@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,39 @@ def _read(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as err:
         raise OSError(f"xDS TLS file {path}: {err.strerror or err}") from None
+
+
+class RequestRefused(Exception):
+    """A request over a limit (names per request or per subscription): the stream is closed."""
+
+
+class LogBudget:
+    """Per-stream log rate limit: ``burst`` lines, then one per ``interval`` seconds; each line that
+    gets through says how many were suppressed before it. A client decides what it sends, never how
+    much the control plane logs."""
+
+    def __init__(self, burst: int = 10, interval: float = 10.0) -> None:
+        self._burst = burst
+        self._interval = interval
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+        self.suppressed = 0
+
+    def take(self) -> int | None:
+        """None: do not log. Else the number of lines suppressed since the last one logged."""
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) / self._interval)
+        self._at = now
+        if self._tokens < 1:
+            self.suppressed += 1
+            return None
+        self._tokens -= 1
+        suppressed, self.suppressed = self.suppressed, 0
+        return suppressed
+
+
+def names_over(limit: int) -> str:
+    return f"more than {limit} resource names (run --xds-max-names)"
 
 
 def warn_if_exposed(host: str, tls: XdsTls | None) -> None:

@@ -29,7 +29,13 @@ from gce_plugin import metrics
 from gce_plugin.redact import clip
 from gce_plugin.xds.cache import Changes, SnapshotCache
 from gce_plugin.xds.resources import ResourceType
-from gce_plugin.xds.security import DEFAULT_MAX_NAMES, DEFAULT_MAX_UNKNOWN_NAMES
+from gce_plugin.xds.security import (
+    DEFAULT_MAX_NAMES,
+    DEFAULT_MAX_UNKNOWN_NAMES,
+    LogBudget,
+    RequestRefused,
+    names_over,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +48,6 @@ def encode(message: Message) -> bytes:
 
 # Unknown type URLs a stream remembers (to warn once each); beyond, only the log budget applies.
 _MAX_IGNORED_TYPES = 16
-
-
-def _names_over(limit: int) -> str:
-    return f"more than {limit} resource names (run --xds-max-names)"
 
 
 class NameSet(frozenset[str]):
@@ -67,35 +69,6 @@ def shared_names(names: Iterable[str]) -> NameSet:
         return found
     _NAME_SETS[key] = candidate
     return candidate
-
-
-class RequestRefused(Exception):
-    """A request over a limit (names per request or per subscription): the stream is closed."""
-
-
-class LogBudget:
-    """Per-stream log rate limit: ``burst`` lines, then one per ``interval`` seconds; each line that
-    gets through says how many were suppressed before it. A client decides what it sends, never how
-    much the control plane logs."""
-
-    def __init__(self, burst: int = 10, interval: float = 10.0) -> None:
-        self._burst = burst
-        self._interval = interval
-        self._tokens = float(burst)
-        self._at = time.monotonic()
-        self.suppressed = 0
-
-    def take(self) -> int | None:
-        """None: do not log. Else the number of lines suppressed since the last one logged."""
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) / self._interval)
-        self._at = now
-        if self._tokens < 1:
-            self.suppressed += 1
-            return None
-        self._tokens -= 1
-        suppressed, self.suppressed = self.suppressed, 0
-        return suppressed
 
 
 class FellBehind(Exception):
@@ -368,7 +341,7 @@ class Stream:
                 sub.initial = dict(request.initial_resource_versions)
             sub.update(request.resource_names_subscribe, request.resource_names_unsubscribe)
             if len(sub.names) > self.max_names:
-                raise RequestRefused(f"{_names_over(self.max_names)} on one subscription")
+                raise RequestRefused(f"{names_over(self.max_names)} on one subscription")
         else:
             assert isinstance(sub, SotwSubscription)
             sub.update_names(request.resource_names)
@@ -402,7 +375,7 @@ class Stream:
         else:
             counts = (len(request.resource_names),)
         if max(counts) > self.max_names:
-            raise RequestRefused(f"{_names_over(self.max_names)} in one request")
+            raise RequestRefused(f"{names_over(self.max_names)} in one request")
 
     def _bound_unknown(self, sub: SotwSubscription | DeltaSubscription) -> None:
         """Answer at most ``max_unknown_names`` names the cache neither has nor expects: each costs
@@ -411,7 +384,10 @@ class Stream:
         if sub.rtype.placeholder is None or len(sub.names) <= self.max_unknown_names:
             return  # nothing is built for unknown names of this type, or too few to matter
         entries = self._cache.entries(sub.type_url)
-        unknown = [n for n in sub.names if n not in entries and not self._cache.is_held(sub.type_url, n)]
+        unknown = [n for n in sub.names if n not in entries]  # cheap: most names are known
+        if len(unknown) <= self.max_unknown_names:
+            return
+        unknown = [n for n in unknown if not self._cache.is_held(sub.type_url, n)]
         if len(unknown) <= self.max_unknown_names:
             return
         sub.drop_names(frozenset(unknown[self.max_unknown_names :]))
