@@ -180,4 +180,4 @@ def test_a_slow_parse_never_blocks_the_event_loop(tmp_path: Path) -> None:
         assert len(upstreams) == 800
         return worst
 
-    assert asyncio.run(main()) < 0.25
+    assert asyncio.run(main()) < 0.5  # the parse takes ~0.7 s: on the loop, one gap would be as long
