@@ -184,7 +184,7 @@ def test_the_docs_table_is_what_the_code_does() -> None:
     rows = doc_table()
     assert len(rows) >= 6
     for status_cell, action_cell, health_cell, want_cell in rows:
-        want = H[want_cell.replace("`", "").split()[0]]
+        want = EndpointHealth[want_cell.replace("`", "").split()[0]]
         statuses = (
             [s for s in INSTANCE_STATUSES if s != "RUNNING"] + [None]
             if status_cell == "not `RUNNING`"
