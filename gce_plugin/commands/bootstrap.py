@@ -13,6 +13,30 @@ import yaml
 from gce_plugin.hostport import parse_host_port
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+
+# Every route's retry policy (docs/managed-instance-groups.md, "Rollout-safe routes"). A VM that is
+# gone between two discovery polls refuses the connection or resets it: the request is retried on
+# another host (previous_hosts), at most twice, after a short back-off. Only failures where the
+# backend produced no answer are retried; its own 5xx answers reach the client as they are.
+RETRY_ON = "connect-failure,reset,refused-stream"
+NUM_RETRIES = 2
+
+
+def retry_policy() -> dict[str, Any]:
+    return {
+        "retry_on": RETRY_ON,
+        "num_retries": NUM_RETRIES,
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": f"type.googleapis.com/{PREVIOUS_HOSTS}"},
+            }
+        ],
+        # Picking a host the request already failed on is retried this many times.
+        "host_selection_retry_max_attempts": 5,
+        "retry_back_off": {"base_interval": "0.01s", "max_interval": "0.1s"},
+    }
 
 
 def cluster_for(upstream: str) -> str:
@@ -113,7 +137,10 @@ def _http_connection_manager(routes: list[tuple[str, str]]) -> dict[str, Any]:
                         "domains": ["*"],
                         # Longest prefix first, so /api/v2 wins over /api.
                         "routes": [
-                            {"match": {"prefix": prefix}, "route": {"cluster": cluster_for(upstream)}}
+                            {
+                                "match": {"prefix": prefix},
+                                "route": {"cluster": cluster_for(upstream), "retry_policy": retry_policy()},
+                            }
                             for prefix, upstream in sorted(routes, key=lambda r: -len(r[0]))
                         ],
                     }
