@@ -50,7 +50,7 @@ starts (resize, rolling replace, autohealing; docs/managed-instance-groups.md)::
                 zones: [us-central1-a, us-central1-b]   # regional only; default REGION-a, -b, -c
                 networkIPRange: 127.0.3.0/24        # emulator: new VMs' networkIP from here
                 callerCanRead: true                 # emulator: false answers 403 to get/listManagedInstances
-                timings: {creating: 0.5, verifying: 0.5, deleting: 1.0, autoheal: 1.0}  # seconds
+                timings: {creating: 0.5, verifying: 0.5, deleting: 1.0, autoheal: 1.0, grace: 0}  # seconds
 
 In code::
 
@@ -235,9 +235,13 @@ class Timings:
     verifying: float = 0.5  # VERIFYING (with a health check): RUNNING, health UNKNOWN, then HEALTHY
     deleting: float = 1.0  # DELETING / RECREATING: RUNNING, its backend answers 503, then gone
     autoheal: float = 1.0  # UNHEALTHY (or TIMEOUT) this long before autohealing recreates the VM
+    # How long a VM's service keeps answering 200 once its group starts tearing it down or its health
+    # turns UNHEALTHY/TIMEOUT/DRAINING, before it answers 503: 0 is at once. Above a discovery
+    # refresh, it models the group recording DELETING before the guest gets its shutdown signal.
+    grace: float = 0.0
 
     def check(self) -> None:
-        for name in ("creating", "verifying", "deleting", "autoheal"):
+        for name in ("creating", "verifying", "deleting", "autoheal", "grace"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise FixtureError(f"timings.{name} {value!r}: want seconds >= 0")
@@ -623,7 +627,7 @@ def manager_from_dict(
     )
     max_surge, max_unavailable = _update_policy(item.get("updatePolicy"), f"{where}.updatePolicy")
     timings_body = _mapping(item.get("timings"), f"{where}.timings")
-    _keys(timings_body, f"{where}.timings", {"creating", "verifying", "deleting", "autoheal"})
+    _keys(timings_body, f"{where}.timings", {"creating", "verifying", "deleting", "autoheal", "grace"})
     zones = _list(item.get("zones"), f"{where}.zones")
     manager = InstanceGroupManager(
         name=item["name"],

@@ -28,6 +28,7 @@ HEALTH_STATES = ("DRAINING", "HEALTHY", "TIMEOUT", "UNHEALTHY", "UNKNOWN")
 # currentAction values under which the VM's service is shutting down (its backend answers 503).
 TEARDOWN_ACTIONS = frozenset({"ABANDONING", "DELETING", "RECREATING", "RESTARTING", "STOPPING", "SUSPENDING"})
 UNHEALTHY_STATES = frozenset({"UNHEALTHY", "TIMEOUT"})
+FAILING_HEALTH = UNHEALTHY_STATES | {"DRAINING"}
 _SUFFIX = string.ascii_lowercase + string.digits
 Taken = Callable[[str, str], bool]  # (zone, name) -> whether a VM of that name exists there
 
@@ -48,6 +49,7 @@ class ManagedVm:
     exists: bool = False  # whether the VM has been created
     until: float = 0.0  # when the current timed phase ends
     unhealthy_since: float | None = None
+    failing_since: float | None = None  # since when its service has had reason to answer 503
     serial: int = 0  # creation order
 
     @property
@@ -56,13 +58,27 @@ class ManagedVm:
         return self.exists and self.action == "NONE" and self.health in (None, "HEALTHY")
 
     @property
-    def serving(self) -> bool:
-        """Whether the VM's service answers requests normally (else 503)."""
-        if not self.exists or self.action in TEARDOWN_ACTIONS:
+    def failing(self) -> bool:
+        """Torn down by its group, or its health check says it should not take requests."""
+        return self.action in TEARDOWN_ACTIONS or self.health in FAILING_HEALTH
+
+    def note_failing(self, now: float) -> None:
+        """Keep ``failing_since`` (the start of the current failing stretch) up to date."""
+        if not self.failing:
+            self.failing_since = None
+        elif self.failing_since is None:
+            self.failing_since = now
+
+    def serving(self, now: float, grace: float) -> bool:
+        """Whether the VM's service answers requests normally (else 503): not while it is failing,
+        once ``grace`` seconds have passed since it started to; never before its first HEALTHY."""
+        if not self.exists:
             return False
         if self.action == "VERIFYING":
             return self.health == "HEALTHY"
-        return self.health not in (UNHEALTHY_STATES | {"DRAINING"})
+        if not self.failing:
+            return True
+        return self.failing_since is not None and now - self.failing_since < grace
 
 
 @dataclass
@@ -131,7 +147,7 @@ class Manager:
             # The least available go first; among equals, the newest.
             doomed = sorted(live, key=lambda v: (v.available, -v.serial))[: len(live) - size]
             for vm in doomed:
-                self._start(vm, "DELETING", now + self.spec.timings.deleting)
+                self._start(vm, "DELETING", now, self.spec.timings.deleting)
 
     def rolling_replace(
         self, template: str | None, max_surge: int | None, max_unavailable: int | None
@@ -154,6 +170,7 @@ class Manager:
             vm.unhealthy_since = vm.unhealthy_since if vm.unhealthy_since is not None else now
         else:
             vm.unhealthy_since = None
+        vm.note_failing(now)
         return vm
 
     # -- time -------------------------------------------------------------------------------------
@@ -177,7 +194,7 @@ class Manager:
             ops.create_vm(self, vm)
             if self.health_check:
                 vm.health = "UNKNOWN"
-                self._start(vm, "VERIFYING", now + self.spec.timings.verifying)
+                self._start(vm, "VERIFYING", now, self.spec.timings.verifying)
             else:
                 vm.action = "NONE"
         elif vm.action == "VERIFYING":
@@ -190,7 +207,7 @@ class Manager:
             self._remove(vm, ops)
             self.vms[vm.name] = vm
             vm.version = self.template
-            self._start(vm, "CREATING", now + self.spec.timings.creating)
+            self._start(vm, "CREATING", now, self.spec.timings.creating)
         else:
             return False
         return True
@@ -200,7 +217,7 @@ class Manager:
             return False
         if now - vm.unhealthy_since < self.spec.timings.autoheal:
             return False
-        self._start(vm, "RECREATING", now + self.spec.timings.deleting)
+        self._start(vm, "RECREATING", now, self.spec.timings.deleting)
         return True
 
     def _update_step(self, now: float, taken: Taken) -> bool:
@@ -219,7 +236,7 @@ class Manager:
             if available - vm.available < floor:
                 break
             available -= vm.available
-            self._start(vm, "DELETING", now + self.spec.timings.deleting)
+            self._start(vm, "DELETING", now, self.spec.timings.deleting)
             live.remove(vm)
             changed = True
         current = sum(v.version == self.template for v in live)
@@ -235,15 +252,16 @@ class Manager:
         """The VMs that count towards the target size: not being deleted."""
         return [v for v in self.vms.values() if v.action != "DELETING"]
 
-    def _start(self, vm: ManagedVm, action: str, until: float) -> None:
+    def _start(self, vm: ManagedVm, action: str, now: float, seconds: float) -> None:
         vm.action = action
-        vm.until = until
+        vm.until = now + seconds
         if action in ("DELETING", "RECREATING"):
             vm.unhealthy_since = None
+        vm.note_failing(now)
 
     def _create(self, now: float, taken: Taken) -> ManagedVm:
         vm = self._new_vm(taken)
-        self._start(vm, "CREATING", now + self.spec.timings.creating)
+        self._start(vm, "CREATING", now, self.spec.timings.creating)
         return vm
 
     def _new_vm(self, taken: Taken) -> ManagedVm:

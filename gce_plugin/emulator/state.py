@@ -419,7 +419,9 @@ class ComputeState:
             state = self.projects.get(project)
             manager = state.managed_by.get((zone, name)) if state is not None else None
             managed = manager.vms.get(name) if manager is not None else None
-            return managed is None or managed.serving
+            if managed is None or manager is None:
+                return True
+            return managed.serving(self.clock(), manager.spec.timings.grace)
 
     # -- queries -----------------------------------------------------------------------------------
 

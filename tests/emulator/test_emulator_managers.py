@@ -337,6 +337,28 @@ def test_a_vm_healthy_again_before_autohealing_is_kept() -> None:
     assert snapshot(state)[name] == ("NONE", "HEALTHY", True)
 
 
+def test_with_grace_a_failing_vm_keeps_serving_for_a_while() -> None:
+    spec = InstanceGroupManager(
+        "m", zone=A, target_size=2, health_check="hc", timings=Timings(deleting=3.0, autoheal=9.0, grace=1.0)
+    )
+    clock = Clock()
+    state = ComputeState(Fixture([Project(P, instance_group_managers=[spec])]), clock=clock)
+    state.resize_manager(P, f"zones/{A}", "m", 1)
+    doomed = next(n for n, s in snapshot(state).items() if s[0] == "DELETING")
+    sick = next(n for n in snapshot(state) if n != doomed)
+    assert state.vm_serving(P, A, doomed) is True  # the guest has not been told yet
+    advance(state, clock, 0.5)
+    state.set_health(P, A, sick, "UNHEALTHY")
+    assert state.vm_serving(P, A, sick) is True  # the app has not noticed yet
+    advance(state, clock, 0.6)
+    assert state.vm_serving(P, A, doomed) is False
+    assert state.vm_serving(P, A, sick) is True
+    advance(state, clock, 0.5)
+    assert state.vm_serving(P, A, sick) is False
+    state.set_health(P, A, sick, "HEALTHY")
+    assert state.vm_serving(P, A, sick) is True
+
+
 def test_health_needs_a_managed_vm_and_a_health_check() -> None:
     state, _ = make_state(health_check=None)
     name = sorted(snapshot(state))[0]
