@@ -36,8 +36,8 @@ from tests.xds.xds_testkit import Env, run_with_server
 
 P, ZONE = "demo-project", "us-central1-a"
 POLL = 0.25  # the discovery loop's refresh
-# grace >> POLL + push (with room for a loaded machine): the group records DELETING (and the health check UNHEALTHY) before the VM's
-# app starts answering 503, long enough for a poll to tell Envoy.
+# grace >> POLL + push (room for a loaded machine): the group records DELETING (and the health check
+# UNHEALTHY) before the VM's app starts answering 503, long enough for a poll to tell Envoy.
 TIMINGS = Timings(creating=0.3, verifying=0.8, deleting=3.0, autoheal=1.0, grace=2.0)
 
 
