@@ -4,6 +4,7 @@ lifecycle (resize, rolling replace, autohealing) on a clock the tests move."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -517,3 +518,18 @@ def test_the_driver_runs_a_rolling_replace_a_resize_and_an_autoheal(served_mig: 
     actions = [s[0] for s in states]
     assert actions.index("RECREATING") < actions.index("VERIFYING")
     assert ("NONE", "UNHEALTHY", "RUNNING") in states and states[-1] == ("NONE", "HEALTHY", "RUNNING")
+
+
+def test_list_managed_instances_takes_no_body_and_orders_by_name_only(mig: Emulator) -> None:
+    import urllib.error
+
+    path = f"{mig.compute_url}projects/{P}/zones/{A}/instanceGroupManagers/shop/listManagedInstances"
+    assert len(http_json("POST", path)["managedInstances"]) == 4
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        http_json("POST", path, {"instanceState": "ALL"})
+    assert caught.value.code == 400
+    assert "Unknown name" in json.loads(caught.value.read())["error"]["message"]
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        http_json("POST", path + "?orderBy=creationTimestamp")
+    assert caught.value.code == 400
+    assert mig.calls("instanceGroupManagers.listManagedInstances") == 3
