@@ -303,6 +303,31 @@ def test_rolling_replace_stays_within_surge_and_unavailability(surge: int, unava
         assert {v.version for v in manager.vms.values()} == {"template-1-v2"}
 
 
+def test_a_regional_group_spreads_over_its_zones_through_resize_and_rolling_replace() -> None:
+    spec = InstanceGroupManager("r", region=REGION, zones=[A, B], target_size=2, timings=TIMINGS)
+    clock = Clock()
+    state = ComputeState(Fixture([Project(P, instance_group_managers=[spec])]), clock=clock)
+    scope = f"regions/{REGION}"
+
+    def zones() -> list[str]:
+        with state.lock:
+            return sorted(v.zone for v in state.project(P).manager(scope, "r").vms.values())
+
+    assert zones() == [A, B]
+    state.resize_manager(P, scope, "r", 4)
+    assert zones() == [A, A, B, B]
+    advance(state, clock, 1.1)
+    with state.lock:
+        manager = state.project(P).manager(scope, "r")
+        assert manager.max_surge == manager.max_unavailable == 2  # the defaults: the number of zones
+    state.rolling_replace(P, scope, "r")
+    advance(state, clock, 20.0)
+    with state.lock:
+        manager = state.project(P).manager(scope, "r")
+        assert {(v.action, v.version) for v in manager.vms.values()} == {("NONE", "template-1-v2")}
+    assert zones() == [A, A, B, B]
+
+
 def test_rolling_replace_needs_surge_or_unavailability() -> None:
     state, _ = make_state()
     with pytest.raises(Exception, match="maxSurge"):
