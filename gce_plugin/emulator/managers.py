@@ -230,12 +230,14 @@ class Manager:
         changed = False
         available = sum(v.available for v in live)
         floor = self.target_size - self.max_unavailable
-        for vm in sorted(outdated, key=lambda v: (not v.available, v.action != "NONE", v.serial)):
+        # Unavailable VMs first: replacing them costs no availability. Then the oldest.
+        for vm in sorted(outdated, key=lambda v: (v.available, v.serial)):
             if vm.action != "NONE":
                 continue  # busy (verifying, being recreated): wait for it
-            if available - vm.available < floor:
-                break
-            available -= vm.available
+            if vm.available:
+                if available - 1 < floor:
+                    break
+                available -= 1
             self._start(vm, "DELETING", now, self.spec.timings.deleting)
             live.remove(vm)
             changed = True

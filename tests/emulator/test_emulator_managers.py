@@ -328,6 +328,16 @@ def test_a_regional_group_spreads_over_its_zones_through_resize_and_rolling_repl
     assert zones() == [A, A, B, B]
 
 
+def test_a_rolling_replace_replaces_an_unhealthy_vm_first() -> None:
+    state, _ = make_state(size=4, surge=1, unavailable=0)
+    sick = sorted(snapshot(state))[2]
+    state.set_health(P, A, sick, "UNHEALTHY")
+    state.rolling_replace(P, f"zones/{A}", "m")
+    snap = snapshot(state)
+    assert [n for n, s in snap.items() if s[0] == "DELETING"] == [sick]  # costs no availability
+    assert sum(s[0] == "CREATING" for s in snap.values()) == 2  # its replacement, and the surge
+
+
 def test_rolling_replace_needs_surge_or_unavailability() -> None:
     state, _ = make_state()
     with pytest.raises(Exception, match="maxSurge"):
