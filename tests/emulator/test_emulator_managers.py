@@ -5,6 +5,7 @@ lifecycle (resize, rolling replace, autohealing) on a clock the tests move."""
 from __future__ import annotations
 
 import json
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -454,7 +455,6 @@ def test_admin_http_drives_a_group(mig: Emulator, compute: Any) -> None:
     ],
 )
 def test_bad_admin_requests(mig: Emulator, verb: str, path: str, body: Any, status: int) -> None:
-    import urllib.error
 
     with pytest.raises(urllib.error.HTTPError) as caught:
         admin(mig, verb, path, body)
@@ -556,7 +556,6 @@ def test_the_driver_runs_a_rolling_replace_a_resize_and_an_autoheal(served_mig: 
 
 
 def test_list_managed_instances_takes_no_body_and_orders_by_name_only(mig: Emulator) -> None:
-    import urllib.error
 
     path = f"{mig.compute_url}projects/{P}/zones/{A}/instanceGroupManagers/shop/listManagedInstances"
     assert len(http_json("POST", path)["managedInstances"]) == 4
