@@ -74,6 +74,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="exit after checking traffic reaches every VM")
     parser.add_argument("--fixture", help="Compute fixture (default: the packaged example)")
     parser.add_argument("--config", help="manifest directory (default: the packaged example manifests)")
+    parser.add_argument(
+        "--backends",
+        type=_block,
+        metavar="127.A.B.",
+        help="loopback block for the example VMs' backends (default: a random one of 127.100-254.x.)",
+    )
+
+
+def _block(value: str) -> str:
+    parts = value.rstrip(".").split(".")
+    if len(parts) != 3 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256 for p in parts):
+        raise argparse.ArgumentTypeError(f"{value!r}: want a loopback block like 127.100.7.")
+    return ".".join(parts) + "."
 
 
 def _missing_backends(stack: LocalStack, moved: dict[str, str]) -> list[str]:
@@ -149,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
     stack = LocalStack(args.fixture or examples / "fixture.yaml", config, routes=ROUTES, refresh=2.0)
     moved: dict[str, str] = {}
     if args.fixture is None:
-        block = own_block()
+        block = args.backends or own_block()
         stack.fixture = stack.work_dir / "fixture.yaml"
         moved = relocate_fixture(examples / "fixture.yaml", stack.fixture, block)
         print(f"  the VMs' backends listen on {block}x (this demo's own addresses)")
