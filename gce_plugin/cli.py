@@ -1,5 +1,5 @@
-"""The ``gce-plugin`` console script: discovery of GCE instance groups as Gloo upstreams, and an xDS
-control plane that serves them to Envoy."""
+"""gce-plugin: Google Compute Engine instance groups as Gloo upstreams, and an xDS control plane that
+serves their endpoints to Envoy. `gce-plugin COMMAND --help` describes each command."""
 
 # Each command is a module with ``add_arguments(parser)``, ``main(args) -> int`` and optionally
 # ``PARENTS`` (shared option groups, from gce_plugin.commands.options); only the chosen one is imported.
