@@ -158,7 +158,9 @@ def test_a_transport_error_names_the_compute_endpoint() -> None:
 
 def test_missing_credentials_point_at_the_emulator_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_adc(**kwargs: object) -> None:
-        raise google.auth.exceptions.DefaultCredentialsError("Could not automatically determine credentials")
+        raise google.auth.exceptions.DefaultCredentialsError(  # type: ignore[no-untyped-call]
+            "Could not automatically determine credentials"
+        )
 
     monkeypatch.setattr(google.auth, "default", no_adc)
     with pytest.raises(CredentialsError) as caught:

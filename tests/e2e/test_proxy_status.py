@@ -43,6 +43,7 @@ def synced(stack: LocalStack) -> dict[str, Any] | None:
     done = proxy_status(stack, "-o", "json")
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
+    proxy: dict[str, Any]
     for proxy in report["proxies"]:
         types = proxy["types"]
         if (
