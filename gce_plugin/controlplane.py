@@ -69,6 +69,7 @@ class ControlPlane:
         self.sync = SyncTracker()
         self.discovery_health = DiscoveryHealth()
         self.config_health = ConfigHealth()
+        self._config_seen: object = None  # the manifests' errors dict last recorded
         self.xds = XdsServer(self.cache, options.xds_address, callbacks=self.sync)
         self.admin: AdminServer | None = None
         self._ready = False
@@ -149,6 +150,7 @@ class ControlPlane:
             self.apply_upstreams(upstreams)
             self._restart_discovery(upstreams)
             self._loaded.set()
+            self._record_config_health()
 
     def apply_upstreams(self, upstreams: Sequence[Upstream]) -> None:
         delta = self.translator.set_upstreams(upstreams)
@@ -213,16 +215,19 @@ class ControlPlane:
     async def _follow_config_health(self) -> None:
         """Record each manifest (re)load's outcome: the directory replaces its ``errors`` dict on
         every load, whether or not the upstreams changed (a broken edit keeps them)."""
-        seen: object = None
         while True:
-            errors = self.manifests.errors
-            if errors is not seen and self._loaded.is_set():
-                seen = errors
-                ok = self.config_health.record(errors)
-                metrics.CONFIG_RELOAD_SUCCESSFUL.set(1 if ok else 0)
-                if ok:
-                    metrics.CONFIG_RELOAD_SUCCESS_TIME.set(self.config_health.last_success or 0)
+            self._record_config_health()
             await asyncio.sleep(self.options.manifest_poll_interval)
+
+    def _record_config_health(self) -> None:
+        errors = self.manifests.errors
+        if errors is self._config_seen or not self._loaded.is_set():
+            return
+        self._config_seen = errors
+        ok = self.config_health.record(errors)
+        metrics.CONFIG_RELOAD_SUCCESSFUL.set(1 if ok else 0)
+        if ok:
+            metrics.CONFIG_RELOAD_SUCCESS_TIME.set(self.config_health.last_success or 0)
 
     # -- translation -> snapshot ---------------------------------------------------------------------
 
