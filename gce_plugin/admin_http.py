@@ -94,7 +94,7 @@ class AdminServer:
             self._server = _BoundedServer((host, port), Handler, max_connections)
         except OSError as err:
             raise OSError(
-                err.errno, f"admin HTTP server cannot listen on {self.address}: {err.strerror}"
+                f"admin HTTP server cannot listen on {self.address}: {err.strerror or err}"
             ) from err
         self._thread = threading.Thread(target=self._server.serve_forever, name="admin-http", daemon=True)
 

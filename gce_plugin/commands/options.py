@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from gce_plugin.logs import FORMATS, LEVELS
 
-COMPUTE_ENDPOINT_ENV = "GCE_PLUGIN_COMPUTE_ENDPOINT"
 # Below this, discovery would hammer the Compute API (`--refresh 0` made 338 calls in 3 s).
 MIN_REFRESH = 0.1
 
@@ -44,6 +43,9 @@ def logging_parent(default_level: str = "info") -> argparse.ArgumentParser:
 
 
 def compute_parent() -> argparse.ArgumentParser:
+    # Imported here: only the commands that call Compute pay for importing the gce plugin.
+    from gce_plugin.plugins.gce.plugin import COMPUTE_ENDPOINT_ENV
+
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("Compute API")
     group.add_argument(

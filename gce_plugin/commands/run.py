@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
         asyncio.run(_serve(options))
     except OSError as err:
         # Bind errors name their address (the servers raise them so); anything else is named here.
-        log.error("cannot start: %s", err, extra={"error": str(err)})
+        log.error("cannot start: %s", err)
         return 1
     return 0
 
