@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from gce_plugin import metrics
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
-from gce_plugin.health import ConfigHealth, DiscoveryHealth
+from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.manifest_watch import ManifestDirectory
 from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
@@ -206,9 +206,7 @@ class ControlPlane:
 
     def _discovery_error(self, err: DiscoveryError) -> None:
         label = f"{err.upstream[0]}.{err.upstream[1]}" if err.upstream else "*"
-        keys = [err.upstream] if err.upstream else list(self._watched or ())
-        for key in keys:
-            self.discovery_health.record_error(key, str(err))
+        self.discovery_health.record_error(err.upstream or EVERYTHING, str(err))
         UPSTREAM_DISCOVERY_ERRORS.labels(upstream=label).inc()
         log.error("discovery failed: %s", err, extra={"upstream": label})
 

@@ -15,10 +15,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 Key = tuple[str, str]  # (namespace, name)
+# A failure of discovery as a whole (no credentials, a plugin crash), not of one upstream: reported as
+# upstream "*" until the next success of any upstream shows discovery works again.
+EVERYTHING: Key = ("", "*")
 
 
 def label(key: Key) -> str:
-    return f"{key[0]}.{key[1]}"
+    return "*" if key == EVERYTHING else f"{key[0]}.{key[1]}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class DiscoveryHealth:
 
     def retain(self, keys: Iterable[Key]) -> None:
         """Forget every upstream not in ``keys`` (removed from the manifests)."""
-        keep = set(keys)
+        keep = {*keys, EVERYTHING}
         with self._lock:
             self._upstreams = {k: h for k, h in self._upstreams.items() if k in keep}
 
@@ -58,6 +61,7 @@ class DiscoveryHealth:
         when = self._clock() if when is None else when
         with self._lock:
             self._upstreams[key] = UpstreamHealth(since=self._get(key, when).since, last_success=when)
+            self._upstreams.pop(EVERYTHING, None)
 
     def record_error(self, key: Key, error: str, when: float | None = None) -> None:
         when = self._clock() if when is None else when

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gce_plugin.health import ConfigHealth, DiscoveryHealth
+from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
 from gce_plugin.localstack import LocalStack, http_get, wait_for
 
 FIXTURE = Path(__file__).resolve().parents[2] / "examples" / "fixture.yaml"
@@ -51,6 +51,15 @@ def test_discovery_health_tracks_success_error_and_age() -> None:
     assert health.degraded() == [] and health.ages()["default.api"] == (0.0, False)
     health.retain([web])
     assert set(health.ages()) == {"default.web"}
+
+
+def test_a_failure_of_discovery_as_a_whole_is_reported_until_any_success() -> None:
+    health = DiscoveryHealth(Clock())
+    health.record_error(EVERYTHING, "gce: no credentials")
+    assert health.degraded() == ["discovery of * failing: gce: no credentials"]
+    assert health.ages()["*"] == (0.0, True)
+    health.record_success(("default", "web"))
+    assert health.degraded() == [] and "*" not in health.ages()
 
 
 def test_config_health() -> None:
