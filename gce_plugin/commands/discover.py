@@ -31,7 +31,8 @@ from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Settings, Watc
 DEFAULT_WRITE_NAMESPACE = "gloo-system"  # Gloo's
 
 
-PARENTS = (compute_parent, lambda: logging_parent("warning"))
+# Logs go to stderr beside the errors printed for people: text by default, as before.
+PARENTS = (compute_parent, lambda: logging_parent("warning", "text"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

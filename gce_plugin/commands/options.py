@@ -29,13 +29,13 @@ def seconds(minimum: float, flag_hint: str = "") -> Callable[[str], float]:
     return parse
 
 
-def logging_parent(default_level: str = "info") -> argparse.ArgumentParser:
+def logging_parent(default_level: str = "info", default_format: str = "json") -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("logging")
     group.add_argument("--log-level", default=default_level, choices=LEVELS, help="least severe level logged")
     group.add_argument(
         "--log-format",
-        default="json",
+        default=default_format,
         choices=FORMATS,
         help="json: one object per line; text: logfmt (key=value), every context field included",
     )

@@ -76,7 +76,8 @@ def render_table(report: dict[str, Any]) -> str:
         row.append("; ".join(nacks).replace("\n", " "))
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "".join(
+    latest = ", ".join(f"{t} {v[:8]}" for t, v in report.get("latest", {}).items())
+    return f"latest: {latest or 'none'}\n" + "".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in rows
     )
 

@@ -62,7 +62,8 @@ def test_proxy_status_shows_the_envoy_in_sync(stack: LocalStack) -> None:
     assert proxy["types"]["Cluster"]["lastNack"] is None
     table = proxy_status(stack)
     assert table.returncode == 0
-    header, row = table.stdout.splitlines()[:2]
+    latest, header, row = table.stdout.splitlines()[:3]
+    assert latest.startswith("latest: Cluster ")
     assert header.split()[:3] == ["NODE", "CLUSTER", "ADDRESS"]
     assert "CLUSTERLOADASSIGNMENT" in header
     assert row.startswith("envoy-1") and row.count("SYNCED") == 2
