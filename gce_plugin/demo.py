@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from importlib import resources
 from pathlib import Path
@@ -156,10 +158,25 @@ def _wait_for_ctrl_c(stack: LocalStack) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Runs the demo; its logs stay in their directory when it fails, and go when it succeeded."""
+    work_dir = Path(tempfile.mkdtemp(prefix="gce-plugin-demo-"))
+    code = 1
+    try:
+        code = _run(args, work_dir)
+    finally:
+        if code == 0:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        else:
+            print(f"the demo's logs are kept in {work_dir}/", file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace, work_dir: Path) -> int:
     examples = examples_dir()
     config = args.config or str(examples / "upstreams")
     print("starting the Compute emulator, the control plane and Envoy ...", flush=True)
-    stack = LocalStack(args.fixture or examples / "fixture.yaml", config, routes=ROUTES, refresh=2.0)
+    fixture = args.fixture or examples / "fixture.yaml"
+    stack = LocalStack(fixture, config, routes=ROUTES, refresh=2.0, work_dir=work_dir)
     moved: dict[str, str] = {}
     if args.fixture is None:
         block = args.backends or own_block()
@@ -174,7 +191,7 @@ def main(args: argparse.Namespace) -> int:
             _dump_logs(stack)
             return 1
         if not _check_traffic(stack):
-            print("the demo did not reach every VM; logs are in", stack.work_dir, file=sys.stderr)
+            print("the demo did not reach every VM", file=sys.stderr)
             _dump_logs(stack)
             return 1
         _print_usage(stack)

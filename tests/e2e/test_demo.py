@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +70,9 @@ def test_the_demo_fails_loudly_when_it_cannot_bind_a_backend() -> None:
     assert done.returncode == 1
     assert "cannot bind the backends of web-1 (127.77.7.11)" in done.stderr
     assert "reached" not in done.stdout  # no traffic result is reported as the demo's own
+    kept = re.search(r"the demo's logs are kept in (\S+)/", done.stderr)
+    assert kept is not None, done.stderr
+    try:
+        assert "127.77.7.11" in (Path(kept.group(1)) / "emulator.log").read_text()
+    finally:
+        shutil.rmtree(kept.group(1), ignore_errors=True)
