@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from gce_plugin.hostport import parse_host_port
+from gce_plugin.hostport import address, parse_host_port
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
@@ -159,7 +159,13 @@ def _http_connection_manager(routes: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--xds-address", default="127.0.0.1:18000", help="the control plane's xDS address")
+    parser.add_argument(
+        "--xds-address",
+        type=address,
+        default="127.0.0.1:18000",
+        metavar="HOST:PORT",
+        help="the control plane's xDS address",
+    )
     parser.add_argument(
         "--route",
         action="append",
@@ -168,11 +174,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PREFIX=UPSTREAM",
         help="route a path prefix to an upstream (`name` or `namespace.name`); repeatable",
     )
-    parser.add_argument("--listen", default="127.0.0.1:10000", help="Envoy's HTTP listener address")
-    parser.add_argument("--admin", default="127.0.0.1:9901", help="Envoy's admin address")
-    parser.add_argument("--node-id", default="envoy-1")
-    parser.add_argument("--node-cluster", default="gateway")
-    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    parser.add_argument(
+        "--listen", type=address, default="127.0.0.1:10000", metavar="HOST:PORT", help="Envoy's HTTP listener"
+    )
+    parser.add_argument(
+        "--admin", type=address, default="127.0.0.1:9901", metavar="HOST:PORT", help="Envoy's admin address"
+    )
+    parser.add_argument("--node-id", default="envoy-1", help="Envoy's node id (shown by proxy-status)")
+    parser.add_argument("--node-cluster", default="gateway", help="Envoy's node cluster")
+    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """``/admin/...``: JSON control of a running emulator, one route per ``Emulator`` method.
 
+    GET    /admin/                         this index: every admin route, as JSON
     GET    /admin/stats                    counts per Compute method, total, last requests
     POST   /admin/stats/reset
     POST   /admin/reset                    back to the fixture; no faults; stats zeroed
@@ -92,7 +93,19 @@ def _add_fault(emulator: Emulator, p: dict[str, str], body: dict[str, Any]) -> A
     return {"id": emulator.add_fault(fault)}
 
 
+def _index() -> dict[str, Any]:
+    """Every admin route, read from this module's docstring (the one place they are written)."""
+    routes = []
+    for line in (__doc__ or "").splitlines():
+        match = re.match(r"^\s+(GET|POST|DELETE)\s+(\S+)\s*(.*)$", line)
+        if match:
+            verb, path, about = match.groups()
+            routes.append({"method": verb, "path": path, "about": about.strip()})
+    return {"routes": routes, "note": "SCOPE is zones/Z or regions/R; bodies and answers are JSON"}
+
+
 _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", r"/admin", lambda e, p, b: _index()),
     ("GET", r"/admin/stats", lambda e, p, b: e.stats()),
     ("POST", r"/admin/stats/reset", lambda e, p, b: e.reset_stats()),
     ("POST", r"/admin/reset", lambda e, p, b: e.reset()),
