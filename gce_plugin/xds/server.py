@@ -23,6 +23,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 from gce_plugin import metrics
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.xds.cache import SnapshotCache
+from gce_plugin.xds.callbacks import NO_CALLBACKS, Callbacks
 from gce_plugin.xds.security import XdsLimits, XdsTls, warn_if_exposed
 from gce_plugin.xds.streams import FellBehind, Stream
 
@@ -49,10 +50,12 @@ class XdsServer:
         address: str = "127.0.0.1:18000",
         *,
         options: Sequence[tuple[str, Any]] = (),
+        callbacks: Callbacks = NO_CALLBACKS,
         tls: XdsTls | None = None,
         limits: XdsLimits | None = None,
     ) -> None:
         self._cache = cache
+        self._callbacks = callbacks
         self._address = address
         self._tls = tls
         self.limits = limits = limits or XdsLimits()
@@ -167,7 +170,9 @@ class XdsServer:
             peer=context.peer(),
             max_names=self.limits.max_names,
             max_unknown_names=self.limits.max_unknown_names,
+            callbacks=self._callbacks,
         )
+        self._callbacks.on_stream_open(stream)
         unwatch = self._cache.watch(stream.wake)
         reader = asyncio.create_task(stream.read(requests))
         reader.add_done_callback(_reader_done(stream))
@@ -193,6 +198,7 @@ class XdsServer:
             if not self._streams:
                 self._no_streams.set()
             metrics.XDS_CLIENTS.labels(label).dec()
+            self._callbacks.on_stream_closed(stream)
             log.info(
                 "xDS stream closed", extra={"node": stream.node_id, "stream": label, "peer": stream.peer}
             )

@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from gce_plugin import metrics
 from gce_plugin.redact import clip
 from gce_plugin.xds.cache import Changes, SnapshotCache
+from gce_plugin.xds.callbacks import NO_CALLBACKS, Callbacks
 from gce_plugin.xds.resources import ResourceType
 from gce_plugin.xds.security import (
     DEFAULT_MAX_NAMES,
@@ -288,6 +289,7 @@ class Stream:
         peer: str = "",
         max_names: int = DEFAULT_MAX_NAMES,
         max_unknown_names: int = DEFAULT_MAX_UNKNOWN_NAMES,
+        callbacks: Callbacks = NO_CALLBACKS,
     ) -> None:
         self._cache = cache
         self.delta = delta
@@ -295,6 +297,9 @@ class Stream:
         self.label = label
         self.peer = peer
         self.node_id = ""
+        self.node_cluster = ""
+        self.opened_at = time.time()
+        self.callbacks = callbacks
         self._subs: dict[str, SotwSubscription | DeltaSubscription] = {}
         self._ordered: list[SotwSubscription | DeltaSubscription] = []
         self._ignored: set[str] = set()
@@ -323,6 +328,7 @@ class Stream:
         self.requests_seen += 1
         if not self.node_id and request.HasField("node"):
             self.node_id = clip(request.node.id)
+            self.node_cluster = clip(request.node.cluster)
             log.info(
                 "xDS stream opened",
                 extra={"node": self.node_id, "stream": self.label, "peer": self.peer},
@@ -351,11 +357,14 @@ class Stream:
         if first or request.response_nonce != sub.nonce:
             return
         sub.awaiting_ack = False
-        if request.HasField("error_detail"):
+        # Clipped: it is kept per stream (proxy-status) and logged.
+        nack = clip(request.error_detail.message) if request.HasField("error_detail") else None
+        self.callbacks.on_stream_request(self, type_url, sub.sent_version, nack)
+        if nack is not None:
             metrics.XDS_NACKS.labels(type_url).inc()
             self.warn(
                 "xDS NACK: %s",
-                request.error_detail.message,
+                nack,
                 type_url=type_url,
                 rejected_version=sub.sent_version,
                 client_version=getattr(request, "version_info", ""),
@@ -490,5 +499,6 @@ class Stream:
                 del response
                 self.writing = False
                 metrics.XDS_PUSHES.labels(sub.type_url).inc()
+                self.callbacks.on_stream_response(self, sub.type_url, sub.sent_version, nonce)
                 if since is not None:
                     metrics.XDS_PUSH_LATENCY.labels(sub.type_url).observe(time.monotonic() - since)

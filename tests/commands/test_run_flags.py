@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gce_plugin import cli
 from gce_plugin.commands import run
 
 
@@ -22,9 +23,7 @@ def keep_logging() -> Iterator[None]:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    run.add_arguments(parser)
-    return parser.parse_args(["--config", "/nonexistent", *argv])
+    return cli.build_parser("run").parse_args(["run", "--config", "/nonexistent", *argv])
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ roots is Rejected with the field and the reason; files under them are accepted."
 from __future__ import annotations
 
 import pytest
-from github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
+from gce_plugin_gen.github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
 
 from gce_plugin.api import SDSConfig, SSLFiles, Status, UpstreamSslConfig
 from gce_plugin.paths import DEFAULT_FILE_ROOTS, outside_roots

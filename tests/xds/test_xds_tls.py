@@ -143,8 +143,8 @@ def test_a_real_envoy_connects_over_mutual_tls(tmp_path: Path) -> None:
                 listen=f"127.0.0.1:{listen}",
                 admin=f"127.0.0.1:{admin}",
                 node_id="envoy-mtls",
-                tls=tls,
             )
+            config = bootstrap.with_tls(config, tls)
             config_path = tmp_path / "envoy.json"
             config_path.write_text(json.dumps(config))
             try:
@@ -166,7 +166,9 @@ def test_bootstrap_flags_make_the_tls_transport_socket(tmp_path: Path) -> None:
     )
     tls = bootstrap.client_tls(args)
     assert tls is not None
-    socket_ = bootstrap.build("127.0.0.1:18000", [], tls=tls)["static_resources"]["clusters"][0]
+    socket_ = bootstrap.with_tls(bootstrap.build("127.0.0.1:18000", []), tls)["static_resources"]["clusters"][
+        0
+    ]
     common = socket_["transport_socket"]["typed_config"]["common_tls_context"]
     assert common["validation_context"]["trusted_ca"] == {"filename": "/etc/ca.crt"}
     assert common["tls_certificates"][0]["private_key"] == {"filename": "/c.key"}
@@ -208,7 +210,9 @@ def test_a_real_envoy_without_a_client_certificate_is_refused(tmp_path: Path) ->
             listen=f"127.0.0.1:{free_port()}",
             admin=f"127.0.0.1:{admin}",
             node_id="envoy-no-cert",
-            tls=bootstrap.XdsClientTls(str(pki["ca.crt"]), server_name=SERVER_NAME),
+        )
+        config = bootstrap.with_tls(
+            config, bootstrap.XdsClientTls(str(pki["ca.crt"]), server_name=SERVER_NAME)
         )
         config_path = tmp_path / "envoy.json"
         config_path.write_text(json.dumps(config))
