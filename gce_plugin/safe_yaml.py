@@ -6,7 +6,8 @@ and time, and is refused with a reason that quotes none of its content.
   than ``max_bytes`` (it reads at most ``max_bytes + 1`` bytes, whatever the file claims).
 - ``BoundedLoader``: a ``yaml.SafeLoader`` that checks each composed document before building any
   Python object from it. YAML aliases may add at most ``MAX_ALIAS_NODES`` nodes to a document (a
-  519-byte "billion laughs" document would expand to billions), and a document may use at most
+  519-byte "billion laughs" document would expand to billions; the allowance is shared by all the
+  documents of a file), and a document may use at most
   ``MAX_ALIASES`` aliases. The check walks each distinct node once, so it costs what the file's size
   does, never what the expansion would.
 """
@@ -24,7 +25,7 @@ from gce_plugin import paths
 
 # Default for ``run --max-manifest-bytes``: ~10,000 upstreams in kubectl's YAML form.
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
-# Nodes that aliases may add to one document, beyond those written in it.
+# Nodes that aliases may add to one file, beyond those written in it.
 MAX_ALIAS_NODES = 10_000
 # Alias references in one document.
 MAX_ALIASES = 1_000
@@ -61,18 +62,21 @@ def _too_large(size: int, max_bytes: int) -> str:
 
 
 class BoundedLoader(yaml.SafeLoader):
-    """SafeLoader whose documents are checked for alias expansion before they are constructed."""
+    """SafeLoader whose documents are checked for alias expansion before they are constructed. The
+    allowance is per file (one loader reads one file): many small documents cannot add up to a bomb."""
 
     def compose_document(self) -> Any:
         node = super().compose_document()
         if node is not None:
-            check_expansion(node)
+            used = getattr(self, "_alias_nodes", 0)
+            self._alias_nodes = used + check_expansion(node, MAX_ALIAS_NODES - used)
         return node
 
 
-def check_expansion(root: yaml.Node) -> None:
-    """Raise LimitError when aliases make ``root`` expand beyond the limits. Iterative, and each
-    distinct node is visited once: the composed graph shares aliased nodes."""
+def check_expansion(root: yaml.Node, allowance: int = MAX_ALIAS_NODES) -> int:
+    """The nodes aliases add to ``root``; LimitError when more than ``allowance``, or when it uses
+    more than MAX_ALIASES aliases. Iterative, and each distinct node is visited once: the composed
+    graph shares aliased nodes."""
     expanded: dict[int, int] = {}  # id(node) -> nodes it expands to
     distinct = 0
     references = 0
@@ -93,11 +97,12 @@ def check_expansion(root: yaml.Node) -> None:
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node))
     total = expanded[id(root)]
-    if total - distinct > MAX_ALIAS_NODES:
+    if total - distinct > allowance:
         raise LimitError(
-            f"YAML aliases expand this document from {distinct} to {total} nodes; "
-            f"at most {MAX_ALIAS_NODES} more are allowed"
+            f"YAML aliases expand this document from {distinct} to {total} nodes; at most "
+            f"{MAX_ALIAS_NODES} more are allowed per file ({max(allowance, 0)} left for this document)"
         )
+    return total - distinct
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

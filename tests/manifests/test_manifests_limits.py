@@ -181,3 +181,14 @@ def test_a_slow_parse_never_blocks_the_event_loop(tmp_path: Path) -> None:
         return worst
 
     assert asyncio.run(main()) < 0.5  # the parse takes ~0.7 s: on the loop, one gap would be as long
+
+
+def test_the_alias_allowance_is_per_file_not_per_document(tmp_path: Path) -> None:
+    """Many documents, each under the limit, must not add up to a bomb."""
+    refs = ", ".join(["*x"] * 100)
+    document = f"a: &x [{', '.join(['1'] * 20)}]\nb: [{refs}]\n"  # aliases add 2,100 nodes
+    path = tmp_path / "many.yaml"
+    path.write_text("---\n".join([document] * 6))
+    with pytest.raises(manifests.ManifestError, match="per file") as caught:
+        manifests.load_file(path)
+    assert caught.value.document == 5
