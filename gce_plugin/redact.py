@@ -29,6 +29,8 @@ _FIELD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,252}")
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
 # Credentials in a query string, and bearer tokens quoted from headers.
 _QUERY_SECRET = re.compile(r"(?P<name>[?&](?:access_token|token|key|password)=)[^&#\s\"']+", re.IGNORECASE)
+# "user:password@host" without a scheme (as HTTP libraries quote a host they could not resolve).
+_BARE_USERINFO = re.compile(r"(?<![\w/*])[^\s/@:\"'=]+:[^\s/@\"']+@(?=[\w\[])")
 _BEARER = re.compile(r"(?P<scheme>\bBearer\s+)(?!sha256:)[A-Za-z0-9._~+/=-]+")
 
 
@@ -68,6 +70,7 @@ def scrub(text: str) -> str:
     """``text`` with credentials replaced by ``***``: the userinfo of every URL, secret query
     parameters (``access_token``, ``token``, ``key``, ``password``) and bearer tokens."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)
+    text = _BARE_USERINFO.sub("***@", text)
     text = _QUERY_SECRET.sub(r"\g<name>***", text)
     return _BEARER.sub(r"\g<scheme>***", text)
 

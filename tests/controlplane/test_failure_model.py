@@ -110,3 +110,10 @@ def test_a_huge_value_in_a_rejected_upstream_is_clipped_in_its_status() -> None:
     upstream.upstream_spec.ssl_config.ssl_files.root_ca = "/x" * 100_000
     status = Translator([FakeEdsPlugin()]).translate([upstream]).statuses[("fm", "web")]
     assert "Envoy would open" in status.reason and len(status.reason) < 1100
+
+
+def test_userinfo_in_the_compute_endpoint_is_never_used_as_a_host() -> None:
+    from gce_plugin.plugins.gce.compute import api_root
+
+    assert api_root("http://admin:hunter2@127.0.0.1:8085/") == "http://127.0.0.1:8085/compute/v1/"
+    assert api_root("https://u:p@compute.example.com/compute/v1") == "https://compute.example.com/compute/v1/"

@@ -14,6 +14,7 @@ from gce_plugin import redact
         ("GET /compute/v1/projects/p/zones?access_token=ya29.secret HTTP/1.1", "ya29.secret"),
         ("GET /x?alt=json&key=AIzaSECRET", "AIzaSECRET"),
         ("header Authorization: Bearer ya29.secret-token", "ya29.secret-token"),
+        ("Unable to find the server at u:secretpw@127.0.0.1", "secretpw"),
     ],
 )
 def test_scrub_removes_credentials(text: str, secret: str) -> None:
@@ -22,7 +23,10 @@ def test_scrub_removes_credentials(text: str, secret: str) -> None:
 
 
 def test_scrub_keeps_ordinary_text_and_fingerprints() -> None:
-    text = "upstream default.web: 3 endpoints at http://127.0.0.1:8085/ (Bearer sha256:0123456789abcdef)"
+    text = (
+        "upstream default.web: 3 endpoints at http://127.0.0.1:8085/ (Bearer sha256:0123456789abcdef), "
+        "mail ops@example.com, at 12:30 on [::1]:18000, key=value"
+    )
     assert redact.scrub(text) == text
 
 

@@ -95,6 +95,12 @@ def api_root(endpoint: str) -> str:
         raise ValueError(
             f"compute endpoint {redact.scrub(endpoint)!r}: want an http(s) URL, e.g. http://127.0.0.1:8085/"
         )
+    if "@" in parts.netloc:
+        # The HTTP client would take "user:password@host" for a host name (and put it in errors):
+        # credentials come from the credentials chain, never from the URL.
+        log.warning("compute endpoint: the user:password in the URL is ignored (use --credentials-file)")
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        endpoint = parts.geturl()
     if parts.path in ("", "/"):
         return f"{parts.scheme}://{parts.netloc}/compute/v1/"
     return endpoint if endpoint.endswith("/") else endpoint + "/"
