@@ -3,10 +3,9 @@
 ``translate_upstream`` builds one upstream's cluster as Gloo's translator does: defaults, then every
 ``UpstreamPlugin`` in registry order, then the options all upstream types share. ``Translator`` keeps
 the result per upstream so updates are incremental: ``set_upstreams`` re-translates only upstreams
-whose definition changed, ``set_endpoints`` / ``set_upstream_endpoints`` rebuild only the assignments
-whose endpoints changed (an answer with per-upstream endpoints costs one identity check per unchanged
-upstream, see ``EndpointList.of_upstreams``), and each returns a ``Delta`` (resource name -> message
-upserts, and removals) for the xDS cache.
+whose definition changed, ``set_endpoints`` rebuilds only the assignments of the upstreams a
+discovery answer says changed (``EndpointsUpdate.changed``; it reads nothing else), and each returns
+a ``Delta`` (resource name -> message upserts, and removals) for the xDS cache.
 
 An upstream that fails to translate is reported Gloo-style (``Status`` Rejected, with the reason) and
 gets no cluster; if it had been accepted before, its last accepted cluster keeps being served, so a bad
@@ -16,7 +15,7 @@ edit loses nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
@@ -24,9 +23,9 @@ from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from google.protobuf.message import Message
 
 from gce_plugin import metrics
-from gce_plugin.api import Endpoint, Status, Upstream
+from gce_plugin.api import Status, Upstream
 from gce_plugin.plugins.plugin import (
-    EndpointList,
+    EndpointsUpdate,
     Params,
     UpstreamKey,
     UpstreamPlugin,
@@ -40,7 +39,6 @@ from gce_plugin.translation.endpoints import (
     canonical,
     endpoint_record,
     gc_paused,
-    group_by_upstream,
 )
 from gce_plugin.translation.options import DEFAULT_CONNECT_TIMEOUT, apply_upstream_options
 
@@ -164,9 +162,8 @@ class Translator:
         self._owners: dict[str, UpstreamKey] = {}  # cluster name -> the upstream serving it
         # Known endpoints per upstream (discovery has answered for it), canonical records.
         self._endpoints: dict[UpstreamKey, tuple[EndpointRecord, ...]] = {}
-        # The per-upstream tuple (EndpointList.by_upstream) an upstream's records were made from: the
-        # same tuple again is skipped without reading it. Kept, so its id is never reused meanwhile.
-        self._sources: dict[UpstreamKey, tuple[Endpoint, ...]] = {}
+        # The version (UpstreamEndpoints.version) an upstream's records were made from.
+        self._versions: dict[UpstreamKey, str] = {}
         # Published assignments per upstream, with the records they were built from.
         self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], ClusterLoadAssignment]] = {}
 
@@ -175,12 +172,14 @@ class Translator:
     def translate_upstream(self, params: Params, upstream: Upstream) -> Cluster:
         return translate_upstream(self._plugins, params, upstream)
 
-    def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointList | None = None) -> Result:
-        """A full translation from scratch; leaves this translator's own state alone."""
+    def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointsUpdate | None = None) -> Result:
+        """A full translation from scratch (every upstream of ``endpoints`` read, changed or not);
+        leaves this translator's own state alone."""
         fresh = Translator(self._plugins, self._reporter, _record_metrics=False)
         fresh.set_upstreams(upstreams)
         if endpoints is not None:
-            fresh.set_endpoints(endpoints)
+            with gc_paused():
+                fresh._apply(endpoints, endpoints.upstreams, Delta())
         metrics.TRANSLATIONS.labels(kind="full").inc()
         return fresh.result()
 
@@ -224,41 +223,33 @@ class Translator:
                 self._upstreams[key].target = target
         return delta
 
-    def set_endpoints(self, endpoints: EndpointList) -> Delta:
-        """Apply one complete discovery answer. Upstreams it knows (``resolved``, or with endpoints) get
-        exactly these endpoints; the others keep theirs, so an unfinished or failed discovery never
-        replaces good endpoints with none."""
+    def set_endpoints(self, update: EndpointsUpdate) -> Delta:
+        """Apply one discovery answer: the upstreams it says changed get exactly their endpoints
+        (unless their version is the one already applied); nothing else is read, so the cost grows
+        with what changed. Upstreams it does not answer for keep theirs, so an unfinished or failed
+        discovery never replaces good endpoints with none (``removed`` ones included: an upstream
+        that left the watch either left the manifests too, and ``set_upstreams`` dropped it, or
+        awaits the answer of the watch it moved to)."""
         delta = Delta()
         with gc_paused():
-            if endpoints.by_upstream is not None:
-                self._set_by_upstream(endpoints.by_upstream, endpoints.resolved, delta)
-            else:
-                groups = group_by_upstream(endpoints.endpoints)
-                for key in groups.keys() | endpoints.resolved:
-                    self._set_records(key, canonical(groups.get(key, ())), delta)
+            self._apply(update, update.changed, delta)
         self._count("incremental")
         return delta
 
-    def _set_by_upstream(
-        self,
-        by_upstream: Mapping[UpstreamKey, tuple[Endpoint, ...]],
-        resolved: frozenset[UpstreamKey],
-        delta: Delta,
-    ) -> None:
-        # An upstream handed the same tuple as last time is unchanged: one identity check, no reading.
-        sources = self._sources
-        for key, found in by_upstream.items():
-            if sources.get(key) is not found:
-                self._set_records(key, canonical(endpoint_record(e) for e in found), delta, source=found)
-        for key in resolved.difference(by_upstream):  # known to have none
-            self._set_records(key, (), delta)
-
-    def set_upstream_endpoints(self, key: UpstreamKey, endpoints: Iterable[Endpoint]) -> Delta:
-        """All the endpoints of one upstream (discovery has answered for it): O(its endpoints)."""
-        delta = Delta()
-        self._set_records(key, canonical(endpoint_record(e) for e in endpoints), delta)
-        self._count("incremental")
-        return delta
+    def _apply(self, update: EndpointsUpdate, keys: Iterable[UpstreamKey], delta: Delta) -> None:
+        versions = self._versions
+        for key in keys:
+            found = update.upstreams[key]
+            if versions.get(key) == found.version:
+                continue
+            records = canonical(endpoint_record(e) for e in found.endpoints)
+            versions[key] = found.version
+            if self._endpoints.get(key) == records:
+                continue
+            self._endpoints[key] = records
+            state = self._upstreams.get(key)
+            if state is not None:
+                self._sync_assignment(key, state, delta)
 
     def result(self) -> Result:
         """The current state, as served."""
@@ -328,25 +319,7 @@ class Translator:
 
     def _forget_endpoints(self, key: UpstreamKey) -> None:
         self._endpoints.pop(key, None)
-        self._sources.pop(key, None)
-
-    def _set_records(
-        self,
-        key: UpstreamKey,
-        records: tuple[EndpointRecord, ...],
-        delta: Delta,
-        source: tuple[Endpoint, ...] | None = None,
-    ) -> None:
-        if source is None:
-            self._sources.pop(key, None)
-        else:
-            self._sources[key] = source
-        if self._endpoints.get(key) == records:
-            return
-        self._endpoints[key] = records
-        state = self._upstreams.get(key)
-        if state is not None:
-            self._sync_assignment(key, state, delta)
+        self._versions.pop(key, None)
 
     def _sync_assignment(self, key: UpstreamKey, state: _UpstreamState, delta: Delta) -> None:
         """Publish, rebuild or withdraw the assignment of one upstream, as its cluster and endpoints say."""

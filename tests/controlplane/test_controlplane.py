@@ -19,7 +19,7 @@ from gce_plugin.api import Endpoint, ResourceRef, Upstream
 from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.plugins.plugin import (
     DiscoveryPlugin,
-    EndpointList,
+    EndpointsUpdate,
     Params,
     Settings,
     UpstreamPlugin,
@@ -28,6 +28,7 @@ from gce_plugin.plugins.plugin import (
 )
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
+from tests.translation.translation_fakes import answer
 from tests.xds.xds_testkit import SotwClient, assignments_of, clusters_of, ports_of
 
 MANIFEST = """\
@@ -57,7 +58,7 @@ class FlakyDiscovery(UpstreamPlugin, DiscoveryPlugin):
 
     async def watch_endpoints(
         self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncIterator[EndpointList]:
+    ) -> AsyncIterator[EndpointsUpdate]:
         self.watches += 1
         keys = frozenset(upstream_key(u) for u in upstreams)
         port = 8000 + self.watches
@@ -65,7 +66,7 @@ class FlakyDiscovery(UpstreamPlugin, DiscoveryPlugin):
             Endpoint(upstreams=[ResourceRef(namespace=ns, name=n)], address="10.0.0.1", port=port)
             for ns, n in sorted(keys)
         )
-        yield EndpointList(endpoints=endpoints, resolved=keys)
+        yield answer(endpoints, keys)
         if self.watches == 1:
             raise RuntimeError("plugin bug")
         await asyncio.Event().wait()
@@ -158,14 +159,14 @@ class GatedDiscovery(FlakyDiscovery):
 
     async def watch_endpoints(
         self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncIterator[EndpointList]:
+    ) -> AsyncIterator[EndpointsUpdate]:
         await self.gate.wait()
         keys = frozenset(upstream_key(u) for u in upstreams)
         endpoints = tuple(
             Endpoint(upstreams=[ResourceRef(namespace=ns, name=n)], address="10.0.0.7", port=8080)
             for ns, n in sorted(keys)
         )
-        yield EndpointList(endpoints=endpoints, resolved=keys)
+        yield answer(endpoints, keys)
         await asyncio.Event().wait()
 
 

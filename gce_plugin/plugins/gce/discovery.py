@@ -55,7 +55,15 @@ from typing import Any, TypeVar
 from gce_plugin import metrics
 from gce_plugin.api import Endpoint, GceUpstreamSpec, ResourceRef, Upstream
 from gce_plugin.plugins.gce.compute import ComputeClient, ComputeError, JsonObject
-from gce_plugin.plugins.plugin import DiscoveryError, EndpointList, UpstreamKey, WatchOpts, upstream_key
+from gce_plugin.plugins.plugin import (
+    NO_ENDPOINTS,
+    DiscoveryError,
+    EndpointsUpdate,
+    UpstreamEndpoints,
+    UpstreamKey,
+    WatchOpts,
+    upstream_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -270,9 +278,13 @@ class PollResult:
     """One poll cycle. ``endpoints``: the upstreams resolved by this poll (a deleted group: empty).
     ``errors``: upstreams that failed this poll (and deleted groups). ``invalid``: bad specs."""
 
-    endpoints: dict[UpstreamKey, tuple[Endpoint, ...]] = field(default_factory=dict)
+    found: dict[UpstreamKey, UpstreamEndpoints] = field(default_factory=dict)
     errors: dict[UpstreamKey, str] = field(default_factory=dict)
     invalid: dict[UpstreamKey, str] = field(default_factory=dict)
+
+    @property
+    def endpoints(self) -> dict[UpstreamKey, tuple[Endpoint, ...]]:
+        return {key: found.endpoints for key, found in self.found.items()}
 
     def all_endpoints(self) -> tuple[Endpoint, ...]:
         return sorted_endpoints(e for eps in self.endpoints.values() for e in eps)
@@ -298,7 +310,7 @@ class _Joined:
 
     poll: int
     groups: tuple[Group, ...]
-    endpoints: tuple[Endpoint, ...]
+    found: UpstreamEndpoints
 
 
 # A group's members and, for each, its instance (None: not listed), as one poll saw them.
@@ -325,10 +337,8 @@ class GceDiscovery:
         self._locations: dict[tuple[str, str, str], _CachedLocation] = {}
         self._warned: set[tuple[UpstreamKey, str]] = set()
         # The join's memo: a target whose groups' members and instances are what the previous poll
-        # saw gets that poll's endpoints again (the same objects) instead of building them anew.
+        # saw gets that poll's endpoints (and their version) again instead of building them anew.
         # With thousands of upstreams, building every Endpoint message every poll dominated a poll.
-        # A target joined afresh into the endpoints it had gets its previous tuple back, so a tuple
-        # stays the same object for as long as its endpoints are the same.
         self._polls = 0
         self._group_inputs: dict[GroupRef, _GroupInputs] = {}
         self._joined: dict[tuple[Target, str], _Joined] = {}
@@ -425,16 +435,14 @@ class GceDiscovery:
                     and memo.groups == location.value
                     and all(group.ref in unchanged for group in location.value)
                 ):
-                    endpoints = memo.endpoints
+                    found = memo.found
                 else:
-                    endpoints = self._endpoints_of(
-                        target, write_namespace, located, members, instances, by_url
+                    found = UpstreamEndpoints.of(
+                        self._endpoints_of(target, write_namespace, located, members, instances, by_url)
                     )
-                    if memo is not None and memo.endpoints == endpoints:
-                        endpoints = memo.endpoints  # the same tuple: consumers skip it by identity
-                joined[(target, write_namespace)] = _Joined(self._polls, location.value, endpoints)
+                joined[(target, write_namespace)] = _Joined(self._polls, location.value, found)
             except GroupNotFound as exc:
-                result.endpoints[target.key] = ()
+                result.found[target.key] = NO_ENDPOINTS
                 result.errors[target.key] = str(exc)
             except ComputeError as exc:
                 result.errors[target.key] = _joined_text(gone, f"{_group_text(target)}: {exc}")
@@ -444,7 +452,7 @@ class GceDiscovery:
                 log.exception("gce discovery failed", extra={"upstream": target.label})
                 result.errors[target.key] = _joined_text(gone, f"{type(exc).__name__}: {exc}")
             else:
-                result.endpoints[target.key] = endpoints
+                result.found[target.key] = found
                 if gone:
                     result.errors[target.key] = gone
             if (target, write_namespace) not in joined and memo is not None:
@@ -608,22 +616,24 @@ class GceDiscovery:
 
     async def watch(
         self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncGenerator[EndpointList, None]:
-        """Poll every ``opts.refresh_interval``; yield after the first poll and on every change.
-
-        Answers are ``EndpointList.of_upstreams``: an upstream whose endpoints did not change keeps
-        the tuple it had in the previous answer, and a poll costs the watch one identity check per
-        upstream (an equality check for a rebuilt tuple), not work on every endpoint."""
+    ) -> AsyncGenerator[EndpointsUpdate, None]:
+        """Poll every ``opts.refresh_interval``; yield after the first poll and on every change, with
+        the upstreams whose version changed named in the answer."""
         gce_upstreams = [u for u in upstreams if is_gce(u)]
         # Per upstream, the endpoints last handed on: its last good ones.
-        published: dict[UpstreamKey, tuple[Endpoint, ...]] = {}
-        first = True
+        published: dict[UpstreamKey, UpstreamEndpoints] = {}
+        last: EndpointsUpdate | None = None
         try:
             while True:
-                changed = await self._poll_and_report(write_namespace, gce_upstreams, published, opts, first)
-                if changed or first:
-                    yield EndpointList.of_upstreams(dict(published))
-                first = False
+                changed = await self._poll_and_report(
+                    write_namespace, gce_upstreams, published, opts, last is None
+                )
+                if last is None:
+                    last = EndpointsUpdate.first(dict(published))
+                    yield last
+                elif changed:
+                    last = last.next(dict(published), changed)
+                    yield last
                 await asyncio.sleep(opts.refresh_interval)
         finally:
             # The next watch (with the new set of upstreams) sets the gauges of the ones that remain.
@@ -635,11 +645,11 @@ class GceDiscovery:
         self,
         write_namespace: str,
         upstreams: Sequence[Upstream],
-        published: dict[UpstreamKey, tuple[Endpoint, ...]],
+        published: dict[UpstreamKey, UpstreamEndpoints],
         opts: WatchOpts,
         first: bool,
-    ) -> bool:
-        """One poll: report its errors, take its changes into ``published``; True if there were any."""
+    ) -> set[UpstreamKey]:
+        """One poll: report its errors, take its changes into ``published``; return what changed."""
         errors: list[DiscoveryError] = []
         try:
             result = await self.poll_once(write_namespace, upstreams)
@@ -661,14 +671,14 @@ class GceDiscovery:
                 opts.on_error(error)
             except Exception:
                 log.exception("on_error callback failed")
-        changed = False
-        for key, endpoints in result.endpoints.items():
+        changed = set()
+        for key, found in result.found.items():
             known = published.get(key)
-            if known is endpoints or (known is not None and known == endpoints):
+            if known is not None and known.version == found.version:
                 continue
-            published[key] = endpoints
-            metrics.UPSTREAM_ENDPOINTS.labels(upstream=f"{key[0]}.{key[1]}").set(len(endpoints))
-            changed = True
+            published[key] = found
+            metrics.UPSTREAM_ENDPOINTS.labels(upstream=f"{key[0]}.{key[1]}").set(len(found.endpoints))
+            changed.add(key)
         return changed
 
 

@@ -20,7 +20,7 @@ from gce_plugin.plugins.gce.discovery import GceDiscovery, is_gce, parse_target
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     DiscoveryPlugin,
-    EndpointList,
+    EndpointsUpdate,
     InitParams,
     Params,
     Settings,
@@ -88,10 +88,10 @@ class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
 
     async def watch_endpoints(
         self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncIterator[EndpointList]:
+    ) -> AsyncIterator[EndpointsUpdate]:
         if not any(is_gce(u) for u in upstreams):
             # Nothing to discover, and no reason to need credentials: say so once, then idle.
-            yield EndpointList()
+            yield EndpointsUpdate()
             await asyncio.Event().wait()
             return
         while True:

@@ -12,7 +12,7 @@ from gce_plugin.api import Endpoint, GceUpstreamSpec
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.compute import RetryPolicy
 from gce_plugin.plugins.gce.discovery import GceDiscovery
-from gce_plugin.plugins.plugin import DiscoveryError, EndpointList, WatchOpts
+from gce_plugin.plugins.plugin import DiscoveryError, EndpointsUpdate, WatchOpts
 from tests.plugins.gce.gce_helpers import (
     PROJECT,
     discovery_for,
@@ -331,7 +331,7 @@ def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDisco
     asyncio.run(body())
 
 
-def test_watch_answers_per_upstream_and_an_unchanged_upstream_keeps_its_tuple(
+def test_watch_answers_per_upstream_and_names_only_the_changed_upstream(
     emulator: Emulator, discovery: GceDiscovery
 ) -> None:
     async def body() -> None:
@@ -339,13 +339,17 @@ def test_watch_answers_per_upstream_and_an_unchanged_upstream_keeps_its_tuple(
         watch = discovery.watch("gloo-system", [gce_upstream("web"), api], watch_opts([]))
         try:
             first = await next_item(watch)
-            assert first.by_upstream is not None and first.by_upstream.keys() == {WEB, API}
+            assert first.upstreams.keys() == {WEB, API} and first.changed == {WEB, API}
             assert first.resolved == frozenset({WEB, API})
             emulator.add_instance(PROJECT, vm("web-9", "10.0.0.19"), ["web"], zone="us-central1-a")
             second = await next_item(watch)
-            assert second.by_upstream is not None
-            assert second.by_upstream[API] is first.by_upstream[API]
-            assert [e.address for e in second.by_upstream[WEB]] == ["10.0.0.11", "10.0.0.12", "10.0.0.19"]
+            assert second.changed == {WEB} and second.removed == frozenset()
+            assert second.upstreams[API].version == first.upstreams[API].version
+            assert [e.address for e in second.upstreams[WEB].endpoints] == [
+                "10.0.0.11",
+                "10.0.0.12",
+                "10.0.0.19",
+            ]
             names = [(e.metadata.namespace, e.metadata.name) for e in second.endpoints]
             assert names == sorted(names) and len(names) == 5
         finally:
@@ -414,4 +418,4 @@ def test_watch_ends_promptly_when_cancelled_during_a_slow_call(emulator: Emulato
 
 
 def test_nothing_known_before_the_first_success() -> None:
-    assert EndpointList().resolved == frozenset()
+    assert EndpointsUpdate().resolved == frozenset()
