@@ -30,6 +30,7 @@ from gce_plugin.plugins.plugin import (
     InitParams,
     Settings,
     UpstreamKey,
+    WatchedUpstreams,
     WatchOpts,
     upstream_key,
 )
@@ -68,7 +69,9 @@ class ControlPlane:
         self._awaited: set[str] = set()
         # Gloo-style status per upstream, as translation last reported it.
         self.statuses: dict[UpstreamKey, Status] = {}
-        self._watched: dict[UpstreamKey, bytes] | None = None
+        # The upstreams every discovery watch serves: replaced on every manifest change, never by
+        # restarting a watch (each one decides what changed for it, see plugins/refresh.py).
+        self._watched = WatchedUpstreams()
         self._discovery: list[asyncio.Task[None]] = []
 
     def ready(self) -> bool:
@@ -115,7 +118,9 @@ class ControlPlane:
     async def _follow_manifests(self) -> None:
         async for upstreams in self.manifests.watch(self.options.manifest_poll_interval):
             self.apply_upstreams(upstreams)
-            self._restart_discovery(upstreams)
+            self._watched.replace(upstreams)
+            if not self._discovery:
+                self._start_discovery()
             self._loaded.set()
 
     def apply_upstreams(self, upstreams: Sequence[Upstream]) -> None:
@@ -129,28 +134,20 @@ class ControlPlane:
 
     # -- discovery -> endpoints -> translation ------------------------------------------------------
 
-    def _restart_discovery(self, upstreams: Sequence[Upstream]) -> None:
-        """(Re)start the endpoint watches when the upstreams they track changed, as Gloo's EDS does."""
-        specs = {upstream_key(u): u.upstream_spec.SerializeToString(deterministic=True) for u in upstreams}
-        if specs == self._watched:
-            return
-        self._watched = specs
-        for task in self._discovery:
-            task.cancel()
+    def _start_discovery(self) -> None:
+        """One endpoint watch per discovery plugin, for as long as the control plane runs."""
         self._discovery = [
-            asyncio.create_task(
-                self._watch_endpoints(plugin, list(upstreams)), name=f"discovery-{plugin.name}"
-            )
+            asyncio.create_task(self._watch_endpoints(plugin), name=f"discovery-{plugin.name}")
             for plugin in self.registry.discovery_plugins()
         ]
 
-    async def _watch_endpoints(self, plugin: DiscoveryPlugin, upstreams: list[Upstream]) -> None:
+    async def _watch_endpoints(self, plugin: DiscoveryPlugin) -> None:
         """Feed one plugin's endpoint lists to translation. A watch that ends or crashes (a plugin
         bug) is reported and started again after a refresh interval: endpoints never freeze silently."""
         interval = self.options.settings.refresh_interval
         opts = WatchOpts(refresh_interval=interval, on_error=self._discovery_error)
         while True:
-            watch = plugin.watch_endpoints(self.options.write_namespace, upstreams, opts)
+            watch = plugin.watch_endpoints(self.options.write_namespace, self._watched, opts)
             try:
                 async for endpoint_list in watch:
                     self._publish(self.translator.set_endpoints(endpoint_list))

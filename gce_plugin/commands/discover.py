@@ -26,7 +26,7 @@ from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.plugins.gce.credentials import CredentialsError
 from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX, is_gce
 from gce_plugin.plugins.gce.plugin import COMPUTE_ENDPOINT_ENV, GcePlugin, new_discovery
-from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Settings, WatchOpts
+from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Settings, WatchedUpstreams, WatchOpts
 
 DEFAULT_WRITE_NAMESPACE = "gloo-system"  # Gloo's
 
@@ -116,7 +116,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"error: {where}: {error}", file=err, flush=True)
 
     opts = WatchOpts(refresh_interval=args.refresh, on_error=on_error)
-    watch = plugin.watch_endpoints(args.write_namespace, upstreams, opts)
+    watch = plugin.watch_endpoints(args.write_namespace, WatchedUpstreams(upstreams), opts)
     try:
         async for endpoint_list in watch:
             out.write(render(endpoint_list.endpoints, args.output))

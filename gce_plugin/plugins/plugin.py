@@ -8,11 +8,14 @@ Plugins work only on generated messages: gloo ``Upstream``/``Endpoint`` and Envo
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from google.protobuf.message import Message
 
 from gce_plugin.api import Endpoint, ResourceRef, Upstream
 
@@ -26,6 +29,18 @@ def upstream_key(upstream: Upstream) -> UpstreamKey:
 
 def upstream_ref(upstream: Upstream) -> ResourceRef:
     return ResourceRef(name=upstream.metadata.name, namespace=upstream.metadata.namespace)
+
+
+def discovery_target(upstream: Upstream) -> bytes:
+    """What an upstream's endpoints are discovered from: its type and type-specific spec (the common
+    options, such as use_http2, do not change which endpoints it has). Two upstreams definitions with
+    the same target have the same endpoints."""
+    spec = upstream.upstream_spec
+    kind = spec.WhichOneof("upstream_type")
+    if kind is None:
+        return b""
+    typed: Message = getattr(spec, kind)
+    return kind.encode() + b"\0" + typed.SerializeToString(deterministic=True)
 
 
 def cluster_name(upstream: Upstream) -> str:
@@ -165,6 +180,34 @@ class EndpointsUpdate:
         return tuple(unique[k] for k in sorted(unique))
 
 
+class WatchedUpstreams:
+    """The upstreams a discovery watch serves. The control plane replaces them as the manifests change
+    (``replace``) and never restarts a watch for it: the watch decides what a change means for it
+    (``snapshot`` and ``wait_changed``). Use it from the event loop's thread."""
+
+    def __init__(self, upstreams: Iterable[Upstream] = ()) -> None:
+        self._upstreams = tuple(upstreams)
+        self._version = 0
+        self._changed = asyncio.Event()
+
+    def snapshot(self) -> tuple[int, tuple[Upstream, ...]]:
+        """The current upstreams and their version (it grows by one with every ``replace``)."""
+        return self._version, self._upstreams
+
+    def replace(self, upstreams: Iterable[Upstream]) -> None:
+        self._upstreams = tuple(upstreams)
+        self._version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_changed(self, since: int, timeout: float) -> bool:
+        """Wait until the version is no longer ``since``, at most ``timeout`` seconds; True if it changed."""
+        if self._version == since:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(timeout, 0.0))
+        return self._version != since
+
+
 class Plugin(abc.ABC):  # noqa: B024 - init is optional, subclasses add the abstract hooks
     """Every plugin: a name and an ``init`` called once before use."""
 
@@ -197,7 +240,7 @@ class DiscoveryPlugin(Plugin):
 
     @abc.abstractmethod
     def watch_endpoints(
-        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
+        self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
     ) -> AsyncIterator[EndpointsUpdate]:
         """Yield the endpoints of the upstreams of this plugin's type, again after every change,
         until the consumer stops iterating (or the task is cancelled). Failures go to

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
-from google.protobuf.message import Message
 
 from gce_plugin import metrics
 from gce_plugin.api import Status, Upstream
@@ -30,6 +29,7 @@ from gce_plugin.plugins.plugin import (
     UpstreamKey,
     UpstreamPlugin,
     cluster_name,
+    discovery_target,
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry
@@ -141,7 +141,7 @@ class _UpstreamState:
     # The cluster being served: the last accepted translation.
     cluster: Cluster | None
     status: Status
-    # What discovery looks for: the upstream type and its spec (see _target).
+    # What discovery looks for: the upstream type and its spec (see discovery_target).
     target: bytes = b""
 
 
@@ -213,7 +213,7 @@ class Translator:
             fingerprint = _fingerprint(upstream)
             state = self._upstreams.get(key)
             if state is None or state.fingerprint != fingerprint:
-                target = _target(upstream)
+                target = discovery_target(upstream)
                 if state is not None and state.target != target:
                     # Another type, group or selector: the endpoints known so far were found for the
                     # old one. The assignment being served stays until discovery answers for the new
@@ -346,17 +346,6 @@ class Translator:
     def _count(self, kind: str) -> None:
         if self._record_metrics:
             metrics.TRANSLATIONS.labels(kind=kind).inc()
-
-
-def _target(upstream: Upstream) -> bytes:
-    """The upstream's type and type-specific spec: what its endpoints are discovered from (the
-    common options, such as use_http2, do not change which endpoints it has)."""
-    spec = upstream.upstream_spec
-    kind = spec.WhichOneof("upstream_type")
-    if kind is None:
-        return b""
-    typed: Message = getattr(spec, kind)
-    return kind.encode() + b"\0" + typed.SerializeToString(deterministic=True)
 
 
 def _fingerprint(upstream: Upstream) -> tuple[bytes, bytes]:

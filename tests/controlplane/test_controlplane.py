@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +23,7 @@ from gce_plugin.plugins.plugin import (
     Params,
     Settings,
     UpstreamPlugin,
+    WatchedUpstreams,
     WatchOpts,
     upstream_key,
 )
@@ -57,10 +58,10 @@ class FlakyDiscovery(UpstreamPlugin, DiscoveryPlugin):
             )
 
     async def watch_endpoints(
-        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
+        self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
     ) -> AsyncIterator[EndpointsUpdate]:
         self.watches += 1
-        keys = frozenset(upstream_key(u) for u in upstreams)
+        keys = frozenset(upstream_key(u) for u in upstreams.snapshot()[1])
         port = 8000 + self.watches
         endpoints = tuple(
             Endpoint(upstreams=[ResourceRef(namespace=ns, name=n)], address="10.0.0.1", port=port)
@@ -158,10 +159,10 @@ class GatedDiscovery(FlakyDiscovery):
         self.gate = asyncio.Event()
 
     async def watch_endpoints(
-        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
+        self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
     ) -> AsyncIterator[EndpointsUpdate]:
         await self.gate.wait()
-        keys = frozenset(upstream_key(u) for u in upstreams)
+        keys = frozenset(upstream_key(u) for u in upstreams.snapshot()[1])
         endpoints = tuple(
             Endpoint(upstreams=[ResourceRef(namespace=ns, name=n)], address="10.0.0.7", port=8080)
             for ns, n in sorted(keys)

@@ -41,29 +41,20 @@ annotations under ``gce.solo.io/``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gce_plugin import metrics
 from gce_plugin.api import Endpoint, GceUpstreamSpec, ResourceRef, Upstream
 from gce_plugin.plugins.gce.compute import ComputeClient, ComputeError, JsonObject
-from gce_plugin.plugins.plugin import (
-    NO_ENDPOINTS,
-    DiscoveryError,
-    EndpointsUpdate,
-    UpstreamEndpoints,
-    UpstreamKey,
-    WatchOpts,
-    upstream_key,
-)
+from gce_plugin.plugins.plugin import NO_ENDPOINTS, UpstreamEndpoints, UpstreamKey, upstream_key
+from gce_plugin.plugins.refresh import PollResult
 
 log = logging.getLogger(__name__)
 
@@ -271,23 +262,6 @@ def sorted_endpoints(endpoints: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
 
 
 # --- one poll --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PollResult:
-    """One poll cycle. ``endpoints``: the upstreams resolved by this poll (a deleted group: empty).
-    ``errors``: upstreams that failed this poll (and deleted groups). ``invalid``: bad specs."""
-
-    found: dict[UpstreamKey, UpstreamEndpoints] = field(default_factory=dict)
-    errors: dict[UpstreamKey, str] = field(default_factory=dict)
-    invalid: dict[UpstreamKey, str] = field(default_factory=dict)
-
-    @property
-    def endpoints(self) -> dict[UpstreamKey, tuple[Endpoint, ...]]:
-        return {key: found.endpoints for key, found in self.found.items()}
-
-    def all_endpoints(self) -> tuple[Endpoint, ...]:
-        return sorted_endpoints(e for eps in self.endpoints.values() for e in eps)
 
 
 @dataclass
@@ -611,75 +585,6 @@ class GceDiscovery:
 
     def _zone_lister(self, zone: tuple[str, str], abort: threading.Event) -> Callable[[], list[JsonObject]]:
         return lambda: self.client.list_instances(zone[0], zone[1], abort)
-
-    # --- the watch ---
-
-    async def watch(
-        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncGenerator[EndpointsUpdate, None]:
-        """Poll every ``opts.refresh_interval``; yield after the first poll and on every change, with
-        the upstreams whose version changed named in the answer."""
-        gce_upstreams = [u for u in upstreams if is_gce(u)]
-        # Per upstream, the endpoints last handed on: its last good ones.
-        published: dict[UpstreamKey, UpstreamEndpoints] = {}
-        last: EndpointsUpdate | None = None
-        try:
-            while True:
-                changed = await self._poll_and_report(
-                    write_namespace, gce_upstreams, published, opts, last is None
-                )
-                if last is None:
-                    last = EndpointsUpdate.first(dict(published))
-                    yield last
-                elif changed:
-                    last = last.next(dict(published), changed)
-                    yield last
-                await asyncio.sleep(opts.refresh_interval)
-        finally:
-            # The next watch (with the new set of upstreams) sets the gauges of the ones that remain.
-            for key in published:
-                with contextlib.suppress(KeyError):
-                    metrics.UPSTREAM_ENDPOINTS.remove(f"{key[0]}.{key[1]}")
-
-    async def _poll_and_report(
-        self,
-        write_namespace: str,
-        upstreams: Sequence[Upstream],
-        published: dict[UpstreamKey, UpstreamEndpoints],
-        opts: WatchOpts,
-        first: bool,
-    ) -> set[UpstreamKey]:
-        """One poll: report its errors, take its changes into ``published``; return what changed."""
-        errors: list[DiscoveryError] = []
-        try:
-            result = await self.poll_once(write_namespace, upstreams)
-        except Exception as exc:  # a bug, not a cloud failure (those are per upstream): report, go on
-            log.exception("gce discovery poll failed")
-            result = PollResult()
-            errors.append(DiscoveryError(f"gce discovery poll failed: {exc}"))
-        for key, message in result.errors.items():
-            errors.append(DiscoveryError(message, upstream=key))
-        if first:  # a spec does not change during a watch: say once what is wrong with it
-            errors.extend(DiscoveryError(m, upstream=k) for k, m in result.invalid.items())
-        metrics.DISCOVERY_POLLS.labels(plugin=PLUGIN, result="error" if errors else "ok").inc()
-        for error in errors:
-            # Counting (UPSTREAM_DISCOVERY_ERRORS) and logging errors is the consumer's, in
-            # on_error: the control plane does it alike for every discovery plugin.
-            label = f"{error.upstream[0]}.{error.upstream[1]}" if error.upstream else "*"
-            log.debug("discovery error: %s", error, extra={"upstream": label})
-            try:
-                opts.on_error(error)
-            except Exception:
-                log.exception("on_error callback failed")
-        changed = set()
-        for key, found in result.found.items():
-            known = published.get(key)
-            if known is not None and known.version == found.version:
-                continue
-            published[key] = found
-            metrics.UPSTREAM_ENDPOINTS.labels(upstream=f"{key[0]}.{key[1]}").set(len(found.endpoints))
-            changed.add(key)
-        return changed
 
 
 def _not_found(error: BaseException | None) -> bool:

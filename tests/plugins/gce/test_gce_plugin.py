@@ -17,7 +17,14 @@ from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce import plugin as gce_plugin_module
 from gce_plugin.plugins.gce.credentials import CredentialsError, LoadedCredentials
 from gce_plugin.plugins.gce.plugin import GcePlugin
-from gce_plugin.plugins.plugin import DiscoveryError, EndpointsUpdate, InitParams, Settings, WatchOpts
+from gce_plugin.plugins.plugin import (
+    DiscoveryError,
+    EndpointsUpdate,
+    InitParams,
+    Settings,
+    WatchedUpstreams,
+    WatchOpts,
+)
 from tests.plugins.gce.gce_helpers import gce_upstream, make_fixture, next_item, static_upstream
 from tests.service_account import service_account_info
 
@@ -31,7 +38,9 @@ def secured() -> Iterator[Emulator]:
 def first_list(plugin: GcePlugin, errors: list[DiscoveryError]) -> EndpointsUpdate:
     async def body() -> EndpointsUpdate:
         opts = WatchOpts(refresh_interval=0.05, on_error=errors.append)
-        watch = plugin.watch_endpoints("gloo-system", [gce_upstream("web"), static_upstream()], opts)
+        watch = plugin.watch_endpoints(
+            "gloo-system", WatchedUpstreams([gce_upstream("web"), static_upstream()]), opts
+        )
         try:
             return await next_item(watch)
         finally:
@@ -104,7 +113,7 @@ def test_bad_credentials_are_reported_and_the_watch_goes_on(tmp_path: Path) -> N
 
     async def body() -> None:
         opts = WatchOpts(refresh_interval=0.01, on_error=errors.append)
-        watch = plugin.watch_endpoints("gloo-system", [gce_upstream("web")], opts)
+        watch = plugin.watch_endpoints("gloo-system", WatchedUpstreams([gce_upstream("web")]), opts)
         pending = asyncio.ensure_future(anext(watch))
         deadline = asyncio.get_running_loop().time() + 5
         while len(errors) < 2 and asyncio.get_running_loop().time() < deadline:
@@ -123,7 +132,7 @@ def test_without_gce_upstreams_no_credentials_are_needed() -> None:
     plugin.init(InitParams(Settings()))  # no endpoint, no credentials: ADC would be needed
 
     async def body() -> EndpointsUpdate:
-        watch = plugin.watch_endpoints("gloo-system", [static_upstream()], WatchOpts())
+        watch = plugin.watch_endpoints("gloo-system", WatchedUpstreams([static_upstream()]), WatchOpts())
         try:
             return await next_item(watch)
         finally:
@@ -166,7 +175,7 @@ def test_a_slow_credentials_lookup_does_not_stall_the_event_loop(
 
     async def body() -> EndpointsUpdate:
         opts = WatchOpts(refresh_interval=0.05, on_error=errors.append)
-        watch = plugin.watch_endpoints("gloo-system", [gce_upstream("web")], opts)
+        watch = plugin.watch_endpoints("gloo-system", WatchedUpstreams([gce_upstream("web")]), opts)
         ticking = asyncio.create_task(ticker())
         try:
             return await next_item(watch)
