@@ -102,3 +102,57 @@ def test_sigterm_is_a_graceful_shutdown(stack: LocalStack) -> None:
     assert '"msg": "stopped"' in cp.log_text()
     stack.control_plane = None
     assert http_get(f"http://127.0.0.1:{stack.metrics_port}/healthz")[0] == 0
+
+
+STATIC = """\
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: db, namespace: default}
+spec:
+  upstreamSpec:
+    static: {hosts: [{addr: 127.0.0.1, port: 5432}]}
+"""
+
+
+def polls(stack: LocalStack) -> float:
+    match = re.search(r'gce_plugin_discovery_polls_total{plugin="gce",result="ok"} (\S+)', metrics(stack))
+    return float(match.group(1)) if match else 0.0
+
+
+def test_editing_one_upstream_leaves_every_other_one_alone(tmp_path: Path) -> None:
+    """An edit re-discovers the edited upstream only: the others keep their endpoints, their gauge
+    and their poll schedule (no Compute call for their groups), and an edit that changes no gce
+    upstream makes no call at all."""
+    config = tmp_path / "upstreams"
+    config.mkdir()
+    (config / "web.yaml").write_text(WEB)
+    (config / "api.yaml").write_text(API)
+    # No scheduled poll during the test: every poll after the first is one an edit caused.
+    stack = LocalStack(FIXTURE, config, refresh=600, work_dir=tmp_path)
+    try:
+        stack.start_emulator()
+        stack.start_control_plane()
+        wait_for("web endpoints", lambda: endpoints_gauge(stack, "default.web") == 3.0)
+        wait_for("api endpoints", lambda: endpoints_gauge(stack, "default.api") == 2.0)
+        before = stack.emulator_admin("GET", "stats")["counts"]
+        polls_before = polls(stack)
+
+        (config / "db.yaml").write_text(STATIC)  # another plugin's upstream
+        (config / "api.yaml").write_text(
+            API.replace("projectId: demo-project}", "projectId: demo-project, labelSelector: {env: canary}}")
+        )
+
+        def api_rediscovered() -> bool:
+            # Sampled all along: the other upstream's gauge never blanks.
+            assert endpoints_gauge(stack, "default.web") == 3.0
+            return endpoints_gauge(stack, "default.api") == 0.0
+
+        wait_for("api rediscovered alone", api_rediscovered)
+        after = stack.emulator_admin("GET", "stats")["counts"]
+        for method in ("instanceGroups.get", "instanceGroups.listInstances"):  # web's group only
+            assert after.get(method, 0) == before.get(method, 0), method
+        assert after["regionInstanceGroups.listInstances"] == before["regionInstanceGroups.listInstances"] + 1
+        assert polls(stack) == polls_before + 1
+        assert endpoints_gauge(stack, "default.web") == 3.0
+    finally:
+        stack.close()
