@@ -157,7 +157,7 @@ class ControlPlane:
                 self._discovery_error(DiscoveryError(f"{plugin.name} discovery crashed: {exc}"))
             finally:
                 with contextlib.suppress(Exception):
-                    await watch.aclose()  # type: ignore[attr-defined]
+                    await watch.aclose()
             await asyncio.sleep(interval)
 
     @staticmethod

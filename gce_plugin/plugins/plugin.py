@@ -11,7 +11,7 @@ import abc
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
@@ -241,7 +241,7 @@ class DiscoveryPlugin(Plugin):
     @abc.abstractmethod
     def watch_endpoints(
         self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
-    ) -> AsyncIterator[EndpointsUpdate]:
+    ) -> AsyncGenerator[EndpointsUpdate, None]:
         """Yield the endpoints of the upstreams of this plugin's type, again after every change,
         until the consumer stops iterating (or the task is cancelled). Failures go to
         ``opts.on_error`` and never end the watch. Upstreams of other types are ignored."""

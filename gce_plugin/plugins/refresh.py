@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gce_plugin import metrics
@@ -87,7 +87,7 @@ class PollingPlugin(DiscoveryPlugin):
 
     def watch_endpoints(
         self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
-    ) -> AsyncIterator[EndpointsUpdate]:
+    ) -> AsyncGenerator[EndpointsUpdate, None]:
         async def poll(batch: Sequence[Upstream]) -> PollResult:
             return await self.poll(write_namespace, batch)
 

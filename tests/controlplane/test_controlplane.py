@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -59,7 +59,7 @@ class FlakyDiscovery(UpstreamPlugin, DiscoveryPlugin):
 
     async def watch_endpoints(
         self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
-    ) -> AsyncIterator[EndpointsUpdate]:
+    ) -> AsyncGenerator[EndpointsUpdate, None]:
         self.watches += 1
         keys = frozenset(upstream_key(u) for u in upstreams.snapshot()[1])
         port = 8000 + self.watches
@@ -160,7 +160,7 @@ class GatedDiscovery(FlakyDiscovery):
 
     async def watch_endpoints(
         self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
-    ) -> AsyncIterator[EndpointsUpdate]:
+    ) -> AsyncGenerator[EndpointsUpdate, None]:
         await self.gate.wait()
         keys = frozenset(upstream_key(u) for u in upstreams.snapshot()[1])
         endpoints = tuple(

@@ -44,7 +44,7 @@ def first_list(plugin: GcePlugin, errors: list[DiscoveryError]) -> EndpointsUpda
         try:
             return await next_item(watch)
         finally:
-            await watch.aclose()  # type: ignore[attr-defined]
+            await watch.aclose()
 
     try:
         return asyncio.run(body())
@@ -136,7 +136,7 @@ def test_without_gce_upstreams_no_credentials_are_needed() -> None:
         try:
             return await next_item(watch)
         finally:
-            await watch.aclose()  # type: ignore[attr-defined]
+            await watch.aclose()
 
     assert asyncio.run(body()) == EndpointsUpdate()
 
@@ -181,7 +181,7 @@ def test_a_slow_credentials_lookup_does_not_stall_the_event_loop(
             return await next_item(watch)
         finally:
             ticking.cancel()
-            await watch.aclose()  # type: ignore[attr-defined]
+            await watch.aclose()
 
     try:
         endpoints = asyncio.run(body())
