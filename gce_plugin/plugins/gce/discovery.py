@@ -46,7 +46,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -287,6 +287,20 @@ class _Joined:
     found: UpstreamEndpoints
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """What one poll listed: group locations, each group's members, each zone's instances (by
+    instance URL path too), the groups found deleted per location, and the groups whose members
+    and instances are what the previous poll saw."""
+
+    located: dict[tuple[str, str, str], _Outcome]
+    members: dict[GroupRef, _Outcome]
+    instances: dict[tuple[str, str], _Outcome]
+    by_url: dict[str, JsonObject]
+    deleted: dict[tuple[str, str, str], tuple[GroupRef, ...]]
+    unchanged: set[GroupRef]
+
+
 # A group's members and, for each, its instance (None: not listed), as one poll saw them.
 _GroupInputs = tuple[list[JsonObject], list[JsonObject | None]]
 
@@ -341,16 +355,23 @@ class GceDiscovery:
         self, write_namespace: str, upstreams: Sequence[Upstream], abort: threading.Event
     ) -> PollResult:
         result = PollResult()
-        targets: list[Target] = []
-        for upstream in upstreams:
-            if not is_gce(upstream):
-                continue
-            try:
-                targets.append(parse_target(upstream))
-            except ValueError as exc:
-                result.invalid[upstream_key(upstream)] = str(exc)
+        targets = _parse_targets(upstreams, result)
+        located = await self._locate_all(targets, abort)
+        listing = await self._list_all(located, abort)
+        self._polls += 1
+        joined: dict[tuple[Target, str], _Joined] = {}
+        for target in targets:
+            memo = self._joined.get((target, write_namespace))
+            entry = self._join_one(target, write_namespace, listing, memo, result)
+            if entry is not None:
+                joined[(target, write_namespace)] = entry
+        self._joined = joined  # targets that went away are forgotten
+        return result
 
-        # 1. Locate the groups (cached, or asked for now).
+    async def _locate_all(
+        self, targets: Sequence[Target], abort: threading.Event
+    ) -> dict[tuple[str, str, str], _Outcome]:
+        """1. Locate the groups (cached, or asked for now)."""
         located: dict[tuple[str, str, str], _Outcome] = {}
         for where in {(t.project, t.location, t.group) for t in targets}:
             cached = self._locations.get(where)
@@ -363,8 +384,13 @@ class GceDiscovery:
             located[where] = outcome
             if outcome.error is None:
                 self._locations[where] = _CachedLocation(outcome.value, self._clock() + self._location_ttl)
+        return located
 
-        # 2. Members of each group, and instances of every zone known so far.
+    async def _list_all(
+        self, located: dict[tuple[str, str, str], _Outcome], abort: threading.Event
+    ) -> _Listing:
+        """2. Members of each group, and instances of every zone known so far, then of the zones the
+        members reveal."""
         groups = sorted({g.ref for o in located.values() if o.error is None for g in o.value})
         zones = sorted({(g.project, g.location) for g in groups if g.scope == "zones"})
         outcomes = await self._run(
@@ -384,57 +410,57 @@ class GceDiscovery:
         )
         instances.update(zip(more, await self._run([self._zone_lister(z, abort) for z in more]), strict=True))
         deleted = self._drop_deleted_groups(located, members)
-
-        # 3. Join, per upstream.
         by_url: dict[str, JsonObject] = {
             url_path(str(i.get("selfLink", ""))): i
             for o in instances.values()
             if o.error is None
             for i in o.value
         }
-        self._polls += 1
         unchanged = self._note_group_inputs(members, instances, by_url)
-        joined: dict[tuple[Target, str], _Joined] = {}
-        for target in targets:
-            where = (target.project, target.location, target.group)
-            location = located[where]
-            # One of several groups deleted: the upstream keeps the others, and is told which went.
-            gone = "; ".join(_describe(ref.project, ref.location, ref.name) for ref in deleted.get(where, ()))
-            memo = self._joined.get((target, write_namespace))
-            try:
-                if (
-                    memo is not None
-                    and memo.poll == self._polls - 1
-                    and location.error is None
-                    and memo.groups == location.value
-                    and all(group.ref in unchanged for group in location.value)
-                ):
-                    found = memo.found
-                else:
-                    found = UpstreamEndpoints.of(
-                        self._endpoints_of(target, write_namespace, located, members, instances, by_url)
-                    )
-                joined[(target, write_namespace)] = _Joined(self._polls, location.value, found)
-            except GroupNotFound as exc:
-                result.found[target.key] = NO_ENDPOINTS
-                result.errors[target.key] = str(exc)
-            except ComputeError as exc:
-                result.errors[target.key] = _joined_text(gone, f"{_group_text(target)}: {exc}")
-            except ValueError as exc:
-                result.errors[target.key] = _joined_text(gone, str(exc))
-            except Exception as exc:  # unexpected (a bug, an odd response): this upstream only
-                log.exception("gce discovery failed", extra={"upstream": target.label})
-                result.errors[target.key] = _joined_text(gone, f"{type(exc).__name__}: {exc}")
+        return _Listing(located, members, instances, by_url, deleted, unchanged)
+
+    def _join_one(
+        self,
+        target: Target,
+        write_namespace: str,
+        listing: _Listing,
+        memo: _Joined | None,
+        result: PollResult,
+    ) -> _Joined | None:
+        """3. Join one upstream: its endpoints or its error into ``result``; what to remember of it."""
+        where = (target.project, target.location, target.group)
+        location = listing.located[where]
+        # One of several groups deleted: the upstream keeps the others, and is told which went.
+        gone = "; ".join(
+            _describe(ref.project, ref.location, ref.name) for ref in listing.deleted.get(where, ())
+        )
+        try:
+            if memo is not None and self._still_valid(memo, location, listing.unchanged):
+                found = memo.found
             else:
-                result.found[target.key] = found
-                if gone:
-                    result.errors[target.key] = gone
-            if (target, write_namespace) not in joined and memo is not None:
-                # Failed: joined afresh next time (the memo's poll is not the last one), and what it
-                # gives is compared with what was last handed on.
-                joined[(target, write_namespace)] = memo
-        self._joined = joined  # targets that went away are forgotten
-        return result
+                found = UpstreamEndpoints.of(self._endpoints_of(target, write_namespace, listing))
+        except GroupNotFound as exc:
+            result.found[target.key] = NO_ENDPOINTS
+            result.errors[target.key] = str(exc)
+        except Exception as exc:
+            result.errors[target.key] = _joined_text(gone, _failure_text(target, exc))
+        else:
+            result.found[target.key] = found
+            if gone:
+                result.errors[target.key] = gone
+            return _Joined(self._polls, location.value, found)
+        # Failed: joined afresh next time (the memo's poll is not the last one).
+        return memo
+
+    def _still_valid(self, memo: _Joined, location: _Outcome, unchanged: set[GroupRef]) -> bool:
+        """Whether a memo's endpoints are what a join would give: joined last poll, from the same
+        groups, whose members and instances are what they were."""
+        return (
+            memo.poll == self._polls - 1
+            and location.error is None
+            and memo.groups == location.value
+            and all(group.ref in unchanged for group in location.value)
+        )
 
     def _drop_deleted_groups(
         self, located: dict[tuple[str, str, str], _Outcome], members: dict[GroupRef, _Outcome]
@@ -484,51 +510,40 @@ class GceDiscovery:
         self._group_inputs = current
         return unchanged
 
-    def _endpoints_of(
-        self,
-        target: Target,
-        write_namespace: str,
-        located: dict[tuple[str, str, str], _Outcome],
-        members: dict[GroupRef, _Outcome],
-        instances: dict[tuple[str, str], _Outcome],
-        by_url: dict[str, JsonObject],
-    ) -> tuple[Endpoint, ...]:
+    def _endpoints_of(self, target: Target, write_namespace: str, listing: _Listing) -> tuple[Endpoint, ...]:
         """The target's endpoints; raises the first failure that concerns it."""
-        location = located[(target.project, target.location, target.group)]
+        location = listing.located[(target.project, target.location, target.group)]
         if location.error is not None:
             raise location.error
         if not location.value:  # every group of the location was deleted
             raise GroupNotFound(_describe(target.project, target.location, target.group))
         endpoints: list[Endpoint] = []
         for group in location.value:
-            listed = members[group.ref]
-            if listed.error is not None:
-                raise listed.error
-            group_members: list[JsonObject] = listed.value
-            # Members carry the group's current named ports; the cached group's are the fallback.
-            named_ports = _named_ports(group_members[0]) if group_members else group.named_ports
-            try:
-                port = select_port(target, named_ports or group.named_ports)
-            except ValueError as exc:
-                raise ValueError(f"instance group {group.ref.name} ({group.ref.location}): {exc}") from None
-            for member in group_members:
-                url = str(member.get("instance", ""))
-                zone = instances.get(zone_of_instance(url))
-                if zone is None:
-                    continue  # not an instance URL
-                if zone.error is not None:
-                    raise zone.error
-                instance = by_url.get(url_path(url))
-                if instance is None or instance.get("status") != "RUNNING":
-                    continue  # created or stopped between the two calls: next poll will tell
-                if not matches(instance, target.selector):
-                    continue
-                address = select_address(instance, target.external)
-                if address is None:
-                    self._warn_once(target, f"instance {instance.get('name')} has no {_kind(target)} address")
-                    continue
-                endpoints.append(make_endpoint(target, write_namespace, group.ref, instance, address, port))
+            endpoints.extend(self._group_endpoints(target, write_namespace, group, listing))
         return sorted_endpoints(endpoints)
+
+    def _group_endpoints(
+        self, target: Target, write_namespace: str, group: Group, listing: _Listing
+    ) -> Iterator[Endpoint]:
+        listed = listing.members[group.ref]
+        if listed.error is not None:
+            raise listed.error
+        group_members: list[JsonObject] = listed.value
+        # Members carry the group's current named ports; the cached group's are the fallback.
+        named_ports = _named_ports(group_members[0]) if group_members else group.named_ports
+        try:
+            port = select_port(target, named_ports or group.named_ports)
+        except ValueError as exc:
+            raise ValueError(f"instance group {group.ref.name} ({group.ref.location}): {exc}") from None
+        for member in group_members:
+            instance = _running_instance(str(member.get("instance", "")), listing)
+            if instance is None or not matches(instance, target.selector):
+                continue
+            address = select_address(instance, target.external)
+            if address is None:
+                self._warn_once(target, f"instance {instance.get('name')} has no {_kind(target)} address")
+                continue
+            yield make_endpoint(target, write_namespace, group.ref, instance, address, port)
 
     def _warn_once(self, target: Target, message: str) -> None:
         first = (target.key, message) not in self._warned
@@ -585,6 +600,42 @@ class GceDiscovery:
 
     def _zone_lister(self, zone: tuple[str, str], abort: threading.Event) -> Callable[[], list[JsonObject]]:
         return lambda: self.client.list_instances(zone[0], zone[1], abort)
+
+
+def _running_instance(url: str, listing: _Listing) -> JsonObject | None:
+    """The member's instance if it is RUNNING; raises its zone's listing failure."""
+    zone = listing.instances.get(zone_of_instance(url))
+    if zone is None:
+        return None  # not an instance URL
+    if zone.error is not None:
+        raise zone.error
+    instance = listing.by_url.get(url_path(url))
+    if instance is None or instance.get("status") != "RUNNING":
+        return None  # created or stopped between the two calls: next poll will tell
+    return instance
+
+
+def _parse_targets(upstreams: Sequence[Upstream], result: PollResult) -> list[Target]:
+    """The valid targets of the gce upstreams; the invalid ones' reasons into ``result``."""
+    targets: list[Target] = []
+    for upstream in upstreams:
+        if not is_gce(upstream):
+            continue
+        try:
+            targets.append(parse_target(upstream))
+        except ValueError as exc:
+            result.invalid[upstream_key(upstream)] = str(exc)
+    return targets
+
+
+def _failure_text(target: Target, exc: Exception) -> str:
+    if isinstance(exc, ComputeError):
+        return f"{_group_text(target)}: {exc}"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    # Unexpected (a bug, an odd response): this upstream only.
+    log.exception("gce discovery failed", extra={"upstream": target.label})
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _not_found(error: BaseException | None) -> bool:
