@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from google.protobuf import json_format
 
 from gce_plugin.admin_http import AdminServer
@@ -65,8 +64,6 @@ class ControlPlane:
         self.admin: AdminServer | None = None
         self._ready = False
         self._loaded = asyncio.Event()
-        # Assignments of EDS clusters whose discovery has not answered yet (see SnapshotCache.hold).
-        self._awaited: set[str] = set()
         # Gloo-style status per upstream, as translation last reported it.
         self.statuses: dict[UpstreamKey, Status] = {}
         # The upstreams every discovery watch serves: replaced on every manifest change, never by
@@ -168,33 +165,17 @@ class ControlPlane:
 
     # -- translation -> snapshot ---------------------------------------------------------------------
 
-    def _hold_awaited_assignments(self, delta: Delta) -> None:
-        """Keep the cache from answering for EDS clusters whose endpoints are not known yet: after a
-        restart, Envoy asks at once for the assignments it already has, and an empty placeholder would
-        wipe its good endpoints before the first discovery poll (or for as long as it fails)."""
-        if delta.cluster_upserts or delta.cluster_removals:
-            assignments = self.cache.resources(ENDPOINT_TYPE)
-            self._awaited = {
-                eds_name
-                for name, cluster in self.cache.resources(CLUSTER_TYPE).items()
-                if cluster.type == Cluster.EDS  # type: ignore[attr-defined]
-                and (eds_name := cluster.eds_cluster_config.service_name or name)  # type: ignore[attr-defined]
-                not in assignments
-            }
-        elif self._awaited and delta.assignment_upserts:
-            self._awaited.difference_update(delta.assignment_upserts)
-        else:
-            return
-        self.cache.hold(ENDPOINT_TYPE, self._awaited)
-
     def _publish(self, delta: Delta) -> None:
+        # Held names first: an EDS cluster whose discovery has not answered is never answered with an
+        # empty assignment (the translator decides which, see Delta.held and SnapshotCache.hold).
+        if delta.held is not None:
+            self.cache.hold(ENDPOINT_TYPE, delta.held)
         # Clusters first: on ADS the server keeps that order, so Envoy never sees an assignment for a
         # cluster it does not know.
         if delta.cluster_upserts or delta.cluster_removals:
             self.cache.update_resources(CLUSTER_TYPE, delta.cluster_upserts, delta.cluster_removals)
         if delta.assignment_upserts or delta.assignment_removals:
             self.cache.update_resources(ENDPOINT_TYPE, delta.assignment_upserts, delta.assignment_removals)
-        self._hold_awaited_assignments(delta)
         self.statuses.update(delta.statuses)
         for (namespace, name), status in delta.statuses.items():
             level = logging.WARNING if status.state == Status.Rejected else logging.INFO

@@ -105,6 +105,9 @@ class Delta:
     assignment_upserts: dict[str, ClusterLoadAssignment] = field(default_factory=dict)
     assignment_removals: set[str] = field(default_factory=set)
     statuses: dict[UpstreamKey, Status] = field(default_factory=dict)
+    # The complete set of assignment names to hold (``SnapshotCache.hold``) when it changed with this
+    # update, else None: the EDS clusters being served whose endpoints discovery has not answered.
+    held: frozenset[str] | None = None
 
     # A name is never both upserted and removed: the later change wins.
     def upsert_cluster(self, cluster: Cluster) -> None:
@@ -166,6 +169,13 @@ class Translator:
         self._versions: dict[UpstreamKey, str] = {}
         # Published assignments per upstream, with the records they were built from.
         self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], ClusterLoadAssignment]] = {}
+        # The EDS warming rule, decided here: per upstream, the assignment name its EDS cluster asks
+        # for while no assignment of that name is published (discovery has not answered for it).
+        self._awaited: dict[UpstreamKey, str] = {}
+
+    def held(self) -> frozenset[str]:
+        """The assignment names to hold: EDS clusters served without an assignment yet."""
+        return frozenset(self._awaited.values())
 
     # -- one-shot ---------------------------------------------------------------------------------
 
@@ -187,8 +197,10 @@ class Translator:
 
     def set_upstreams(self, upstreams: Sequence[Upstream]) -> Delta:
         """Make ``upstreams`` the full set: translate new and changed ones, drop removed ones."""
+        before = self.held()
         with gc_paused():
             delta = self._set_upstreams(upstreams)
+        self._note_held(before, delta)
         self._count("incremental")
         if self._record_metrics:
             metrics.UPSTREAMS_REJECTED.set(
@@ -231,8 +243,14 @@ class Translator:
         that left the watch either left the manifests too, and ``set_upstreams`` dropped it, or
         awaits the answer of the watch it moved to)."""
         delta = Delta()
-        with gc_paused():
-            self._apply(update, update.changed, delta)
+        if self._awaited:
+            before = self.held()
+            with gc_paused():
+                self._apply(update, update.changed, delta)
+            self._note_held(before, delta)
+        else:
+            with gc_paused():
+                self._apply(update, update.changed, delta)
         self._count("incremental")
         return delta
 
@@ -296,6 +314,11 @@ class Translator:
         self._set_status(key, state, Status(state=Status.Accepted, reported_by=self._reporter), delta)
         self._sync_assignment(key, state, delta)
 
+    def _note_held(self, before: frozenset[str], delta: Delta) -> None:
+        after = self.held()
+        if after != before:
+            delta.held = after
+
     def _rejected(self, reason: str) -> Status:
         return Status(state=Status.Rejected, reason=reason, reported_by=self._reporter)
 
@@ -314,6 +337,7 @@ class Translator:
         published = self._assignments.pop(key, None)
         if published is not None:
             delta.remove_assignment(published[1].cluster_name)
+        self._awaited.pop(key, None)
         # A re-added upstream waits for discovery again rather than trusting old endpoints.
         self._forget_endpoints(key)
 
@@ -322,18 +346,28 @@ class Translator:
         self._versions.pop(key, None)
 
     def _sync_assignment(self, key: UpstreamKey, state: _UpstreamState, delta: Delta) -> None:
-        """Publish, rebuild or withdraw the assignment of one upstream, as its cluster and endpoints say."""
-        published = self._assignments.get(key)
+        """Publish, rebuild or withdraw the assignment of one upstream, as its cluster and endpoints
+        say; then note whether its EDS cluster awaits one."""
         if state.cluster is None or state.cluster.type != Cluster.EDS:
+            published = self._assignments.pop(key, None)
             if published is not None:
-                del self._assignments[key]
                 delta.remove_assignment(published[1].cluster_name)
+            self._awaited.pop(key, None)
             return
+        # EDS asks for a cluster's endpoints by its service_name when it has one.
+        name = state.cluster.eds_cluster_config.service_name or state.name
+        self._publish_assignment(key, name, delta)
+        published = self._assignments.get(key)
+        if published is not None and published[1].cluster_name == name:
+            self._awaited.pop(key, None)
+        else:
+            self._awaited[key] = name
+
+    def _publish_assignment(self, key: UpstreamKey, name: str, delta: Delta) -> None:
+        published = self._assignments.get(key)
         records = self._endpoints.get(key)
         if records is None:
             return  # discovery has not answered for it yet: publish nothing rather than nothing known
-        # EDS asks for a cluster's endpoints by its service_name when it has one.
-        name = state.cluster.eds_cluster_config.service_name or state.name
         if published is not None:
             if published[0] == records and published[1].cluster_name == name:
                 return

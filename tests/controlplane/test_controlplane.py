@@ -28,6 +28,7 @@ from gce_plugin.plugins.plugin import (
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry
+from gce_plugin.translation import Delta
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
 from tests.translation.translation_fakes import answer
 from tests.xds.xds_testkit import SotwClient, assignments_of, clusters_of, ports_of
@@ -94,6 +95,16 @@ def run_plane(config: Path, plugin: P, body: Callable[[ControlPlane, P], Awaitab
         manifest_poll_interval=0.05,
     )
     plane = ControlPlane(options, Registry([plugin]))
+    # After every publish, the cache keeps the EDS warming rule (SnapshotCache.consistent).
+    broken: list[list[str]] = []
+    publish = plane._publish
+
+    def checked(delta: Delta) -> None:
+        publish(delta)
+        if plane.cache.consistent():
+            broken.append(plane.cache.consistent())
+
+    plane._publish = checked  # type: ignore[method-assign]
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -105,6 +116,7 @@ def run_plane(config: Path, plugin: P, body: Callable[[ControlPlane, P], Awaitab
             await running
 
     asyncio.run(main())
+    assert broken == []
 
 
 def port_of(plane: ControlPlane) -> int | None:

@@ -393,3 +393,43 @@ def test_assignment_is_named_by_the_eds_service_name_when_there_is_one() -> None
     delta = translator.set_upstreams([gce_upstream("web", use_http2=True)])
     assert list(delta.assignment_upserts) == ["web-svc-2"]
     assert delta.assignment_removals == {"web-svc"}
+
+
+# -- the EDS warming rule -------------------------------------------------------------------------
+
+
+def test_an_eds_cluster_without_endpoints_is_held_until_discovery_answers() -> None:
+    translator = make_translator()
+    delta = translator.set_upstreams(
+        [gce_upstream("web"), gce_upstream("api"), static_upstream("db", [("10.0.0.5", 5432)])]
+    )
+    assert delta.held == frozenset({"web_default", "api_default"})
+    assert translator.set_upstreams([gce_upstream("web"), gce_upstream("api")]).held is None  # unchanged
+    delta = translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
+    assert delta.held == frozenset({"api_default"}) and list(delta.assignment_upserts) == ["web_default"]
+    delta = translator.set_upstreams([gce_upstream("web")])
+    assert delta.held == frozenset()
+    assert translator.held() == frozenset()
+
+
+def test_a_repointed_upstream_keeps_its_assignment_and_is_not_held() -> None:
+    translator = make_translator()
+    translator.set_upstreams([gce_upstream("web")])
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
+    repointed = gce_upstream("web")
+    repointed.upstream_spec.gce.instance_group_name = "web-v2"
+    delta = translator.set_upstreams([repointed])
+    assert delta.held is None and translator.held() == frozenset()
+
+
+def test_a_new_service_name_without_endpoints_is_held() -> None:
+    plugin = ServiceNamePlugin("web-svc")
+    translator = make_translator(plugin)
+    translator.set_upstreams([gce_upstream("web")])
+    assert translator.held() == {"web-svc"}
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
+    assert translator.held() == frozenset()
+    translator.set_upstreams([])
+    plugin.service_name = "web-svc-2"
+    translator.set_upstreams([gce_upstream("web")])
+    assert translator.held() == {"web-svc-2"}
