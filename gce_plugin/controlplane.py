@@ -34,7 +34,7 @@ from gce_plugin.plugins.plugin import (
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry, default_registry
-from gce_plugin.translation.translator import Delta, Translator
+from gce_plugin.translation.translator import REPORTER, Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,17 @@ class ControlPlane:
     def status_report(self) -> dict[str, Any]:
         """``{"namespace.name": {"state": "Accepted"|"Rejected", "reason": ..., "reportedBy": ...}}``"""
         statuses = dict(self.statuses)  # read from the admin thread: copy first
+        for key, errors in dict(self.manifests.duplicates).items():
+            # A duplicate definition of a served upstream: a rejected sub-resource of it, per file.
+            status = statuses.get(key)
+            if status is not None:
+                status = Status()
+                status.CopyFrom(statuses[key])
+                for err in errors:
+                    status.subresource_statuses[f"file:{err.path}"].CopyFrom(
+                        Status(state=Status.Rejected, reason=str(err), reported_by=REPORTER)
+                    )
+                statuses[key] = status
         return {f"{ns}.{name}": json_format.MessageToDict(st) for (ns, name), st in sorted(statuses.items())}
 
     async def run(self, stop: asyncio.Event) -> None:

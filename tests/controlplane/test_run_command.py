@@ -156,3 +156,26 @@ def test_editing_one_upstream_leaves_every_other_one_alone(tmp_path: Path) -> No
         assert endpoints_gauge(stack, "default.web") == 3.0
     finally:
         stack.close()
+
+
+def test_statuses_show_a_duplicate_upstream_naming_both_files(stack: LocalStack) -> None:
+    """web.yaml defines web; z-more.yaml defines web again and api: web.yaml's web and z-more.yaml's
+    api are served, and the duplicate shows in web's status, naming both files."""
+    more = stack.config_dir / "z-more.yaml"
+    more.write_text(WEB.replace("instanceGroupName: web,", "instanceGroupName: api,") + "---\n" + API)
+
+    def statuses() -> dict[str, dict[str, object]] | None:
+        status, body = http_get(f"http://127.0.0.1:{stack.metrics_port}/statuses")
+        assert status == 200
+        report: dict[str, dict[str, object]] = json.loads(body)
+        return report if "default.api" in report else None
+
+    report = wait_for("the api upstream's status", statuses)
+    assert report["default.api"] == {"state": "Accepted", "reportedBy": "gce-plugin"}
+    web = report["default.web"]
+    assert web["state"] == "Accepted"
+    [(name, duplicate)] = web["subresourceStatuses"].items()  # type: ignore[attr-defined]
+    assert name == f"file:{more}"
+    assert duplicate["state"] == "Rejected"
+    assert str(more) in duplicate["reason"] and str(stack.config_dir / "web.yaml") in duplicate["reason"]
+    assert endpoints_gauge(stack, "default.web") == 3.0  # still web.yaml's group
