@@ -44,10 +44,8 @@ import asyncio
 import hashlib
 import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -62,7 +60,6 @@ PLUGIN = "gce"
 DEFAULT_PORT = 80
 DEFAULT_PORT_NAME = "http"
 ANNOTATION_PREFIX = "gce.solo.io/"
-MAX_CONCURRENT_CALLS = 8
 DEFAULT_LOCATION_TTL = 600.0
 
 T = TypeVar("T")
@@ -313,15 +310,11 @@ class GceDiscovery:
         self,
         client: ComputeClient,
         location_ttl: float = DEFAULT_LOCATION_TTL,
-        max_concurrent_calls: int = MAX_CONCURRENT_CALLS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self._location_ttl = location_ttl
         self._clock = clock
-        self._executor = ThreadPoolExecutor(
-            max_workers=max_concurrent_calls, thread_name_prefix="gce-compute"
-        )
         self._locations: dict[tuple[str, str, str], _CachedLocation] = {}
         self._warned: set[tuple[UpstreamKey, str]] = set()
         # The join's memo: a target whose groups' members and instances are what the previous poll
@@ -332,32 +325,25 @@ class GceDiscovery:
         self._joined: dict[tuple[Target, str], _Joined] = {}
 
     def close(self, wait: bool = False) -> None:
-        """Stop the thread pool (``wait``: until its threads are done); calls in flight end within
-        the client's timeout, calls waiting to retry at once if their poll was cancelled."""
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+        """Stop the client's thread pool (``wait``: until its threads are done)."""
+        self.client.close(wait=wait)
 
-    async def _run(self, calls: Sequence[Callable[[], T]]) -> list[_Outcome]:
-        loop = asyncio.get_running_loop()
-        futures = [loop.run_in_executor(self._executor, call) for call in calls]
-        results = await asyncio.gather(*futures, return_exceptions=True)
+    @staticmethod
+    async def _run(calls: Sequence[Awaitable[T]]) -> list[_Outcome]:
+        """Every call at once (the client bounds how many run), each one's value or exception."""
+        results = await asyncio.gather(*calls, return_exceptions=True)
         return [_Outcome(error=r) if isinstance(r, BaseException) else _Outcome(value=r) for r in results]
 
     async def poll_once(self, write_namespace: str, upstreams: Sequence[Upstream]) -> PollResult:
-        """One discovery pass over the gce upstreams in ``upstreams`` (others are ignored)."""
-        abort = threading.Event()
-        try:
-            return await self._poll(write_namespace, upstreams, abort)
-        except BaseException:
-            abort.set()  # cancelled: calls waiting to retry give up, queued ones never start
-            raise
+        """One discovery pass over the gce upstreams in ``upstreams`` (others are ignored). Cancel
+        it like any task: the calls it is waiting for are cancelled with it."""
+        return await self._poll(write_namespace, upstreams)
 
-    async def _poll(
-        self, write_namespace: str, upstreams: Sequence[Upstream], abort: threading.Event
-    ) -> PollResult:
+    async def _poll(self, write_namespace: str, upstreams: Sequence[Upstream]) -> PollResult:
         result = PollResult()
         targets = _parse_targets(upstreams, result)
-        located = await self._locate_all(targets, abort)
-        listing = await self._list_all(located, abort)
+        located = await self._locate_all(targets)
+        listing = await self._list_all(located)
         self._polls += 1
         joined: dict[tuple[Target, str], _Joined] = {}
         for target in targets:
@@ -368,9 +354,7 @@ class GceDiscovery:
         self._joined = joined  # targets that went away are forgotten
         return result
 
-    async def _locate_all(
-        self, targets: Sequence[Target], abort: threading.Event
-    ) -> dict[tuple[str, str, str], _Outcome]:
+    async def _locate_all(self, targets: Sequence[Target]) -> dict[tuple[str, str, str], _Outcome]:
         """1. Locate the groups (cached, or asked for now)."""
         located: dict[tuple[str, str, str], _Outcome] = {}
         for where in {(t.project, t.location, t.group) for t in targets}:
@@ -378,23 +362,19 @@ class GceDiscovery:
             if cached is not None and cached.expires > self._clock():
                 located[where] = _Outcome(value=cached.groups)
         unknown = sorted({(t.project, t.location, t.group) for t in targets} - set(located))
-        for where, outcome in zip(
-            unknown, await self._run([self._locator(w, abort) for w in unknown]), strict=True
-        ):
+        for where, outcome in zip(unknown, await self._run([self._locate(*w) for w in unknown]), strict=True):
             located[where] = outcome
             if outcome.error is None:
                 self._locations[where] = _CachedLocation(outcome.value, self._clock() + self._location_ttl)
         return located
 
-    async def _list_all(
-        self, located: dict[tuple[str, str, str], _Outcome], abort: threading.Event
-    ) -> _Listing:
+    async def _list_all(self, located: dict[tuple[str, str, str], _Outcome]) -> _Listing:
         """2. Members of each group, and instances of every zone known so far, then of the zones the
         members reveal."""
         groups = sorted({g.ref for o in located.values() if o.error is None for g in o.value})
         zones = sorted({(g.project, g.location) for g in groups if g.scope == "zones"})
         outcomes = await self._run(
-            [self._member_lister(g, abort) for g in groups] + [self._zone_lister(z, abort) for z in zones]
+            [self._list_members(g) for g in groups] + [self._list_zone(z) for z in zones]
         )
         members = dict(zip(groups, outcomes[: len(groups)], strict=True))
         instances = dict(zip(zones, outcomes[len(groups) :], strict=True))
@@ -408,7 +388,7 @@ class GceDiscovery:
             - set(instances)
             - {NO_ZONE}
         )
-        instances.update(zip(more, await self._run([self._zone_lister(z, abort) for z in more]), strict=True))
+        instances.update(zip(more, await self._run([self._list_zone(z) for z in more]), strict=True))
         deleted = self._drop_deleted_groups(located, members)
         by_url: dict[str, JsonObject] = {
             url_path(str(i.get("selfLink", ""))): i
@@ -557,16 +537,16 @@ class GceDiscovery:
             extra={"upstream": target.label},
         )
 
-    # --- the blocking calls, for the thread pool ---
+    # --- the calls ---
 
-    def _locate(self, project: str, location: str, name: str, abort: threading.Event) -> tuple[Group, ...]:
+    async def _locate(self, project: str, location: str, name: str) -> tuple[Group, ...]:
         client = self.client
         try:
             if is_zone(location):
-                group = client.get_instance_group(project, location, name, abort)
+                group = await client.get_instance_group(project, location, name)
                 return (Group(GroupRef(project, "zones", location, name), _named_ports(group)),)
             try:
-                group = client.get_region_instance_group(project, location, name, abort)
+                group = await client.get_region_instance_group(project, location, name)
                 return (Group(GroupRef(project, "regions", location, name), _named_ports(group)),)
             except ComputeError as exc:
                 if not exc.not_found:
@@ -576,7 +556,7 @@ class GceDiscovery:
                 raise GroupNotFound(_describe(project, location, name)) from None
             raise
         # No regional group of that name: the zonal groups of that name in the region's zones.
-        scopes = client.aggregated_instance_groups(project, f'name eq "{name}"', abort)
+        scopes = await client.aggregated_instance_groups(project, f'name eq "{name}"')
         zonal = [
             Group(GroupRef(project, "zones", scope.split("/", 1)[1], name), _named_ports(group))
             for scope, scoped in sorted(scopes.items())
@@ -588,18 +568,11 @@ class GceDiscovery:
             raise GroupNotFound(_describe(project, location, name))
         return tuple(zonal)
 
-    def _locator(
-        self, where: tuple[str, str, str], abort: threading.Event
-    ) -> Callable[[], tuple[Group, ...]]:
-        return lambda: self._locate(*where, abort=abort)
+    def _list_members(self, group: GroupRef) -> Awaitable[list[JsonObject]]:
+        return self.client.list_group_instances(group.project, group.scope, group.location, group.name)
 
-    def _member_lister(self, group: GroupRef, abort: threading.Event) -> Callable[[], list[JsonObject]]:
-        return lambda: self.client.list_group_instances(
-            group.project, group.scope, group.location, group.name, abort
-        )
-
-    def _zone_lister(self, zone: tuple[str, str], abort: threading.Event) -> Callable[[], list[JsonObject]]:
-        return lambda: self.client.list_instances(zone[0], zone[1], abort)
+    def _list_zone(self, zone: tuple[str, str]) -> Awaitable[list[JsonObject]]:
+        return self.client.list_instances(zone[0], zone[1])
 
 
 def _running_instance(url: str, listing: _Listing) -> JsonObject | None:
