@@ -20,6 +20,7 @@ from google.protobuf import json_format
 
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
+from gce_plugin.builtin import default_registry
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.manifest_watch import ManifestDirectory
 from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
@@ -33,7 +34,7 @@ from gce_plugin.plugins.plugin import (
     WatchOpts,
     upstream_key,
 )
-from gce_plugin.plugins.registry import Registry, default_registry
+from gce_plugin.plugins.registry import Registry
 from gce_plugin.translation.translator import REPORTER, Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 

@@ -23,6 +23,7 @@ from google.protobuf import json_format
 
 from gce_plugin import logs, manifests
 from gce_plugin.api import Endpoint, Upstream
+from gce_plugin.builtin import default_registry
 from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX
 from gce_plugin.plugins.gce.plugin import COMPUTE_ENDPOINT_ENV
 from gce_plugin.plugins.plugin import (
@@ -35,7 +36,6 @@ from gce_plugin.plugins.plugin import (
     WatchOpts,
 )
 from gce_plugin.plugins.refresh import PollingPlugin
-from gce_plugin.plugins.registry import default_registry
 
 DEFAULT_WRITE_NAMESPACE = "gloo-system"  # Gloo's
 

@@ -17,7 +17,7 @@ from envoy.config.core.v3.base_pb2 import Metadata as EnvoyMetadata
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 
 from gce_plugin.api import Endpoint
-from gce_plugin.translation.addresses import is_ip
+from gce_plugin.envoy_config.addresses import is_ip
 
 log = logging.getLogger(__name__)
 

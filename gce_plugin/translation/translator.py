@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -32,7 +33,6 @@ from gce_plugin.plugins.plugin import (
     discovery_target,
     upstream_key,
 )
-from gce_plugin.plugins.registry import Registry
 from gce_plugin.translation.endpoints import (
     EndpointRecord,
     build_assignment,
@@ -148,17 +148,23 @@ class _UpstreamState:
     target: bytes = b""
 
 
+class PluginSource(Protocol):
+    """Where the translator gets its plugins from, e.g. a ``Registry``."""
+
+    def upstream_plugins(self) -> list[UpstreamPlugin]: ...
+
+
 class Translator:
     """Incremental translation state. Not thread-safe: use it from one task."""
 
     def __init__(
         self,
-        plugins: Registry | Sequence[UpstreamPlugin],
+        plugins: PluginSource | Sequence[UpstreamPlugin],
         reporter: str = REPORTER,
         *,
         _record_metrics: bool = True,
     ) -> None:
-        self._plugins = plugins.upstream_plugins() if isinstance(plugins, Registry) else list(plugins)
+        self._plugins = list(plugins) if isinstance(plugins, Sequence) else plugins.upstream_plugins()
         self._reporter = reporter
         self._record_metrics = _record_metrics
         self._upstreams: dict[UpstreamKey, _UpstreamState] = {}

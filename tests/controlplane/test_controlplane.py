@@ -12,11 +12,11 @@ from typing import TypeVar
 import grpc
 import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVersion, ConfigSource
 from envoy.service.discovery.v3.ads_pb2_grpc import AggregatedDiscoveryServiceStub
 
 from gce_plugin.api import Endpoint, ResourceRef, Upstream
 from gce_plugin.controlplane import ControlPlane, Options
+from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.plugins.plugin import (
     DiscoveryPlugin,
     EndpointsUpdate,
@@ -53,10 +53,7 @@ class FlakyDiscovery(UpstreamPlugin, DiscoveryPlugin):
 
     def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
         if upstream.upstream_spec.HasField("gce"):
-            cluster.type = Cluster.EDS
-            cluster.eds_cluster_config.eds_config.CopyFrom(
-                ConfigSource(ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3)
-            )
+            eds_over_ads(cluster)
 
     async def watch_endpoints(
         self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts

@@ -139,7 +139,7 @@ def test_page_has_every_step() -> None:
     assert edited == {
         "proto/github.com/solo-io/gloo/projects/gloo/api/v1/plugins.proto",
         "gce_plugin/api.py",
-        "gce_plugin/plugins/registry.py",
+        "gce_plugin/builtin.py",
         "tests/schema/gloo_facts.py",
         "tests/schema/samples.py",
     }

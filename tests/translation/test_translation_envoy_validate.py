@@ -32,7 +32,8 @@ from gce_plugin.api import (
     Upstream,
     UpstreamSslConfig,
 )
-from gce_plugin.plugins.registry import Registry, default_registry
+from gce_plugin.builtin import default_registry
+from gce_plugin.plugins.registry import Registry
 from gce_plugin.plugins.static.plugin import StaticPlugin
 from gce_plugin.translation import Result, Translator
 from tests.translation.translation_fakes import FakeEdsPlugin, answer, endpoint, gce_upstream, static_upstream

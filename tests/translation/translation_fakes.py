@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3.config_source_pb2 import ApiVersion
 
 from gce_plugin.api import (
     Endpoint,
@@ -21,6 +20,7 @@ from gce_plugin.api import (
     Upstream,
     UpstreamSpec,
 )
+from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.plugins.plugin import EndpointsUpdate, Params, UpstreamEndpoints, UpstreamKey, UpstreamPlugin
 
 
@@ -30,10 +30,7 @@ class FakeEdsPlugin(UpstreamPlugin):
     def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
         if upstream.upstream_spec.WhichOneof("upstream_type") != "gce":
             return
-        cluster.type = Cluster.EDS
-        source = cluster.eds_cluster_config.eds_config
-        source.ads.SetInParent()
-        source.resource_api_version = ApiVersion.V3
+        eds_over_ads(cluster)
 
 
 class CountingPlugin(UpstreamPlugin):

@@ -10,9 +10,9 @@ import threading
 from collections.abc import Sequence
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVersion, ConfigSource
 
 from gce_plugin.api import Upstream
+from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.plugins.gce.compute import ComputeClient
 from gce_plugin.plugins.gce.credentials import CredentialsError, load_credentials
 from gce_plugin.plugins.gce.discovery import GceDiscovery, is_gce, parse_target
@@ -54,13 +54,7 @@ class GcePlugin(UpstreamPlugin, PollingPlugin):
         if not is_gce(upstream):
             return
         parse_target(upstream)  # ValueError with the reason when the spec is invalid
-        cluster.type = Cluster.EDS
-        # ADS with no service_name: Envoy asks for the cluster's own name, which is what the
-        # control plane publishes the ClusterLoadAssignment under.
-        cluster.eds_cluster_config.eds_config.CopyFrom(
-            ConfigSource(ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3)
-        )
-        cluster.eds_cluster_config.ClearField("service_name")
+        eds_over_ads(cluster)
 
     def discovery(self) -> GceDiscovery:
         """The plugin's discovery (made on first use from the settings, then kept: it holds the
