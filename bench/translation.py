@@ -27,7 +27,7 @@ from bench.fleet import PROJECT, gce_upstream
 from bench.report import Report, median, ms
 from gce_plugin.api import Endpoint, ResourceRef, Upstream
 from gce_plugin.builtin import default_registry
-from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX
+from gce_plugin.plugins.gce.spec import ANNOTATION_PREFIX
 from gce_plugin.plugins.plugin import EndpointsUpdate, UpstreamEndpoints
 from gce_plugin.translation.translator import Result, Translator
 

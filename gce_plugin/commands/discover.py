@@ -24,8 +24,8 @@ from google.protobuf import json_format
 from gce_plugin import logs, manifests
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.builtin import default_registry
-from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX
 from gce_plugin.plugins.gce.plugin import COMPUTE_ENDPOINT_ENV
+from gce_plugin.plugins.gce.spec import ANNOTATION_PREFIX
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     DiscoveryPlugin,

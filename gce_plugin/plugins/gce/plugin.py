@@ -15,7 +15,8 @@ from gce_plugin.api import Upstream
 from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.plugins.gce.compute import ComputeClient
 from gce_plugin.plugins.gce.credentials import CredentialsError, load_credentials
-from gce_plugin.plugins.gce.discovery import GceDiscovery, is_gce, parse_target
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.spec import is_gce, parse_target
 from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Params, Settings, UpstreamPlugin
 from gce_plugin.plugins.refresh import PollingPlugin, PollResult
 

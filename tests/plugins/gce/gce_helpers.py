@@ -12,7 +12,8 @@ from gce_plugin.api import GceUpstreamSpec, StaticHost, Upstream
 from gce_plugin.emulator.fixture import Fixture
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.compute import ComputeClient, RetryPolicy
-from gce_plugin.plugins.gce.discovery import GceDiscovery, is_gce
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.spec import is_gce
 from gce_plugin.plugins.plugin import EndpointsUpdate, WatchedUpstreams, WatchOpts
 from gce_plugin.plugins.refresh import PollResult, refresh_loop
 

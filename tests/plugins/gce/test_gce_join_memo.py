@@ -11,7 +11,8 @@ import pytest
 
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.emulator.server import Emulator
-from gce_plugin.plugins.gce.discovery import GceDiscovery, Target
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.spec import Target
 from gce_plugin.plugins.plugin import UpstreamKey
 from tests.plugins.gce.gce_helpers import PROJECT, gce_upstream, poll
 
