@@ -78,6 +78,8 @@ def test_manifest_added_changed_deleted_without_restart(stack: LocalStack) -> No
 
 
 def test_statuses_report_accepted_and_rejected_upstreams(stack: LocalStack) -> None:
+    # web discovered first: the edit below must leave its endpoints (and gauge) as they are.
+    wait_for("web endpoints", lambda: endpoints_gauge(stack, "default.web") == 3.0)
     no_project = API.replace(", projectId: demo-project}", "}")
     (stack.config_dir / "api.yaml").write_text(no_project)
 
