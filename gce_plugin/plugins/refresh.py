@@ -10,7 +10,8 @@ plugin:
   an edit that changes none of the plugin's upstreams' targets touches nothing: the others keep their
   endpoints, their gauge and their poll schedule;
 - per-upstream errors, and a poll that failed as a whole, go to ``opts.on_error``; the upstream (or
-  every upstream) keeps its last good endpoints; a spec error is reported once per spec;
+  every upstream) keeps its last good endpoints; a spec error is reported once per spec; every
+  upstream a poll resolved goes to ``opts.on_success`` (discovery health);
 - metrics: ``gce_plugin_discovery_polls{plugin,result}`` per poll and
   ``gce_plugin_upstream_endpoints{upstream}`` per upstream while the watch runs;
 - answers (``EndpointsUpdate``): the first after the first poll that completes, then after every
@@ -26,6 +27,7 @@ import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gce_plugin import metrics
 from gce_plugin.api import Endpoint, Upstream
@@ -44,6 +46,7 @@ from gce_plugin.plugins.plugin import (
 log = logging.getLogger(__name__)
 
 JITTER = 0.1
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,16 @@ class _Refresh:
         errors = [DiscoveryError(message, upstream=key) for key, message in result.errors.items()]
         errors += [DiscoveryError(m, upstream=k) for k, m in result.invalid.items() if k in fresh]
         self._report(errors)
+        for key in result.found.keys() - result.errors.keys():
+            self._call(self._opts.on_success, key)
         return self._take(result.found)
+
+    @staticmethod
+    def _call(callback: Callable[[T], None], arg: T) -> None:
+        try:
+            callback(arg)
+        except Exception:
+            log.exception("discovery callback failed")
 
     def _take(self, found: dict[UpstreamKey, UpstreamEndpoints]) -> set[UpstreamKey]:
         changed = set()
@@ -162,10 +174,7 @@ class _Refresh:
             # alike for every discovery plugin.
             label = _label(error.upstream) if error.upstream else "*"
             log.debug("discovery error: %s", error, extra={"upstream": label})
-            try:
-                self._opts.on_error(error)
-            except Exception:
-                log.exception("on_error callback failed")
+            self._call(self._opts.on_error, error)
 
     def answer(self, changed: set[UpstreamKey]) -> EndpointsUpdate | None:
         """The next answer, or None when there is nothing new to say."""

@@ -168,7 +168,9 @@ def test_following_the_page_in_a_scratch_copy(tmp_path: Path) -> None:
     root = replay(first, tmp_path / "second", steps)
     # The real repository is never written to.
     assert {path: _content(path) for path in touched} == touched
-    assert (root / "gen/github/com/solo_io/gloo/projects/gloo/api/v1/plugins/dns/dns_pb2.py").is_file()
+    assert (
+        root / "gen/gce_plugin_gen/github/com/solo_io/gloo/projects/gloo/api/v1/plugins/dns/dns_pb2.py"
+    ).is_file()
 
 
 def _content(path: Path) -> bytes | None:
