@@ -37,7 +37,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -138,45 +138,69 @@ def load_file(
 ) -> list[Upstream]:
     """The upstreams of one manifest file, in document order. Raises ManifestError. With ``root``,
     a file whose resolved path leaves that directory is refused (see ``safe_yaml.read_file``)."""
-    return [upstream for _, upstream in _load_documents(Path(path), _limits(root, max_bytes))]
+    return [upstream for _, upstream in load_documents(path, root=root, max_bytes=max_bytes)]
 
 
-def _limits(root: str | os.PathLike[str] | None, max_bytes: int) -> tuple[Path | None, int]:
-    return (Path(root) if root is not None else None, max_bytes)
+def load_documents(
+    path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES,
+) -> list[tuple[int, Upstream]]:
+    """(1-based document index, upstream) for every upstream of one manifest file. Raises
+    ManifestError. ``root`` and ``max_bytes`` as for ``load_file``."""
+    return _load_documents(Path(path), (Path(root) if root is not None else None, max_bytes))
+
+
+# One file's upstreams with their document indexes, as ``load_documents`` gives them.
+FileDocuments = Sequence[tuple[int, Upstream]]
+
+
+def merge_files(
+    files: Mapping[Path, FileDocuments],
+) -> tuple[dict[Path, list[Upstream]], list[ManifestError]]:
+    """The one duplicate policy of a manifest directory, for ``run`` and ``discover`` alike: files in
+    name order, the first definition of an upstream wins; a later one is left out and reported as an
+    error naming both files (the rest of its file is kept). Returns each file's kept upstreams."""
+    kept: dict[Path, list[Upstream]] = {}
+    errors: list[ManifestError] = []
+    owners: dict[tuple[str, str], tuple[Path, int]] = {}
+    for path in sorted(files):
+        kept[path] = []
+        for index, upstream in files[path]:
+            key = _key(upstream)
+            if key in owners:
+                first, first_index = owners[key]
+                reason = (
+                    f"duplicate upstream {_show(key)}: already defined in {first} (document {first_index})"
+                )
+                errors.append(ManifestError(path, reason, document=index, field="metadata.name"))
+                continue
+            owners[key] = (path, index)
+            kept[path].append(upstream)
+    return kept, errors
 
 
 def load_dir(
     directory: str | os.PathLike[str], *, max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES
 ) -> tuple[dict[str, list[Upstream]], list[ManifestError]]:
     """Load every manifest file of ``directory``: the upstreams of each good file (keyed by path, in
-    name order) and one error per bad file, so a caller can keep a broken file's last good version.
-    A file that redefines an upstream of an earlier file is bad. Raises NotADirectoryError."""
+    name order; duplicates left out as ``merge_files`` says) and one error per bad file or
+    duplicate. Raises NotADirectoryError."""
     root = Path(directory)
     if not root.is_dir():
         raise NotADirectoryError(f"manifest directory {root} does not exist or is not a directory")
-    results: dict[str, list[Upstream]] = {}
+    files: dict[Path, FileDocuments] = {}
     errors: list[ManifestError] = []
-    owners: dict[tuple[str, str], tuple[Path, int]] = {}
     for path in manifest_files(root):
         try:
-            documents = _load_documents(path, (root, max_bytes))
+            files[path] = _load_documents(path, (root, max_bytes))
         except ManifestError as err:
             errors.append(err)
-            continue
-        clash = next(((i, u) for i, u in documents if _key(u) in owners), None)
-        if clash is not None:
-            index, upstream = clash
-            other, other_index = owners[_key(upstream)]
-            reason = (
-                f"duplicate upstream {_show(_key(upstream))}: "
-                f"already defined in {other} (document {other_index})"
-            )
-            errors.append(ManifestError(path, reason, document=index, field="metadata.name"))
-            continue
-        for index, upstream in documents:
-            owners[_key(upstream)] = (path, index)
-        results[str(path)] = [upstream for _, upstream in documents]
-    return results, errors
+    kept, duplicates = merge_files(files)
+    errors.extend(duplicates)
+    errors.sort(key=lambda e: (e.path, e.document or 0))
+    return {str(path): upstreams for path, upstreams in kept.items()}, errors
 
 
 def manifest_files(directory: str | os.PathLike[str]) -> list[Path]:
