@@ -1,7 +1,7 @@
 """A hostile xDS client in a process of its own (its CPU and gRPC state stay out of the server's):
 ``python -m tests.xds.hostile_client PORT NAMES REQUESTS`` sends REQUESTS SotW EDS requests of NAMES
-distinct names each on one ADS stream, keeping it open 3 s more; prints "sending" when it starts to send, then how the stream
-ended (a gRPC status code name)."""
+distinct names each on one ADS stream, keeping it open 3 s more; prints "sending" when it starts to
+send, then how the stream ended (a gRPC status code name)."""
 
 from __future__ import annotations
 
