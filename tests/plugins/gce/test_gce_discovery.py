@@ -327,9 +327,7 @@ def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDisco
             assert errors == []
         finally:
             await watch.aclose()
-        # Kept when the watch ends (a restart must not leave a gap); the control plane removes the
-        # series of deleted upstreams (tests/controlplane/test_failure_model.py).
-        assert sample("gce_plugin_upstream_endpoints", upstream="default.web") == 2
+        assert sample("gce_plugin_upstream_endpoints", upstream="default.web") == 0  # gone with the watch
 
     asyncio.run(body())
 
