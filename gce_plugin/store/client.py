@@ -13,6 +13,7 @@ retried here: their caller resumes them (``gce_plugin/store/watch.py`` from the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,8 @@ _REQUIRE_LEADER = (("hasleader", "true"),)
 _CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 10_000),  # etcd refuses pings more often than every 5 s
     ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
+    # etcd's server closes connections that ping with no stream open (ENHANCE_YOUR_CALM).
+    ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
@@ -286,7 +288,7 @@ class EtcdClient:
         call = stream(metadata=_REQUIRE_LEADER)
         create = rpc_pb2.WatchCreateRequest(key=key, range_end=range_end, start_revision=start_revision)
         try:
-            await call.write(rpc_pb2.WatchRequest(create_request=create))
+            await _send(call, rpc_pb2.WatchRequest(create_request=create))
             async for reply in _replies(call):
                 if reply.compact_revision:
                     raise Compacted(int(reply.compact_revision))
@@ -297,6 +299,15 @@ class EtcdClient:
             raise EtcdUnavailable(f"watch stream from {self.current_endpoint} ended")
         finally:
             call.cancel()
+
+
+async def _send(call: Any, request: Message) -> None:
+    try:
+        await call.write(request)
+    except grpc.aio.AioRpcError as err:
+        raise _error("Watch", err) from None
+    except asyncio.InvalidStateError:  # the call already ended: its reply loop says how
+        pass
 
 
 async def _replies(call: Any) -> AsyncIterator[rpc_pb2.WatchResponse]:

@@ -15,7 +15,9 @@ from gce_plugin.store.local import EtcdCluster
 T = TypeVar("T")
 
 
-def client_for(cluster: EtcdCluster, members: Sequence[int] | None = None, timeout: float = 2.0) -> EtcdClient:
+def client_for(
+    cluster: EtcdCluster, members: Sequence[int] | None = None, timeout: float = 2.0
+) -> EtcdClient:
     chosen = [cluster.endpoints[i] for i in members] if members is not None else cluster.endpoints
     return EtcdClient([parse_host_port(e) for e in chosen], timeout=timeout)
 
