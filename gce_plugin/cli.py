@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print an Envoy bootstrap that talks ADS to this control plane",
     ),
     "emulator": ("gce_plugin.emulator.command", "serve a Compute Engine API emulator from a fixture"),
+    "apply": ("gce_plugin.commands.apply", "create or update Upstreams in an etcd store from manifests"),
+    "get": ("gce_plugin.commands.get", "list the Upstreams of an etcd store, with their status"),
+    "delete": ("gce_plugin.commands.delete", "delete an Upstream from an etcd store"),
 }
 
 
