@@ -46,7 +46,10 @@ def decode_upstream(key: str, value: bytes, mod_revision: int, ref: tuple[str, s
         text = value.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ManifestError(key, f"not UTF-8 text (byte {err.start})") from None
-    documents = manifests.parse_yaml(text, key)
+    try:
+        documents = manifests.parse_yaml(text, key)
+    except ManifestError as err:  # a value is one document: "document 1" would say nothing
+        raise ManifestError(key, err.reason, line=err.line) from None
     if len(documents) != 1:
         raise ManifestError(key, f"expected one YAML document, found {len(documents)}")
     doc = documents[0][1]

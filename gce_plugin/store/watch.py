@@ -23,9 +23,10 @@ from types import MappingProxyType
 
 from gce_plugin.api import Upstream
 from gce_plugin.manifests import ManifestError
-from gce_plugin.store.client import Compacted, EtcdClient, EtcdError, EtcdUnavailable, prefix_end
+from gce_plugin.store.client import Compacted, EtcdClient, EtcdError, prefix_end
 from gce_plugin.store.etcdpb import kv_pb2
 from gce_plugin.store.layout import Layout, UpstreamRef
+from gce_plugin.store.leader import PublishedEndpoints
 from gce_plugin.store.upstreams import decode_kv
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class PrefixWatch:
             except Compacted as err:
                 log.warning("etcd watch from revision %d: %s; listing again", revision + 1, err)
                 revision = 0
-            except EtcdUnavailable as err:
+            except EtcdError as err:  # unavailable, or refused (auth, TLS): report, retry
                 self._set_health(False, str(err))
                 self.client.rotate()
                 await asyncio.sleep(delay)
@@ -212,3 +213,66 @@ class UpstreamWatch:
             except ManifestError:
                 at = reply.kvs[0].mod_revision - 1
         return None
+
+
+@dataclass(frozen=True)
+class PublishedState:
+    """The endpoints the leader published, per upstream, at ``revision``; keys whose value is not
+    a published-endpoints value are listed in ``errors`` (and left out)."""
+
+    revision: int
+    endpoints: Mapping[UpstreamRef, PublishedEndpoints]
+    errors: Mapping[UpstreamRef, str] = field(default_factory=dict)
+    changed: frozenset[UpstreamRef] | None = None
+
+
+class EndpointsWatch:
+    """What a replica that does not poll reads: every upstream's published endpoints, complete at
+    each revision, with PrefixWatch's resume and re-list."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        layout: Layout | None = None,
+        *,
+        on_health: Callable[[Health], None] | None = None,
+        retry: float = 0.2,
+    ) -> None:
+        self.layout = layout or Layout()
+        self.watch = PrefixWatch(client, self.layout.endpoints_dir, on_health=on_health, retry=retry)
+        self._decoded: dict[bytes, tuple[int, PublishedEndpoints | str]] = {}
+
+    async def states(self) -> AsyncIterator[PublishedState]:
+        directory = self.layout.endpoints_dir
+        async for state in self.watch.states():
+            endpoints: dict[UpstreamRef, PublishedEndpoints] = {}
+            errors: dict[UpstreamRef, str] = {}
+            self._decoded = {k: v for k, v in self._decoded.items() if k in state.entries}
+            for key, kv in state.entries.items():
+                ref = self.layout.ref_under(directory, key)
+                if ref is None:
+                    continue
+                result = self._decode(kv)
+                if isinstance(result, PublishedEndpoints):
+                    endpoints[ref] = result
+                else:
+                    errors[ref] = result
+            changed = None
+            if state.changed is not None:
+                refs = (self.layout.ref_under(directory, key) for key in state.changed)
+                changed = frozenset(ref for ref in refs if ref is not None)
+            yield PublishedState(
+                state.revision, MappingProxyType(endpoints), MappingProxyType(errors), changed
+            )
+
+    def _decode(self, kv: kv_pb2.KeyValue) -> PublishedEndpoints | str:
+        cached = self._decoded.get(kv.key)
+        if cached is not None and cached[0] == kv.mod_revision:
+            return cached[1]
+        try:
+            result: PublishedEndpoints | str = PublishedEndpoints.decode(kv.value)
+        except ValueError as err:
+            result = f"{kv.key.decode(errors='replace')}: {err}"
+            log.error("published endpoints %s", result)
+        self._decoded[kv.key] = (kv.mod_revision, result)
+        return result

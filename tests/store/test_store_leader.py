@@ -15,6 +15,7 @@ from gce_plugin.store.layout import Layout
 from gce_plugin.store.leader import Deposed, Election, PublishedEndpoints, Publisher, fenced
 from gce_plugin.store.local import EtcdCluster
 from gce_plugin.store.statuses import decode_status
+from gce_plugin.store.watch import EndpointsWatch, PublishedState
 from tests.store.store_testkit import client_for, eventually
 
 
@@ -142,3 +143,52 @@ def test_published_endpoints_value_is_checked() -> None:
     for bad in (b"", b"{}", b'{"version": "1", "data": "!!"}', b"\xff"):
         with pytest.raises(ValueError):
             PublishedEndpoints.decode(bad)
+
+
+def test_replicas_read_what_the_leader_published(etcd1: EtcdCluster, prefix: str) -> None:
+    async def scenario() -> None:
+        layout = Layout(prefix)
+        async with client_for(etcd1) as client:
+            election = Election(client, "leader", layout=layout, ttl=5)
+            lead = await election.campaign()
+            publisher = Publisher(client, layout)
+            await publisher.load()
+            first = {
+                ("default", "web"): PublishedEndpoints("1", b"w1"),
+                ("default", "api"): PublishedEndpoints("1", b"a1"),
+            }
+            await publisher.publish_endpoints(lead, first)
+            await client.put(layout.endpoints("default", "junk"), b"not json")
+
+            replica = EndpointsWatch(client_for(etcd1), layout)
+            states: list[PublishedState] = []
+
+            async def consume() -> None:
+                async for state in replica.states():
+                    states.append(state)
+
+            task = asyncio.create_task(consume())
+            try:
+
+                async def listed() -> bool:
+                    return bool(states)
+
+                await eventually("first state", listed)
+                assert dict(states[0].endpoints) == first
+                assert "not a published endpoints value" in states[0].errors[("default", "junk")]
+                await publisher.publish_endpoints(lead, {("default", "web"): PublishedEndpoints("2", b"w2")})
+
+                async def updated() -> bool:
+                    return states[-1].endpoints[("default", "web")].version == "2"
+
+                await eventually("the update", updated)
+                assert states[-1].changed == frozenset({("default", "web")})
+                assert states[-1].endpoints[("default", "api")] == first[("default", "api")]
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await replica.watch.client.close()
+            await election.resign(lead)
+
+    asyncio.run(scenario())
