@@ -149,6 +149,7 @@ class UpstreamWatch:
         self.watch = PrefixWatch(client, self.layout.upstreams(), on_health=on_health, retry=retry)
         self._decoded: dict[bytes, tuple[int, Upstream | ManifestError]] = {}  # key -> (mod_revision, result)
         self._last_good: dict[UpstreamRef, Upstream] = {}
+        self._history_checked: dict[bytes, int] = {}  # key -> bad mod_revision already looked up
 
     @property
     def health(self) -> Health:
@@ -164,6 +165,7 @@ class UpstreamWatch:
         stale: set[UpstreamRef] = set()
         for key in [k for k in self._decoded if k not in state.entries]:
             del self._decoded[key]
+            self._history_checked.pop(key, None)
         for key, kv in state.entries.items():
             ref = self.layout.upstream_ref(key)
             if ref is None:
@@ -173,7 +175,7 @@ class UpstreamWatch:
                 upstreams[ref] = self._last_good[ref] = result
                 continue
             errors[ref] = result
-            good = self._last_good.get(ref) or await self._from_history(kv)
+            good = self._last_good.get(ref) or await self._history_once(kv)
             if good is not None:
                 upstreams[ref] = self._last_good[ref] = good
                 stale.add(ref)
@@ -194,6 +196,13 @@ class UpstreamWatch:
             result = err
         self._decoded[kv.key] = (kv.mod_revision, result)
         return result
+
+    async def _history_once(self, kv: kv_pb2.KeyValue) -> Upstream | None:
+        """``_from_history``, asked once per bad revision of a key (not again on every state)."""
+        if self._history_checked.get(kv.key) == kv.mod_revision:
+            return None
+        self._history_checked[kv.key] = kv.mod_revision
+        return await self._from_history(kv)
 
     async def _from_history(self, kv: kv_pb2.KeyValue) -> Upstream | None:
         """The newest good version among the key's earlier revisions still in etcd (a process
