@@ -116,9 +116,15 @@ class UpstreamStore:
         if current is not None and _same(self.layout, current, upstream):
             return "unchanged", at
         result = await self.client.txn(put_if(key, value, at))
-        if not result.succeeded:
-            raise Conflict(f"upstream {meta.namespace}/{meta.name} changed while being applied: try again")
-        return ("configured" if current is not None else "created"), int(result.header.revision)
+        outcome: Outcome = "configured" if current is not None else "created"
+        if result.succeeded:
+            return outcome, int(result.header.revision)
+        # The compare failed. Either someone else wrote in between, or our own write landed and its
+        # reply was lost to a member failure, and the client sent it again to another member.
+        now = (await self.client.range(key)).kvs
+        if now and now[0].value == value and now[0].mod_revision > at:
+            return outcome, int(now[0].mod_revision)
+        raise Conflict(f"upstream {meta.namespace}/{meta.name} changed while being applied: try again")
 
     async def delete(self, namespace: str, name: str) -> bool:
         """Delete the upstream: False when there was none."""

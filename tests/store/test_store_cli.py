@@ -148,3 +148,46 @@ def test_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "etcd unreachable" in done.stderr
+
+
+def test_apply_of_a_directory_uses_the_loaders_duplicate_rule(
+    etcd1: EtcdCluster, prefix: str, tmp_path: Path
+) -> None:
+    text = (EXAMPLES / "upstreams.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text.split("---")[0])  # web again
+    done = cli(etcd1, prefix, "apply", "-f", str(tmp_path))
+    assert done.returncode == 1
+    assert f"{tmp_path / 'b.yaml'}: document 1: metadata.name: duplicate upstream default.web" in done.stderr
+    assert etcdctl(etcd1, "get", "--prefix", "--keys-only", f"{prefix}/") == ""
+
+
+def test_get_shows_the_status_the_leader_published(etcd1: EtcdCluster, prefix: str) -> None:
+    import asyncio
+
+    from gce_plugin.api import Status
+    from gce_plugin.store.layout import Layout
+    from gce_plugin.store.leader import Election, Publisher
+    from tests.store.store_testkit import client_for
+
+    assert cli(etcd1, prefix, "apply", "-f", str(EXAMPLES)).returncode == 0
+
+    async def publish() -> None:
+        layout = Layout(prefix)
+        async with client_for(etcd1) as client:
+            election = Election(client, "leader-1", layout=layout, ttl=5)
+            lead = await election.campaign()
+            rejected = Status(state=Status.Rejected, reason="no such group", reported_by="gce-plugin")
+            await Publisher(client, layout).publish_statuses(lead, {("default", "api"): (rejected, "2")})
+            await election.resign(lead)
+
+    asyncio.run(publish())
+    table = cli(etcd1, prefix, "get", "upstreams")
+    rows = {line.split()[1]: line.split()[3] for line in table.stdout.splitlines()[1:]}
+    assert rows == {"api": "Rejected", "web": "-"}
+    listed = yaml.safe_load(cli(etcd1, prefix, "get", "upstreams", "api", "-o", "yaml").stdout)
+    assert listed["items"][0]["status"] == {
+        "state": 2,
+        "reason": "no such group",
+        "reported_by": "gce-plugin",
+    }

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from gce_plugin.store.client import EtcdClient, EtcdUnavailable, parse_store_url, prefix_end
+from gce_plugin.store.etcdpb import rpc_pb2
 from gce_plugin.store.local import EtcdCluster
 from gce_plugin.store.upstreams import put_if
 from tests.store.store_testkit import client_for
@@ -97,5 +98,36 @@ def test_unary_calls_move_to_a_live_member(etcd3: EtcdCluster) -> None:
             await client.put(b"k", b"after")  # served by another member
             assert client.current_endpoint != etcd3.endpoints[0]
             assert (await client.range(b"k")).kvs[0].value == b"after"
+
+    asyncio.run(scenario())
+
+
+class _ReplyLost(EtcdClient):
+    """Applies each transaction, then answers as the retry on another member would: compare failed."""
+
+    async def txn(self, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        await super().txn(request)
+        return rpc_pb2.TxnResponse(succeeded=False)
+
+
+def test_apply_whose_reply_was_lost_is_not_a_conflict(etcd1: EtcdCluster, prefix: str) -> None:
+    from gce_plugin.hostport import parse_host_port
+    from gce_plugin.store.layout import Layout
+    from gce_plugin.store.upstreams import Conflict, UpstreamStore
+    from tests.store.test_store_codec import _upstream
+
+    async def scenario() -> None:
+        client = _ReplyLost([parse_host_port(e) for e in etcd1.endpoints])
+        async with client:
+            store = UpstreamStore(client, Layout(prefix))
+            assert (await store.apply(_upstream()))[0] == "created"
+            changed = _upstream()
+            changed.upstream_spec.use_http2 = False
+            assert (await store.apply(changed))[0] == "configured"
+            # A real conflict still is one: someone else's value is there.
+            other = _upstream()
+            other.metadata.resource_version = "1"
+            with pytest.raises(Conflict):
+                await store.apply(other)
 
     asyncio.run(scenario())
