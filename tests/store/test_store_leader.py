@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
+from pathlib import Path
 
 import pytest
 
 from gce_plugin.api import Status
+from gce_plugin.localstack import Process, wait_for
 from gce_plugin.store.etcdpb import rpc_pb2
 from gce_plugin.store.layout import Layout
 from gce_plugin.store.leader import Deposed, Election, PublishedEndpoints, Publisher, fenced
@@ -192,3 +196,40 @@ def test_replicas_read_what_the_leader_published(etcd1: EtcdCluster, prefix: str
             await election.resign(lead)
 
     asyncio.run(scenario())
+
+
+def test_kill_stop_of_the_leader_process_past_its_ttl_then_cont_its_writes_are_refused(
+    etcd1: EtcdCluster, prefix: str, tmp_path: Path
+) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    child = Process(
+        "leader-child",
+        [sys.executable, "-m", "tests.store.leader_child", ",".join(etcd1.endpoints), prefix, "old"],
+        tmp_path,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    try:
+        wait_for("the child leads and writes", lambda: "wrote 3" in child.log_text(), timeout=20)
+        child.proc.send_signal(signal.SIGSTOP)
+
+        async def take_over() -> int:
+            async with client_for(etcd1) as client:
+                successor = Election(client, "new", layout=Layout(prefix), ttl=5)
+                lead = await asyncio.wait_for(successor.campaign(retry=0.1), 20)
+                return lead.create_revision
+
+        elected_at = asyncio.run(take_over())
+        child.proc.send_signal(signal.SIGCONT)
+        assert child.proc.wait(20) == 3, child.log_text()
+        assert "deposed" in child.log_text()
+
+        async def old_writes() -> list[int]:
+            async with client_for(etcd1) as client:
+                _, kvs = await client.range_all(f"{prefix}/writes/old/".encode())
+                return [kv.mod_revision for kv in kvs]
+
+        revisions = asyncio.run(old_writes())
+        assert len(revisions) >= 3
+        assert max(revisions) < elected_at  # nothing the old leader wrote landed after the takeover
+    finally:
+        child.stop()
