@@ -81,12 +81,14 @@ class Election:
         key = self.layout.leader
         while True:
             try:
-                result = await self.client.txn(self._claim(key, lease))
+                # A read first: while someone leads, waiting costs no raft proposal.
+                held = (await self.client.range(key, keys_only=True)).kvs
+                result = None if held else await self.client.txn(self._claim(key, lease))
             except EtcdUnavailable as err:
                 log.warning("election: %s", err)
                 await asyncio.sleep(retry)
                 continue
-            if result.succeeded:
+            if result is not None and result.succeeded:
                 leadership = Leadership(self.identity, key, lease, int(result.header.revision), self.ttl)
                 self._keepalive = asyncio.create_task(self._keep(leadership))
                 log.info("elected leader %s (revision %d)", self.identity, leadership.create_revision)
