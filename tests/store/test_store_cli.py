@@ -191,3 +191,12 @@ def test_get_shows_the_status_the_leader_published(etcd1: EtcdCluster, prefix: s
         "reason": "no such group",
         "reported_by": "gce-plugin",
     }
+
+
+def test_commands_work_with_a_member_down(etcd3: EtcdCluster) -> None:
+    etcd3.kill(0)  # the first member of --store is gone
+    done = cli(etcd3, "gloo", "apply", "-f", str(EXAMPLES))
+    assert done.returncode == 0, done.stderr
+    listed = cli(etcd3, "gloo", "get", "upstreams")
+    assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["api", "web"]
+    assert cli(etcd3, "gloo", "delete", "upstream", "default/api").returncode == 0
