@@ -6,15 +6,16 @@ protoc, the transport is grpcio, already a dependency, and nothing touches ``sys
 default descriptor pool beyond the ``etcdserverpb``/``mvccpb`` names.
 
 Endpoints: the client talks to one member at a time and moves to the next one when a call fails with
-UNAVAILABLE or times out (a member killed, paused, or without a raft leader). Unary calls try every
-member once before giving up with ``EtcdUnavailable``. Streams (``watch``, lease keep-alive) are not
-retried here: their caller resumes them (``gce_plugin/store/watch.py`` from the last seen revision).
+UNAVAILABLE or times out (a member killed, paused, or without a raft leader). Unary calls and lease
+refreshes try every member once, pause, and try them all once more before giving up with
+``EtcdUnavailable``. A watch stream is not retried here: its caller resumes it from the last
+revision it saw (``gce_plugin/store/watch.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +28,10 @@ from gce_plugin.hostport import parse_host_port
 from gce_plugin.store.etcdpb import kv_pb2, rpc_pb2
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
+_ROUNDS = 2
+_ROUND_PAUSE = 1.0  # seconds; etcd's default election timeout is 1 s
 # The reasons a member cannot serve a call now, but another member may.
 _RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # etcd's metadata asking a member to fail a watch when it has no raft leader (clientv3's
@@ -162,23 +166,35 @@ class EtcdClient:
 
     # --- unary calls ---
 
-    async def _unary(self, method: str, request: Message, response: type[M]) -> M:
+    async def _on_members(self, method: str, attempt: Callable[[int], Awaitable[T]]) -> T:
+        """``attempt(member index)`` on the current member, then on the next ones while they are
+        unavailable: every member once, then, after a pause that outlasts a raft election (a
+        proposal made while the members elect a new leader fails), every member once more."""
         errors: list[str] = []
-        for _ in range(len(self.endpoints)):
-            index = self._current
+        for round_ in range(_ROUNDS):
+            if round_:
+                await asyncio.sleep(_ROUND_PAUSE)
+            for _ in range(len(self.endpoints)):
+                index = self._current
+                try:
+                    return await attempt(index)
+                except grpc.aio.AioRpcError as err:
+                    if err.code() not in _RETRY_CODES:
+                        raise _error(method, err) from None
+                    errors.append(f"{self.endpoints[index]}: {err.code().name} {err.details()}")
+                    if self._current == index:
+                        self.rotate()
+        raise EtcdUnavailable(f"etcd unreachable ({method}): " + "; ".join(errors))
+
+    async def _unary(self, method: str, request: Message, response: type[M]) -> M:
+        async def attempt(index: int) -> M:
             call = self._channel(index).unary_unary(
                 method, request_serializer=_serialize, response_deserializer=response.FromString
             )
-            try:
-                result: M = await call(request, timeout=self.timeout)
-                return result
-            except grpc.aio.AioRpcError as err:
-                if err.code() not in _RETRY_CODES:
-                    raise _error(method, err) from None
-                errors.append(f"{self.endpoints[index]}: {err.code().name} {err.details()}")
-                if self._current == index:
-                    self.rotate()
-        raise EtcdUnavailable(f"etcd unreachable ({method}): " + "; ".join(errors))
+            result: M = await call(request, timeout=self.timeout)
+            return result
+
+        return await self._on_members(method, attempt)
 
     async def range(
         self,
@@ -243,18 +259,7 @@ class EtcdClient:
 
     async def lease_keepalive(self, lease: int) -> int:
         """Refresh ``lease`` once: its TTL left in seconds, 0 or less when it has expired."""
-        errors: list[str] = []
-        for _ in range(len(self.endpoints)):
-            index = self._current
-            try:
-                return await self._keepalive_once(index, lease)
-            except grpc.aio.AioRpcError as err:
-                if err.code() not in _RETRY_CODES:
-                    raise _error("LeaseKeepAlive", err) from None
-                errors.append(f"{self.endpoints[index]}: {err.code().name} {err.details()}")
-                if self._current == index:
-                    self.rotate()
-        raise EtcdUnavailable("etcd unreachable (LeaseKeepAlive): " + "; ".join(errors))
+        return await self._on_members("LeaseKeepAlive", lambda index: self._keepalive_once(index, lease))
 
     async def _keepalive_once(self, index: int, lease: int) -> int:
         stream = self._channel(index).stream_stream(

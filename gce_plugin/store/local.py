@@ -9,8 +9,10 @@ each member gets free ports, a data directory of its own, and dies with the proc
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import socket
 import ssl
 import tempfile
 import urllib.error
@@ -100,7 +102,7 @@ class EtcdCluster:
         self.tls = tls
         scheme = "https" if tls else "http"
         self.members = [
-            Member(f"m{i}", free_port(HOST), free_port(HOST), self.work_dir / f"m{i}.etcd", scheme=scheme)
+            Member(f"m{i}", stable_port(), stable_port(), self.work_dir / f"m{i}.etcd", scheme=scheme)
             for i in range(size)
         ]
 
@@ -149,11 +151,23 @@ class EtcdCluster:
             return
         member.process = Process(f"etcd-{member.name}", self._args(member), self.work_dir)
 
-    def start(self, timeout: float = 30.0) -> EtcdCluster:
-        for index in range(len(self.members)):
-            self.start_member(index)
-        for member in self.members:
-            self.wait_healthy(member, timeout)
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> EtcdCluster:
+        """Start every member and wait until all are healthy. A port taken between choosing it and
+        etcd binding it (another process's choice) costs a fresh start on other ports."""
+        for attempt in range(attempts):
+            for index in range(len(self.members)):
+                self.start_member(index)
+            try:
+                for member in self.members:
+                    self.wait_healthy(member, timeout)
+                return self
+            except RuntimeError as err:
+                if "address already in use" not in str(err) or attempt == attempts - 1:
+                    raise
+                self._stop_members()
+                for member in self.members:
+                    shutil.rmtree(member.data_dir, ignore_errors=True)
+                    member.client_port, member.peer_port = stable_port(), stable_port()
         return self
 
     def wait_healthy(self, member: Member, timeout: float = 30.0) -> None:
@@ -193,13 +207,17 @@ class EtcdCluster:
         """The argv of an etcdctl command against this cluster."""
         return [etcdctl_binary(), f"--endpoints={','.join(endpoints or self.endpoints)}", *args]
 
-    def close(self) -> None:
+    def _stop_members(self) -> None:
         for member in self.members:
             if member.process is not None:
                 if member.process.alive():
                     member.process.proc.send_signal(signal.SIGKILL)
                     member.process.proc.wait(10)
                 member.process.stop()
+                member.process = None
+
+    def close(self) -> None:
+        self._stop_members()
         if self._own_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -217,6 +235,25 @@ class EtcdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stable_port() -> int:
+    """A free loopback port below the kernel's ephemeral range. A port from ``bind(0)`` is an
+    ephemeral one, which any outgoing connection (etcd's own peer connections included) may take
+    before the member that was to listen on it starts, or while it is down for a restart."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randint(min(10_000, low // 2), low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    return free_port(HOST)
 
 
 def etcdctl_binary() -> str:

@@ -27,11 +27,11 @@ def test_one_leader_then_the_next_when_the_lease_goes(etcd1: EtcdCluster, prefix
     async def scenario() -> None:
         layout = Layout(prefix)
         async with client_for(etcd1) as a_client, client_for(etcd1) as b_client:
-            a = Election(a_client, "a", layout=layout, ttl=2)
-            b = Election(b_client, "b", layout=layout, ttl=2)
+            a = Election(a_client, "a", layout=layout, ttl=3)
+            b = Election(b_client, "b", layout=layout, ttl=3)
             lead_a = await a.campaign()
             waiting = asyncio.create_task(b.campaign(retry=0.1))
-            await asyncio.sleep(3)  # longer than the TTL: a keeps its lease alive, b waits
+            await asyncio.sleep(4)  # longer than the TTL: a keeps its lease alive, b waits
             assert not waiting.done()
             assert await b.leader() == "a"
             await a.resign(lead_a)
