@@ -18,8 +18,10 @@ from pathlib import Path
 from gce_plugin import manifests
 from gce_plugin.api import Upstream
 from gce_plugin.store.client import EtcdError
-from gce_plugin.store.options import add_store_arguments, store_from_args
+from gce_plugin.store.options import store_from_args, store_parent
 from gce_plugin.store.upstreams import Conflict, UpstreamStore
+
+PARENTS = (store_parent,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE|DIR",
         help="a manifest file or a directory of them",
     )
-    add_store_arguments(parser)
 
 
 def read_manifests(path: Path) -> tuple[list[Upstream], list[manifests.ManifestError]]:

@@ -12,14 +12,15 @@ import sys
 
 from gce_plugin.store.client import EtcdError
 from gce_plugin.store.layout import check_ref
-from gce_plugin.store.options import add_store_arguments, store_from_args
+from gce_plugin.store.options import store_from_args, store_parent
 from gce_plugin.store.upstreams import UpstreamStore
+
+PARENTS = (store_parent,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("resource", choices=("upstream", "upstreams", "us"), help="what to delete (upstream)")
     parser.add_argument("ref", metavar="NAMESPACE/NAME", help="the upstream")
-    add_store_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -19,18 +19,26 @@ import yaml
 from gce_plugin import manifests
 from gce_plugin.api import Status, Upstream
 from gce_plugin.store.client import EtcdError
-from gce_plugin.store.options import add_store_arguments, store_from_args
+from gce_plugin.store.options import store_from_args, store_parent
 from gce_plugin.store.upstreams import Listing, UpstreamStore
 
 RESOURCES = ("upstreams", "upstream", "us")
+
+
+PARENTS = (store_parent,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("resource", choices=RESOURCES, help="what to list (upstreams)")
     parser.add_argument("name", nargs="?", help="only this upstream")
     parser.add_argument("-n", "--namespace", help="only this namespace (default: all)")
-    parser.add_argument("-o", "--output", choices=("table", "yaml", "json"), default="table")
-    add_store_arguments(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "yaml", "json"),
+        default="table",
+        help="table: one line per upstream; yaml, json: a List of manifests (apply -f reads it)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

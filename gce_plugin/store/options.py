@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gce_plugin.commands.options import seconds
 from gce_plugin.store.client import EtcdClient, TlsFiles, parse_store_url
 from gce_plugin.store.layout import DEFAULT_PREFIX, Layout
 
 
-def add_store_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    group = parser.add_argument_group("store (etcd)")
+def store_parent() -> argparse.ArgumentParser:
+    """The ``--store`` option group, as an argparse parent (a command lists it in ``PARENTS``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("store (etcd)")
     group.add_argument(
         "--store",
-        required=required,
+        required=True,
         metavar="etcd://HOST:PORT[,HOST:PORT...]",
         help="the etcd cluster holding the config (every member, or some)",
     )
@@ -21,18 +24,19 @@ def add_store_arguments(parser: argparse.ArgumentParser, required: bool = True) 
         "--store-prefix",
         default=DEFAULT_PREFIX,
         metavar="PREFIX",
-        help=f"root key of the config, as Gloo's KV source (default {DEFAULT_PREFIX})",
+        help="root key of the config, as in Gloo's key-value config source",
     )
     group.add_argument(
-        "--store-ca", type=Path, metavar="FILE", help="CA certificate(s) of the etcd members: TLS"
+        "--store-ca", type=Path, metavar="FILE", help="CA certificate(s) of the etcd members: use TLS"
     )
     group.add_argument(
         "--store-cert", type=Path, metavar="FILE", help="client certificate for etcd (with --store-key)"
     )
     group.add_argument("--store-key", type=Path, metavar="FILE", help="client private key for etcd")
     group.add_argument(
-        "--store-timeout", type=float, default=5.0, metavar="SECONDS", help="per-call timeout (default 5)"
+        "--store-timeout", type=seconds(0.1), default=5.0, metavar="SECONDS", help="timeout of one etcd call"
     )
+    return parent
 
 
 def store_from_args(args: argparse.Namespace) -> tuple[EtcdClient, Layout]:

@@ -22,6 +22,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 
 from gce_plugin import metrics
 from gce_plugin.xds.cache import SnapshotCache
+from gce_plugin.xds.callbacks import NO_CALLBACKS, Callbacks
 from gce_plugin.xds.streams import FellBehind, Stream
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,10 @@ class XdsServer:
         address: str = "127.0.0.1:18000",
         *,
         options: Sequence[tuple[str, Any]] = (),
+        callbacks: Callbacks = NO_CALLBACKS,
     ) -> None:
         self._cache = cache
+        self._callbacks = callbacks
         self._address = address
         self._options = list(_DEFAULT_OPTIONS) + list(options)
         self._server: grpc.aio.Server | None = None
@@ -147,7 +150,15 @@ class XdsServer:
         only_type: str | None,
         label: str,
     ) -> AsyncIterator[bytes]:
-        stream = Stream(self._cache, delta=delta, only_type=only_type, label=label, peer=context.peer())
+        stream = Stream(
+            self._cache,
+            delta=delta,
+            only_type=only_type,
+            label=label,
+            peer=context.peer(),
+            callbacks=self._callbacks,
+        )
+        self._callbacks.on_stream_open(stream)
         unwatch = self._cache.watch(stream.wake)
         reader = asyncio.create_task(stream.read(requests))
         reader.add_done_callback(_reader_done(stream))
@@ -171,6 +182,7 @@ class XdsServer:
             if not self._streams:
                 self._no_streams.set()
             metrics.XDS_CLIENTS.labels(label).dec()
+            self._callbacks.on_stream_closed(stream)
             log.info(
                 "xDS stream closed", extra={"node": stream.node_id, "stream": label, "peer": stream.peer}
             )
