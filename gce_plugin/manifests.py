@@ -250,7 +250,10 @@ def dumps(upstreams: Collection[Upstream]) -> str:
 def parse_yaml(text: str, source: str) -> list[tuple[int, object]]:
     """The non-empty YAML documents of ``text`` as (1-based index, value), parsed exactly as manifest
     files are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
-    return _parse_yaml(Path(source), text)
+    try:
+        return _parse_yaml(Path(source), text)
+    except RecursionError:  # absurdly deep nesting: the parser recurses per level
+        raise ManifestError(source, "nested too deeply to be an Upstream manifest") from None
 
 
 def upstreams_from_document(doc: object, source: str, document: int | None = None) -> list[Upstream]:

@@ -192,3 +192,11 @@ def test_the_alias_allowance_is_per_file_not_per_document(tmp_path: Path) -> Non
     with pytest.raises(manifests.ManifestError, match="per file") as caught:
         manifests.load_file(path)
     assert caught.value.document == 5
+
+
+def test_parse_yaml_bounds_what_is_not_a_file_too() -> None:
+    """etcd values are parsed by manifests.parse_yaml: the same limits, reported as ManifestError."""
+    with pytest.raises(manifests.ManifestError, match="aliases"):
+        manifests.parse_yaml(BILLION_LAUGHS, "/gloo/upstreams/default/web")
+    with pytest.raises(manifests.ManifestError, match="nested too deeply"):
+        manifests.parse_yaml("[" * 100_000 + "]" * 100_000, "/gloo/upstreams/default/web")
