@@ -7,6 +7,12 @@ thread rather than per call, so a thread reuses its keep-alive connection (and T
 the calls of a poll; nothing of httplib2 or googleapiclient is shared between threads. Credentials
 are shared: google-auth refreshes them in whichever thread finds them expired.
 
+Memory: the bundled Compute discovery document is 4.8 MB of JSON, ~11 MiB and ~108,000 GC-tracked
+objects once parsed, and ``build`` parses it again for every service object (every worker thread).
+It is parsed once per process instead, cut down to the resources and methods below (``_document``),
+and each thread builds from its own deep copy of that small document (googleapiclient writes into
+the document it builds from, so threads must not share one).
+
 Timeouts: ``timeout`` is httplib2's socket timeout, so no call blocks its thread longer than that
 per connect/read; with bounded retries one call is bounded in time, and so is a poll.
 
@@ -18,12 +24,14 @@ final failure in ``COMPUTE_API_ERRORS{method,code}``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +40,8 @@ import google.auth.exceptions
 import google_auth_httplib2
 import httplib2
 from google.auth.credentials import AnonymousCredentials, Credentials
-from googleapiclient.discovery import build
+from googleapiclient.discovery import build_from_document
+from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 
 from gce_plugin import metrics
@@ -119,6 +128,49 @@ def _retry_after(exc: HttpError) -> float | None:
 
 def _bind_token(make: Callable[[Any, str | None], Any], token: str | None) -> Callable[[Any], Any]:
     return lambda service: make(service, token)
+
+
+# The resources and methods of the discovery document the calls below use; the rest is never loaded.
+USED_METHODS: dict[str, tuple[str, ...]] = {
+    "instanceGroups": ("get", "aggregatedList", "listInstances"),
+    "regionInstanceGroups": ("get", "listInstances"),
+    "instances": ("list",),
+}
+
+
+def _refs(node: Any) -> Iterator[str]:
+    """Every schema name a (part of a) discovery document refers to with ``$ref``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+@functools.cache
+def _document() -> JsonObject:
+    """The bundled Compute v1 discovery document with only ``USED_METHODS`` and the schemas they
+    reach; parsed once per process. Do not modify it: build from a copy."""
+    full = json.loads(get_static_doc("compute", "v1") or "{}")
+    resources = {
+        name: {"methods": {m: full["resources"][name]["methods"][m] for m in methods}}
+        for name, methods in USED_METHODS.items()
+    }
+    schemas: dict[str, Any] = {}
+    pending = list(_refs(resources))
+    while pending:
+        name = pending.pop()
+        if name not in schemas:
+            schemas[name] = full["schemas"][name]
+            pending.extend(_refs(schemas[name]))
+    document: JsonObject = {k: v for k, v in full.items() if k not in ("resources", "schemas")}
+    document["resources"] = resources
+    document["schemas"] = schemas
+    return document
 
 
 class ComputeClient:
@@ -251,15 +303,9 @@ class ComputeClient:
             if self._credentials is not None and not isinstance(self._credentials, AnonymousCredentials):
                 http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=http)
             options = {"api_endpoint": self._root} if self._root else None
-            # static_discovery: the bundled discovery document, no network at start-up.
-            service = build(
-                "compute",
-                "v1",
-                http=http,
-                static_discovery=True,
-                cache_discovery=False,
-                client_options=options,
-            )
+            # The bundled discovery document (no network at start-up), parsed once per process; a copy
+            # per thread, since googleapiclient writes into the document it builds from.
+            service = build_from_document(copy.deepcopy(_document()), http=http, client_options=options)
             self._local.service = service
         return service
 
