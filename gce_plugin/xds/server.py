@@ -22,7 +22,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 
 from gce_plugin import metrics
 from gce_plugin.xds.cache import SnapshotCache
-from gce_plugin.xds.streams import FellBehind, Stream
+from gce_plugin.xds.streams import FellBehind, SendGate, Stream
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,11 @@ class XdsServer:
         address: str = "127.0.0.1:18000",
         *,
         options: Sequence[tuple[str, Any]] = (),
+        full_sends: int = 16,
     ) -> None:
         self._cache = cache
+        # At most this many full-state responses (initial syncs, resyncs) built and written at once.
+        self.gate = SendGate(full_sends)
         self._address = address
         self._options = list(_DEFAULT_OPTIONS) + list(options)
         self._server: grpc.aio.Server | None = None
@@ -147,7 +150,9 @@ class XdsServer:
         only_type: str | None,
         label: str,
     ) -> AsyncIterator[bytes]:
-        stream = Stream(self._cache, delta=delta, only_type=only_type, label=label, peer=context.peer())
+        stream = Stream(
+            self._cache, delta=delta, only_type=only_type, label=label, peer=context.peer(), gate=self.gate
+        )
         unwatch = self._cache.watch(stream.wake)
         reader = asyncio.create_task(stream.read(requests))
         reader.add_done_callback(_reader_done(stream))

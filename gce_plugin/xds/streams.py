@@ -16,6 +16,7 @@ update it belongs to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -59,6 +60,41 @@ def shared_names(names: Iterable[str]) -> NameSet:
     return candidate
 
 
+class SendGate:
+    """Bounds how many full sends (a stream's initial or resync response, a state-of-the-world type's
+    whole set) are being built and written at once, across all streams. Each in-flight full response
+    is megabytes at scale (its bytes, and gRPC's copy until the client has read it), so a thousand
+    clients syncing at the same moment (a reconnect storm) would otherwise hold a thousand of them.
+    Waiters are served in arrival order (no stream is starved); a slot held longer than ``hold``
+    seconds (a client that does not read) is given back so the others move on."""
+
+    def __init__(self, limit: int = 16, hold: float = 5.0) -> None:
+        self.limit = limit
+        self.hold = hold
+        self._free = asyncio.Semaphore(limit)  # FIFO: waiters get a slot in the order they asked
+        self.waited = 0  # sends that had to wait for a slot (for tests and benchmarks)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._free.locked():
+            self.waited += 1
+        await self._free.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._free.release()
+
+        timer = asyncio.get_running_loop().call_later(self.hold, release)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            release()
+
+
 class FellBehind(Exception):
     """A delta stream missed changes that the cache no longer remembers; the client must reconnect
     (its initial_resource_versions then tell exactly what to send)."""
@@ -84,6 +120,10 @@ class _Subscription:
 
     def pending(self) -> bool:
         return self.first or self.everything or bool(self.dirty)
+
+    def full_send(self) -> bool:
+        """The next response covers every subscribed resource (bounded by the ``SendGate``)."""
+        return self.everything or (self.rtype.full_state and self.pending())
 
     def fold(self, changes: Changes) -> None:
         self.cursor = changes.seq
@@ -121,6 +161,8 @@ class _Subscription:
 class SotwSubscription(_Subscription):
     def update_names(self, requested: Iterable[str]) -> None:
         names = set(requested)
+        if self.ever_named and not self.wildcard and names == self.names and WILDCARD not in names:
+            return  # the same names again (every SotW ACK lists them all): nothing changes
         if not self.ever_named and not names:
             wildcard = True  # legacy: never named anything, so an empty list means "*"
         else:
@@ -150,20 +192,19 @@ class SotwSubscription(_Subscription):
         if self.rtype.full_state:
             body = cache.full_state_body(type_url) if self.wildcard else self._join(cache, sorted(self.names))
         else:
-            if self.everything:
-                names: Iterable[str] = (
-                    self.names | cache.entries(type_url).keys() if self.wildcard else self.names
-                )
+            if self.everything and self.wildcard:
+                body = self._join(cache, self.names | cache.entries(type_url).keys())
             else:
-                names = self.dirty
-            body = self._join(cache, names)
+                # Shared by every stream asking for the same names at this version (a fleet's initial
+                # syncs, a change that touches many assignments): one join, not one per stream.
+                names = self.names if self.everything else self.dirty
+                body = cache.sotw_body(type_url, names if isinstance(names, frozenset) else frozenset(names))
             if not body and not self.first:
                 self._sent()
                 return None
-        version = cache.version(type_url)
         self._sent()
-        self.sent_version = version
-        return body + encode(DiscoveryResponse(version_info=version, type_url=type_url))
+        self.sent_version = cache.version(type_url)
+        return body + cache.sotw_tail(type_url)
 
     def _join(self, cache: SnapshotCache, names: Iterable[str]) -> bytes:
         parts = []
@@ -264,8 +305,10 @@ class Stream:
         only_type: str | None = None,
         label: str = "ads",
         peer: str = "",
+        gate: SendGate | None = None,
     ) -> None:
         self._cache = cache
+        self._gate = gate
         self.delta = delta
         self._only_type = only_type  # a standalone service serves one type; ADS all
         self.label = label
@@ -398,23 +441,35 @@ class Stream:
                 if sub.awaiting_ack:
                     held_back = sub.pending()
                     continue
-                body = sub.build(cache)
-                if body is None:
-                    sub.since = None
-                    continue
-                self._nonce += 1
-                nonce = str(self._nonce)
-                sub.nonce = nonce
-                sub.awaiting_ack = True
-                since = sub.take_since()
-                response = body + encode(self._nonce_type(nonce=nonce))
-                # Drop every reference to a response once written: a stream then idles without
-                # holding its last (often its largest, initial) response, megabytes at scale.
-                del body
-                self.writing = True
-                yield response
-                del response
-                self.writing = False
+                # A full send is built and written inside a gate slot: the slot is held until the
+                # write is done (this generator resumes only then).
+                gated = self._gate is not None and sub.full_send()
+                async with self._gate.slot() if self._gate is not None and gated else _NO_SLOT:
+                    response = self._next(sub)
+                    if response is None:
+                        continue
+                    since = sub.take_since()
+                    self.writing = True
+                    yield response
+                    # Drop every reference to a response once written: a stream then idles without
+                    # holding its last (often its largest, initial) response, megabytes at scale.
+                    del response
+                    self.writing = False
                 metrics.XDS_PUSHES.labels(sub.type_url).inc()
                 if since is not None:
                     metrics.XDS_PUSH_LATENCY.labels(sub.type_url).observe(time.monotonic() - since)
+
+    def _next(self, sub: SotwSubscription | DeltaSubscription) -> bytes | None:
+        """The subscription's next response with its nonce, or None if there is nothing to send."""
+        body = sub.build(self._cache)
+        if body is None:
+            sub.since = None
+            return None
+        self._nonce += 1
+        nonce = str(self._nonce)
+        sub.nonce = nonce
+        sub.awaiting_ack = True
+        return body + encode(self._nonce_type(nonce=nonce))
+
+
+_NO_SLOT: contextlib.nullcontext[None] = contextlib.nullcontext()
