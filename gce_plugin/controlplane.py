@@ -19,6 +19,7 @@ from typing import Any
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from google.protobuf import json_format
 
+from gce_plugin import heap
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
 from gce_plugin.hostport import parse_host_port
@@ -154,6 +155,7 @@ class ControlPlane:
             try:
                 async for endpoint_list in watch:
                     self._publish(self.translator.set_endpoints(endpoint_list))
+                    heap.freeze_after_first_publish()
                 log.error("discovery watch ended; restarting", extra={"plugin": plugin.name})
             except Exception as exc:
                 log.exception("discovery watch crashed; restarting", extra={"plugin": plugin.name})
