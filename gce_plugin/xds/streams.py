@@ -117,6 +117,9 @@ class _Subscription:
         self.sent_version = ""  # type version of the latest response (for NACK logs)
         self.awaiting_ack = False
         self.since: float | None = None  # when the oldest unsent relevant change happened
+        # This type's metric children, looked up once (a labels() look-up per push costs a lock).
+        self.pushes = metrics.XDS_PUSHES.labels(self.type_url)
+        self.push_latency = metrics.XDS_PUSH_LATENCY.labels(self.type_url)
 
     def pending(self) -> bool:
         return self.first or self.everything or bool(self.dirty)
@@ -398,9 +401,20 @@ class Stream:
         try:
             async for request in requests:
                 self.on_request(request)
-                self._wake.set()
+                if self._due():
+                    self._wake.set()
         finally:
             self.close()
+
+    def _due(self) -> bool:
+        """Whether the writer has anything to do: a type not waiting for an ACK has something to send
+        or changes to look at. A plain ACK with nothing new after it (every client, on every change)
+        then costs no wake-up of the writer."""
+        cache = self._cache
+        return any(
+            not sub.awaiting_ack and (sub.pending() or sub.cursor != cache.seq(sub.type_url))
+            for sub in self._ordered
+        )
 
     def describe(self) -> dict[str, Any]:
         """The stream's state, for debugging and tests."""
@@ -455,9 +469,9 @@ class Stream:
                     # holding its last (often its largest, initial) response, megabytes at scale.
                     del response
                     self.writing = False
-                metrics.XDS_PUSHES.labels(sub.type_url).inc()
+                sub.pushes.inc()
                 if since is not None:
-                    metrics.XDS_PUSH_LATENCY.labels(sub.type_url).observe(time.monotonic() - since)
+                    sub.push_latency.observe(time.monotonic() - since)
 
     def _next(self, sub: SotwSubscription | DeltaSubscription) -> bytes | None:
         """The subscription's next response with its nonce, or None if there is nothing to send."""
