@@ -92,6 +92,9 @@ async def serve(clusters: int) -> None:
                 probe_cpu += time.thread_time() - started
             elif line[0] == "cpu":
                 print(f"CPU {time.process_time() - probe_cpu}", flush=True)
+            elif line[0] == "gate":
+                gate = server.gate
+                print(f"GATE {gate.waited} {gate.overheld}", flush=True)
             elif line[0] == "streams":
                 print(f"STREAMS {server.connected_clients()}", flush=True)
     finally:

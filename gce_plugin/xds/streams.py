@@ -73,6 +73,7 @@ class SendGate:
         self.hold = hold
         self._free = asyncio.Semaphore(limit)  # FIFO: waiters get a slot in the order they asked
         self.waited = 0  # sends that had to wait for a slot (for tests and benchmarks)
+        self.overheld = 0  # slots given back after ``hold`` seconds, their write still going on
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -87,7 +88,11 @@ class SendGate:
                 released = True
                 self._free.release()
 
-        timer = asyncio.get_running_loop().call_later(self.hold, release)
+        def overheld() -> None:
+            self.overheld += 1
+            release()
+
+        timer = asyncio.get_running_loop().call_later(self.hold, overheld)
         try:
             yield
         finally:
