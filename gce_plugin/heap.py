@@ -14,6 +14,7 @@ collection walks only what was allocated since, and measurements showed no need 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -25,11 +26,23 @@ _frozen = False
 
 def freeze_after_first_publish() -> bool:
     """Collect once, then freeze everything alive. Only the first call does anything (returns True);
-    the control plane calls it after every publish of a discovery answer."""
+    the control plane calls it after every publish of a discovery answer. Inside an event loop the
+    work (~0.4 s at 10,000 upstreams) runs as the loop's next callback, after the streams the publish
+    woke have started writing it: the first push is not held up by it."""
     global _frozen
     if _frozen:
         return False
     _frozen = True
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _collect_and_freeze()
+    else:
+        loop.call_soon(_collect_and_freeze)
+    return True
+
+
+def _collect_and_freeze() -> None:
     started = time.perf_counter()
     gc.collect()
     gc.freeze()
@@ -37,7 +50,6 @@ def freeze_after_first_publish() -> bool:
         "long-lived state frozen for the garbage collector",
         extra={"objects": gc.get_freeze_count(), "ms": round(1000 * (time.perf_counter() - started), 1)},
     )
-    return True
 
 
 def frozen() -> bool:

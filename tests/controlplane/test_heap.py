@@ -3,6 +3,7 @@ discovery answer; later publishes do nothing more, and frozen objects are still 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
@@ -61,3 +62,15 @@ def test_the_control_plane_freezes_after_its_first_discovery_publish(
     run_plane(tmp_path, FlakyDiscovery(), body)
     assert calls and all(calls)
     assert gc.get_freeze_count() > 0
+
+
+def test_inside_an_event_loop_the_freeze_runs_as_the_next_callback(fresh_heap: None) -> None:
+    async def main() -> None:
+        before = gc.get_freeze_count()
+        assert heap.freeze_after_first_publish()
+        assert gc.get_freeze_count() == before  # not yet: streams woken by the publish go first
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert gc.get_freeze_count() > before
+
+    asyncio.run(main())
