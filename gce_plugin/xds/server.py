@@ -154,7 +154,7 @@ class XdsServer:
             self._cache, delta=delta, only_type=only_type, label=label, peer=context.peer(), gate=self.gate
         )
         unwatch = self._cache.watch(stream.wake)
-        reader = asyncio.create_task(stream.read(requests))
+        reader = asyncio.create_task(stream.read(_requests(context)))
         reader.add_done_callback(_reader_done(stream))
         self._streams.add(stream)
         self._no_streams.clear()
@@ -179,6 +179,19 @@ class XdsServer:
             log.info(
                 "xDS stream closed", extra={"node": stream.node_id, "stream": label, "peer": stream.peer}
             )
+
+
+async def _requests(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """The stream's requests, read with ``context.read()``. grpc's own request iterator is an async
+    generator that keeps the last request it yielded while waiting for the next one; a SotW request
+    lists every subscribed name (an Envoy's ACK of 10,000 assignments is ~1 MB parsed), so every idle
+    stream would hold one. Here it is dropped before the next read."""
+    while True:
+        request = await context.read()
+        if request is grpc.aio.EOF:
+            return
+        yield request
+        del request
 
 
 def _reader_done(stream: Stream) -> Callable[[asyncio.Task[None]], None]:

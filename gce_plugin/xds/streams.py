@@ -406,6 +406,9 @@ class Stream:
         try:
             async for request in requests:
                 self.on_request(request)
+                # Not kept while waiting for the next one: a SotW request lists every subscribed name
+                # (an Envoy's ACK of 10,000 assignments is ~1 MB parsed), per idle stream.
+                del request
                 if self._due():
                     self._wake.set()
         finally:
