@@ -7,10 +7,17 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup generated-code check-generated test lint run bench bench-quick clean
 
+# Python 3.11+ is checked before anything is created; a venv left by an older Python (or a broken
+# one) is removed first, so switching interpreters needs no `make clean`. pip shows its progress.
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "gce-plugin needs Python 3.11 or newer, but '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)." >&2; \
+	  echo "Install one and run e.g.: make $(MAKECMDGOALS) PYTHON=python3.11" >&2; exit 1; }
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || rm -rf $(VENV)
+	@echo "== setting up $(VENV): installing the project and its dev tools (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar on --upgrade pip
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 run: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m gce_plugin.demo
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/gce-plugin demo
 
 bench: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench

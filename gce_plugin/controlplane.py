@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.health_check_pb2 import HealthStatus
 from google.protobuf import json_format
 
-from gce_plugin import heap
+from gce_plugin import heap, metrics
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
+from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.manifest_watch import ManifestDirectory
 from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
@@ -32,9 +34,11 @@ from gce_plugin.plugins.plugin import (
     Settings,
     UpstreamKey,
     WatchOpts,
+    cluster_name,
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry, default_registry
+from gce_plugin.sync_status import SyncTracker
 from gce_plugin.translation.translator import Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 
@@ -61,7 +65,12 @@ class ControlPlane:
         self.manifests = ManifestDirectory(options.config_dir)
         self.translator = Translator(self.registry)
         self.cache = SnapshotCache()
-        self.xds = XdsServer(self.cache, options.xds_address)
+        # Operator view: per-Envoy sync state, discovery and manifest health (gce_plugin/health.py).
+        self.sync = SyncTracker()
+        self.discovery_health = DiscoveryHealth()
+        self.config_health = ConfigHealth()
+        self._config_seen: object = None  # the manifests' errors dict last recorded
+        self.xds = XdsServer(self.cache, options.xds_address, callbacks=self.sync)
         self.admin: AdminServer | None = None
         self._ready = False
         self._loaded = asyncio.Event()
@@ -71,22 +80,44 @@ class ControlPlane:
         self.statuses: dict[UpstreamKey, Status] = {}
         self._watched: dict[UpstreamKey, bytes] | None = None
         self._discovery: list[asyncio.Task[None]] = []
+        # For the status page: each upstream's cluster, and each cluster's endpoints by health status.
+        self._cluster_of: dict[UpstreamKey, str] = {}
+        self._endpoint_counts: dict[str, dict[str, int]] = {}
 
     def ready(self) -> bool:
         return self._ready
 
+    def degraded(self) -> list[str]:
+        """What is wrong while the last good config is served (``/readyz``'s body, the status page)."""
+        return self.config_health.degraded() + self.discovery_health.degraded()
+
     def status_report(self) -> dict[str, Any]:
-        """``{"namespace.name": {"state": "Accepted"|"Rejected", "reason": ..., "reportedBy": ...}}``"""
+        """``{"namespace.name": {"state": "Accepted"|"Rejected", "reason": ..., "reportedBy": ...,
+        "discovery": {"lastSuccess": ..., "error": ..., "errorSince": ...}}}``"""
         statuses = dict(self.statuses)  # read from the admin thread: copy first
-        return {f"{ns}.{name}": json_format.MessageToDict(st) for (ns, name), st in sorted(statuses.items())}
+        health = self.discovery_health.snapshot()
+        report: dict[str, Any] = {}
+        for key, st in sorted(statuses.items()):
+            entry = json_format.MessageToDict(st)
+            if key in health:
+                entry["discovery"] = health[key].as_dict()
+            counts = self._endpoint_counts.get(self._cluster_of.get(key, ""))
+            if counts is not None:
+                entry["endpoints"] = dict(counts)
+            report[f"{key[0]}.{key[1]}"] = entry
+        return report
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down gracefully."""
         if self.options.admin_address:
             host, port = parse_host_port(self.options.admin_address)
-            self.admin = AdminServer(host, port, self.ready, self.status_report)
+            self.admin = AdminServer(
+                host, port, self.ready, self.status_report, self.degraded, self.sync.report
+            )
             self.admin.start()
+        metrics.HEALTH.attach(self.discovery_health.ages)
         watcher = asyncio.create_task(self._follow_manifests(), name="manifests")
+        config_health = asyncio.create_task(self._follow_config_health(), name="config-health")
         stopping = asyncio.create_task(stop.wait())
         try:
             # xDS opens only once the manifests are translated: an Envoy reconnecting after a restart
@@ -103,9 +134,10 @@ class ControlPlane:
         finally:
             log.info("shutting down")
             self._ready = False
-            for task in (watcher, stopping, *self._discovery):
+            for task in (watcher, config_health, stopping, *self._discovery):
                 task.cancel()
-            await asyncio.gather(watcher, stopping, *self._discovery, return_exceptions=True)
+            await asyncio.gather(watcher, config_health, stopping, *self._discovery, return_exceptions=True)
+            metrics.HEALTH.detach(self.discovery_health.ages)
             await self.xds.stop(grace=1.0)
             if self.admin is not None:
                 self.admin.stop()
@@ -118,10 +150,12 @@ class ControlPlane:
             self.apply_upstreams(upstreams)
             self._restart_discovery(upstreams)
             self._loaded.set()
+            self._record_config_health()
 
     def apply_upstreams(self, upstreams: Sequence[Upstream]) -> None:
         delta = self.translator.set_upstreams(upstreams)
         present = {upstream_key(u) for u in upstreams}
+        self._cluster_of = {upstream_key(u): cluster_name(u) for u in upstreams}
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
         self._publish(delta)
         log.info(
@@ -136,6 +170,7 @@ class ControlPlane:
         if specs == self._watched:
             return
         self._watched = specs
+        self.discovery_health.retain(specs)
         for task in self._discovery:
             task.cancel()
         self._discovery = [
@@ -149,7 +184,9 @@ class ControlPlane:
         """Feed one plugin's endpoint lists to translation. A watch that ends or crashes (a plugin
         bug) is reported and started again after a refresh interval: endpoints never freeze silently."""
         interval = self.options.settings.refresh_interval
-        opts = WatchOpts(refresh_interval=interval, on_error=self._discovery_error)
+        opts = WatchOpts(
+            refresh_interval=interval, on_error=self._discovery_error, on_success=self._discovery_success
+        )
         while True:
             watch = plugin.watch_endpoints(self.options.write_namespace, upstreams, opts)
             try:
@@ -165,11 +202,31 @@ class ControlPlane:
                     await watch.aclose()  # type: ignore[attr-defined]
             await asyncio.sleep(interval)
 
-    @staticmethod
-    def _discovery_error(err: DiscoveryError) -> None:
+    def _discovery_success(self, key: UpstreamKey) -> None:
+        self.discovery_health.record_success(key)
+
+    def _discovery_error(self, err: DiscoveryError) -> None:
         label = f"{err.upstream[0]}.{err.upstream[1]}" if err.upstream else "*"
+        self.discovery_health.record_error(err.upstream or EVERYTHING, str(err))
         UPSTREAM_DISCOVERY_ERRORS.labels(upstream=label).inc()
         log.error("discovery failed: %s", err, extra={"upstream": label})
+
+    async def _follow_config_health(self) -> None:
+        """Record each manifest (re)load's outcome: the directory replaces its ``errors`` dict on
+        every load, whether or not the upstreams changed (a broken edit keeps them)."""
+        while True:
+            self._record_config_health()
+            await asyncio.sleep(self.options.manifest_poll_interval)
+
+    def _record_config_health(self) -> None:
+        errors = self.manifests.errors
+        if errors is self._config_seen or not self._loaded.is_set():
+            return
+        self._config_seen = errors
+        ok = self.config_health.record(errors)
+        metrics.CONFIG_RELOAD_SUCCESSFUL.set(1 if ok else 0)
+        if ok:
+            metrics.CONFIG_RELOAD_SUCCESS_TIME.set(self.config_health.last_success or 0)
 
     # -- translation -> snapshot ---------------------------------------------------------------------
 
@@ -192,6 +249,20 @@ class ControlPlane:
             return
         self.cache.hold(ENDPOINT_TYPE, self._awaited)
 
+    def _count_endpoints(self, delta: Delta) -> None:
+        counts = dict(self._endpoint_counts)  # replaced, not mutated: the admin thread reads it
+        for name in delta.assignment_removals:
+            counts.pop(name, None)
+        for name, cla in delta.assignment_upserts.items():
+            by_health: dict[str, int] = {"total": 0}
+            for locality in cla.endpoints:
+                for lb in locality.lb_endpoints:
+                    health = HealthStatus.Name(lb.health_status)
+                    by_health[health] = by_health.get(health, 0) + 1
+                    by_health["total"] += 1
+            counts[name] = by_health
+        self._endpoint_counts = counts
+
     def _publish(self, delta: Delta) -> None:
         # Clusters first: on ADS the server keeps that order, so Envoy never sees an assignment for a
         # cluster it does not know.
@@ -200,6 +271,9 @@ class ControlPlane:
         if delta.assignment_upserts or delta.assignment_removals:
             self.cache.update_resources(ENDPOINT_TYPE, delta.assignment_upserts, delta.assignment_removals)
         self._hold_awaited_assignments(delta)
+        self._count_endpoints(delta)
+        for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
+            self.sync.set_latest(type_url, self.cache.version(type_url))
         self.statuses.update(delta.statuses)
         for (namespace, name), status in delta.statuses.items():
             level = logging.WARNING if status.state == Status.Rejected else logging.INFO

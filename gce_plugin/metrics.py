@@ -6,7 +6,11 @@ run several control planes in one process without duplicate-metric errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -81,3 +85,61 @@ XDS_PUSH_LATENCY = Histogram(
     registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+# Health (gce_plugin/health.py), computed at scrape time from the sources attached to ``HEALTH``.
+CONFIG_RELOAD_SUCCESSFUL = Gauge(
+    "gce_plugin_config_last_reload_successful",
+    "1 if the manifest directory last loaded without errors, 0 if a manifest is rejected (its last "
+    "good version is served).",
+    registry=REGISTRY,
+)
+CONFIG_RELOAD_SUCCESS_TIME = Gauge(
+    "gce_plugin_config_last_reload_success_timestamp_seconds",
+    "Unix time of the last manifest load without errors.",
+    registry=REGISTRY,
+)
+
+
+class HealthCollector(Collector):
+    """Per-upstream discovery age and failure, read from attached sources at each scrape (an age
+    must grow between polls, which a gauge set at poll time would not show)."""
+
+    def __init__(self) -> None:
+        self._sources: list[Callable[[], dict[str, tuple[float, bool]]]] = []
+
+    def attach(self, source: Callable[[], dict[str, tuple[float, bool]]]) -> None:
+        self._sources.append(source)
+
+    def detach(self, source: Callable[[], dict[str, tuple[float, bool]]]) -> None:
+        if source in self._sources:
+            self._sources.remove(source)
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        for source in list(self._sources):
+            for upstream, (age, failing) in sorted(source().items()):
+                families[0].add_metric([upstream], age)
+                families[1].add_metric([upstream], 1.0 if failing else 0.0)
+        yield from families
+
+    @staticmethod
+    def _families() -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "gce_plugin_upstream_discovery_age_seconds",
+                "Seconds since the upstream's last successful discovery (since it was added, if never).",
+                labels=["upstream"],
+            ),
+            GaugeMetricFamily(
+                "gce_plugin_upstream_discovery_failing",
+                "1 while the upstream's latest discovery failed, else 0.",
+                labels=["upstream"],
+            ),
+        ]
+
+
+HEALTH = HealthCollector()
+REGISTRY.register(HEALTH)

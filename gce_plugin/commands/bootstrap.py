@@ -10,9 +10,33 @@ from typing import Any
 
 import yaml
 
-from gce_plugin.hostport import parse_host_port
+from gce_plugin.hostport import address, parse_host_port
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+
+# Every route's retry policy (docs/managed-instance-groups.md, "Rollout-safe routes"). A VM that is
+# gone between two discovery polls refuses the connection or resets it: the request is retried on
+# another host (previous_hosts), at most twice, after a short back-off. Only failures where the
+# backend produced no answer are retried; its own 5xx answers reach the client as they are.
+RETRY_ON = "connect-failure,reset,refused-stream"
+NUM_RETRIES = 2
+
+
+def retry_policy() -> dict[str, Any]:
+    return {
+        "retry_on": RETRY_ON,
+        "num_retries": NUM_RETRIES,
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": f"type.googleapis.com/{PREVIOUS_HOSTS}"},
+            }
+        ],
+        # Picking a host the request already failed on is retried this many times.
+        "host_selection_retry_max_attempts": 5,
+        "retry_back_off": {"base_interval": "0.01s", "max_interval": "0.1s"},
+    }
 
 
 def cluster_for(upstream: str) -> str:
@@ -113,7 +137,10 @@ def _http_connection_manager(routes: list[tuple[str, str]]) -> dict[str, Any]:
                         "domains": ["*"],
                         # Longest prefix first, so /api/v2 wins over /api.
                         "routes": [
-                            {"match": {"prefix": prefix}, "route": {"cluster": cluster_for(upstream)}}
+                            {
+                                "match": {"prefix": prefix},
+                                "route": {"cluster": cluster_for(upstream), "retry_policy": retry_policy()},
+                            }
                             for prefix, upstream in sorted(routes, key=lambda r: -len(r[0]))
                         ],
                     }
@@ -132,7 +159,13 @@ def _http_connection_manager(routes: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--xds-address", default="127.0.0.1:18000", help="the control plane's xDS address")
+    parser.add_argument(
+        "--xds-address",
+        type=address,
+        default="127.0.0.1:18000",
+        metavar="HOST:PORT",
+        help="the control plane's xDS address",
+    )
     parser.add_argument(
         "--route",
         action="append",
@@ -141,11 +174,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PREFIX=UPSTREAM",
         help="route a path prefix to an upstream (`name` or `namespace.name`); repeatable",
     )
-    parser.add_argument("--listen", default="127.0.0.1:10000", help="Envoy's HTTP listener address")
-    parser.add_argument("--admin", default="127.0.0.1:9901", help="Envoy's admin address")
-    parser.add_argument("--node-id", default="envoy-1")
-    parser.add_argument("--node-cluster", default="gateway")
-    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    parser.add_argument(
+        "--listen", type=address, default="127.0.0.1:10000", metavar="HOST:PORT", help="Envoy's HTTP listener"
+    )
+    parser.add_argument(
+        "--admin", type=address, default="127.0.0.1:9901", metavar="HOST:PORT", help="Envoy's admin address"
+    )
+    parser.add_argument("--node-id", default="envoy-1", help="Envoy's node id (shown by proxy-status)")
+    parser.add_argument("--node-cluster", default="gateway", help="Envoy's node cluster")
+    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
 
 
 def main(args: argparse.Namespace) -> int:

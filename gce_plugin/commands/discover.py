@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -23,33 +22,23 @@ from google.protobuf import json_format
 
 from gce_plugin import logs, manifests
 from gce_plugin.api import Endpoint, Upstream
+from gce_plugin.commands.options import compute_parent, logging_parent
 from gce_plugin.plugins.gce.credentials import CredentialsError
 from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX, is_gce
-from gce_plugin.plugins.gce.plugin import COMPUTE_ENDPOINT_ENV, GcePlugin, new_discovery
+from gce_plugin.plugins.gce.plugin import GcePlugin, new_discovery
 from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Settings, WatchOpts
 
 DEFAULT_WRITE_NAMESPACE = "gloo-system"  # Gloo's
 
 
+# Logs go to stderr beside the errors printed for people: text by default, as before.
+PARENTS = (compute_parent, lambda: logging_parent("warning", "text"))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="DIR", help="directory of Upstream manifests")
     parser.add_argument("--once", action="store_true", help="one discovery pass, then exit")
-    parser.add_argument("-o", "--output", choices=("json", "yaml", "table"), default="json")
-    parser.add_argument(
-        "--compute-endpoint",
-        metavar="URL",
-        default=os.environ.get(COMPUTE_ENDPOINT_ENV),
-        help=f"Compute API root, e.g. an emulator's http://127.0.0.1:8085/ (env {COMPUTE_ENDPOINT_ENV})",
-    )
-    parser.add_argument("--credentials-file", metavar="FILE", help="service-account or user credentials JSON")
-    parser.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS", help="poll interval")
-    parser.add_argument("--api-timeout", type=float, default=10.0, metavar="SECONDS", help="per-call timeout")
-    parser.add_argument(
-        "--write-namespace",
-        default=DEFAULT_WRITE_NAMESPACE,
-        help="namespace of the endpoints (metadata.namespace)",
-    )
-    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("-o", "--output", choices=("json", "yaml", "table"), default="json", help="output")
 
 
 def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
@@ -130,7 +119,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    logs.setup(args.log_level, "text")
+    logs.setup(args.log_level, args.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(run(args, sys.stdout, sys.stderr))
     return 130

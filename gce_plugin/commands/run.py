@@ -10,33 +10,41 @@ import os
 import signal
 
 from gce_plugin import logs
+from gce_plugin.commands.options import compute_parent, logging_parent, seconds
 from gce_plugin.controlplane import ControlPlane, Options
+from gce_plugin.hostport import address
 from gce_plugin.plugins.plugin import Settings
 
 log = logging.getLogger("gce_plugin.run")
 
 
+PARENTS = (compute_parent, logging_parent)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="DIR", help="directory of Upstream manifests")
-    parser.add_argument("--xds-address", default="127.0.0.1:18000", help="gRPC xDS (ADS, CDS, EDS) address")
+    parser.add_argument(
+        "--xds-address",
+        type=address,
+        default="127.0.0.1:18000",
+        metavar="HOST:PORT",
+        help="gRPC xDS (ADS, CDS, EDS) address",
+    )
     parser.add_argument(
         "--metrics-address",
+        type=lambda v: v if v == "off" else address(v),
         default="127.0.0.1:9091",
-        help="Prometheus /metrics, /healthz and /readyz address; 'off' disables it",
+        metavar="HOST:PORT",
+        help="admin HTTP address: status page /, /metrics, /healthz, /readyz, /statuses, /proxy-status; "
+        "'off' disables it",
     )
     parser.add_argument(
-        "--compute-endpoint",
-        default=os.environ.get("GCE_PLUGIN_COMPUTE_ENDPOINT"),
-        metavar="URL",
-        help="Compute API root, e.g. an emulator's http://127.0.0.1:8085/ (env GCE_PLUGIN_COMPUTE_ENDPOINT)",
+        "--manifest-poll",
+        type=seconds(0.01),
+        default=1.0,
+        metavar="SECONDS",
+        help="how often the manifest directory is checked for changes",
     )
-    parser.add_argument("--credentials-file", metavar="FILE", help="service-account or authorized-user JSON")
-    parser.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS", help="discovery interval")
-    parser.add_argument("--api-timeout", type=float, default=10.0, metavar="SECONDS", help="per Compute call")
-    parser.add_argument("--write-namespace", default="gloo-system", help="namespace of discovered endpoints")
-    parser.add_argument("--manifest-poll", type=float, default=1.0, metavar="SECONDS")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    parser.add_argument("--log-format", default="json", choices=("json", "text"))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -60,6 +68,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_serve(options))
     except OSError as err:
+        # Bind errors name their address (the servers raise them so); anything else is named here.
         log.error("cannot start: %s", err)
         return 1
     return 0

@@ -1,5 +1,6 @@
 """``/admin/...``: JSON control of a running emulator, one route per ``Emulator`` method.
 
+    GET    /admin/                         this index: every admin route, as JSON
     GET    /admin/stats                    counts per Compute method, total, last requests
     POST   /admin/stats/reset
     POST   /admin/reset                    back to the fixture; no faults; stats zeroed
@@ -21,6 +22,11 @@
     POST   /admin/projects/P/SCOPE/instanceGroups/G/addInstances     {"instances": ["name" | "zone/name"]}
     POST   /admin/projects/P/SCOPE/instanceGroups/G/removeInstances  {"instances": [...]}
     POST   /admin/projects/P/SCOPE/instanceGroups/G/setNamedPorts    {"namedPorts": [...]}
+    GET    /admin/projects/P/SCOPE/instanceGroupManagers/M                 every managed instance
+    POST   /admin/projects/P/SCOPE/instanceGroupManagers/M/resize          {"size": N}
+    POST   /admin/projects/P/SCOPE/instanceGroupManagers/M/rollingReplace  {"instanceTemplate"?,
+                                                                  "maxSurge"?: N, "maxUnavailable"?: N}
+    POST   /admin/projects/P/zones/Z/instances/I/setHealth    {"detailedHealthState": "UNHEALTHY"|...}
 
 SCOPE is ``zones/Z`` or ``regions/R``. Errors use the Compute error shape.
 """
@@ -46,6 +52,10 @@ Handler = Callable[["Emulator", dict[str, str], dict[str, Any]], Any]
 
 _INSTANCE = r"/admin/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances"
 _GROUPS = r"/admin/projects/(?P<project>[^/]+)/(?P<kind>zones|regions)/(?P<scope>[^/]+)/instanceGroups"
+_MANAGER = (
+    r"/admin/projects/(?P<project>[^/]+)/(?P<kind>zones|regions)/(?P<scope>[^/]+)"
+    r"/instanceGroupManagers/(?P<name>[^/]+)"
+)
 
 
 def _scope(params: dict[str, str]) -> dict[str, str]:
@@ -57,6 +67,13 @@ def _members(body: dict[str, Any]) -> list[str]:
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
         raise errors.bad_request('want {"instances": ["name" or "zone/name", ...]}')
     return members
+
+
+def _size(body: dict[str, Any]) -> int:
+    size = body.get("size")
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise errors.bad_request('want {"size": N}')
+    return size
 
 
 def _add_instance(emulator: Emulator, p: dict[str, str], body: dict[str, Any]) -> Any:
@@ -76,7 +93,19 @@ def _add_fault(emulator: Emulator, p: dict[str, str], body: dict[str, Any]) -> A
     return {"id": emulator.add_fault(fault)}
 
 
+def _index() -> dict[str, Any]:
+    """Every admin route, read from this module's docstring (the one place they are written)."""
+    routes = []
+    for line in (__doc__ or "").splitlines():
+        match = re.match(r"^\s+(GET|POST|DELETE)\s+(\S+)\s*(.*)$", line)
+        if match:
+            verb, path, about = match.groups()
+            routes.append({"method": verb, "path": path, "about": about.strip()})
+    return {"routes": routes, "note": "SCOPE is zones/Z or regions/R; bodies and answers are JSON"}
+
+
 _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", r"/admin", lambda e, p, b: _index()),
     ("GET", r"/admin/stats", lambda e, p, b: e.stats()),
     ("POST", r"/admin/stats/reset", lambda e, p, b: e.reset_stats()),
     ("POST", r"/admin/reset", lambda e, p, b: e.reset()),
@@ -137,6 +166,38 @@ _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
         lambda e, p, b: e.set_named_ports(p["project"], p["name"], b.get("namedPorts") or [], **_scope(p)),
     ),
 ]
+_MANAGER_ROUTES: list[tuple[str, str, Handler]] = [
+    (
+        "GET",
+        _MANAGER,
+        lambda e, p, b: {"managedInstances": e.managed_instances(p["project"], p["name"], **_scope(p))},
+    ),
+    (
+        "POST",
+        _MANAGER + "/resize",
+        lambda e, p, b: e.resize_group_manager(p["project"], p["name"], _size(b), **_scope(p)),
+    ),
+    (
+        "POST",
+        _MANAGER + "/rollingReplace",
+        lambda e, p, b: e.rolling_replace(
+            p["project"],
+            p["name"],
+            instance_template=b.get("instanceTemplate"),
+            max_surge=b.get("maxSurge"),
+            max_unavailable=b.get("maxUnavailable"),
+            **_scope(p),
+        ),
+    ),
+    (
+        "POST",
+        _INSTANCE + r"/(?P<name>[^/]+)/setHealth",
+        lambda e, p, b: e.set_instance_health(
+            p["project"], p["zone"], p["name"], str(b.get("detailedHealthState"))
+        ),
+    ),
+]
+_ROUTE_TABLE += _MANAGER_ROUTES
 _ROUTES = [(verb, re.compile("^" + pattern + "/?$"), handler) for verb, pattern, handler in _ROUTE_TABLE]
 
 

@@ -1,5 +1,8 @@
 """``--serve-backends``: a tiny HTTP server per RUNNING VM on a loopback address, so Envoy has real
-backends to route to. Each answers every request with 200, ``hello from <vm>`` and ``x-instance``.
+backends to route to. Each answers every request with 200, ``hello from <vm>`` and ``x-instance``,
+except while its VM is not serving (a managed VM whose health check fails, or that its group is
+tearing down or has not verified yet): then it answers 503, as an application failing its health
+check or shutting down on SIGTERM does.
 
 The fleet is reconciled after every state change: stopping or removing a VM closes its listener
 (new connections are refused), starting or adding one opens it.
@@ -19,12 +22,16 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 
 
+Serving = Callable[[Vm], bool]
+
+
 class _BackendServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: Address, vm_name: str, zone: str) -> None:
-        self.vm_name = vm_name
-        self.zone = zone
+    def __init__(self, address: Address, vm: Vm, serving: Callable[[], bool]) -> None:
+        self.vm_name = vm.name
+        self.zone = vm.zone
+        self.serving = serving
         super().__init__(address, _BackendHandler)
 
 
@@ -38,8 +45,11 @@ class _BackendHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        body = f"hello from {self.server.vm_name}\n".encode()
-        self.send_response(200)
+        if self.server.serving():
+            status, body = 200, f"hello from {self.server.vm_name}\n".encode()
+        else:
+            status, body = 503, f"{self.server.vm_name} is not serving\n".encode()
+        self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-instance", self.server.vm_name)
@@ -62,8 +72,9 @@ class _BackendHandler(BaseHTTPRequestHandler):
 
 
 class BackendFleet:
-    def __init__(self, targets: Callable[[], dict[Address, Vm]]) -> None:
+    def __init__(self, targets: Callable[[], dict[Address, Vm]], serving: Serving | None = None) -> None:
         self._targets = targets
+        self._serving = serving
         self._lock = threading.Lock()
         self._servers: dict[Address, _BackendServer] = {}
         self.errors: dict[Address, str] = {}  # addresses that could not be bound, and why
@@ -91,7 +102,8 @@ class BackendFleet:
 
     def _start(self, address: Address, vm: Vm) -> None:
         try:
-            server = _BackendServer(address, vm.name, vm.zone)
+            serving = self._serving
+            server = _BackendServer(address, vm, (lambda: serving(vm)) if serving else (lambda: True))
         except OSError as exc:
             if self.errors.get(address) != exc.strerror:
                 log.warning("backend for %s on %s:%d: %s", vm.name, *address, exc.strerror)

@@ -14,17 +14,25 @@ import threading
 from types import FrameType
 
 from gce_plugin import logs
+from gce_plugin.commands.options import logging_parent
 from gce_plugin.emulator.fixture import Fixture, FixtureError
 from gce_plugin.emulator.server import Emulator
-from gce_plugin.hostport import parse_host_port
+from gce_plugin.hostport import address, parse_host_port
 
 log = logging.getLogger(__name__)
+
+
+PARENTS = (logging_parent,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixture", required=True, help="the fixture YAML (see examples/fixture.yaml)")
     parser.add_argument(
-        "--address", default="127.0.0.1:8085", help="HOST:PORT to listen on; port 0 picks a free port"
+        "--address",
+        type=address,
+        default="127.0.0.1:8085",
+        metavar="HOST:PORT",
+        help="address to listen on; port 0 picks a free port",
     )
     parser.add_argument(
         "--serve-backends",
@@ -36,9 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="answer Compute calls 401 unless they carry a bearer token issued by POST /token",
     )
-    parser.add_argument("--token-lifetime", type=float, default=3600.0, help="seconds an issued token lives")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    parser.add_argument("--log-format", default="json", choices=("json", "text"))
+    parser.add_argument(
+        "--token-lifetime",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long an issued token lives",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -12,14 +12,19 @@ from urllib.parse import unquote
 from gce_plugin.emulator import errors
 from gce_plugin.emulator.errors import ApiError
 from gce_plugin.emulator.filters import FilterError, Predicate, parse_filter
+from gce_plugin.emulator.managers import Manager
 from gce_plugin.emulator.paging import Key, decode_token, max_results, take_page
 from gce_plugin.emulator.resources import (
     GROUP_FIELDS,
     GROUP_MEMBER_FIELDS,
     INSTANCE_FIELDS,
+    MANAGED_INSTANCE_FIELDS,
+    MANAGER_FIELDS,
     Links,
     group_json,
     instance_json,
+    managed_instance_json,
+    manager_json,
     member_json,
     named_ports_json,
     region_json,
@@ -50,6 +55,28 @@ ROUTE_TABLE: list[tuple[str, str, str]] = [
         "regionInstanceGroups.listInstances",
         "POST",
         "projects/{project}/regions/{region}/instanceGroups/{instanceGroup}/listInstances",
+    ),
+    ("instanceGroupManagers.list", "GET", "projects/{project}/zones/{zone}/instanceGroupManagers"),
+    (
+        "instanceGroupManagers.get",
+        "GET",
+        "projects/{project}/zones/{zone}/instanceGroupManagers/{instanceGroupManager}",
+    ),
+    (
+        "instanceGroupManagers.listManagedInstances",
+        "POST",
+        "projects/{project}/zones/{zone}/instanceGroupManagers/{instanceGroupManager}/listManagedInstances",
+    ),
+    ("regionInstanceGroupManagers.list", "GET", "projects/{project}/regions/{region}/instanceGroupManagers"),
+    (
+        "regionInstanceGroupManagers.get",
+        "GET",
+        "projects/{project}/regions/{region}/instanceGroupManagers/{instanceGroupManager}",
+    ),
+    (
+        "regionInstanceGroupManagers.listManagedInstances",
+        "POST",
+        "projects/{project}/regions/{region}/instanceGroupManagers/{instanceGroupManager}/listManagedInstances",
     ),
     ("regions.list", "GET", "projects/{project}/regions"),
     ("regions.get", "GET", "projects/{project}/regions/{region}"),
@@ -89,6 +116,12 @@ class ComputeApi:
             "regionInstanceGroups.list": self.groups_list,
             "regionInstanceGroups.get": self.groups_get,
             "regionInstanceGroups.listInstances": self.groups_list_instances,
+            "instanceGroupManagers.list": self.managers_list,
+            "instanceGroupManagers.get": self.managers_get,
+            "instanceGroupManagers.listManagedInstances": self.managers_list_managed_instances,
+            "regionInstanceGroupManagers.list": self.managers_list,
+            "regionInstanceGroupManagers.get": self.managers_get,
+            "regionInstanceGroupManagers.listManagedInstances": self.managers_list_managed_instances,
             "regions.list": self.regions_list,
             "regions.get": self.regions_get,
             "zones.list": self.zones_list,
@@ -184,6 +217,62 @@ class ComputeApi:
         items = [member_json(self.links, vm, named_ports) for _, vm in page]
         return self._list(kind, f"{group.resource}/listInstances", items, token)
 
+    # -- instance group managers (zonal and regional) ---------------------------------------------
+
+    def managers_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
+        project, scope = self._project(params), _scope(params)
+        _order_by(query)
+        predicate = self._filter(query, MANAGER_FIELDS)
+        keep = None if predicate is None else (lambda m: predicate(self._manager_json(project, m)))
+        page, token = take_page(project.iter_managers(scope, _after(query)), max_results(query), keep)
+        kind = (
+            "compute#instanceGroupManagerList"
+            if "zone" in params
+            else "compute#regionInstanceGroupManagerList"
+        )
+        items = [self._manager_json(project, m) for _, m in page]
+        return self._list(kind, f"projects/{project.name}/{scope}/instanceGroupManagers", items, token)
+
+    def managers_get(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
+        project = self._project(params)
+        return self._manager_json(project, _readable_manager(project, params))
+
+    def managers_list_managed_instances(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
+        """POST with no body. ``maxResults`` and ``pageToken`` apply only when the manager's
+        ``listManagedInstancesResults`` is PAGINATED; PAGELESS (the default) answers everything."""
+        project = self._project(params)
+        manager = _readable_manager(project, params)
+        for key in _json_body(body):
+            raise errors.bad_request(
+                f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
+            )
+        _order_by(query)
+        predicate = self._filter(query, MANAGED_INSTANCE_FIELDS)
+        rendered = (
+            (
+                (managed.zone, managed.name),
+                managed_instance_json(
+                    self.links, manager, managed, project.zones[managed.zone].vms.get(managed.name)
+                ),
+            )
+            for managed in manager.sorted_vms()
+        )
+        if manager.spec.list_managed_instances_results == "PAGINATED":
+            after = _after(query)
+            stream = ((k, item) for k, item in rendered if after is None or k > after)
+            page, token = take_page(stream, max_results(query), predicate)
+        else:
+            page, token = [(k, i) for k, i in rendered if predicate is None or predicate(i)], None
+        response: dict[str, Any] = {}
+        if page:
+            response["managedInstances"] = [item for _, item in page]
+        if token:
+            response["nextPageToken"] = token
+        return response
+
+    def _manager_json(self, project: ProjectState, manager: Manager) -> dict[str, Any]:
+        return manager_json(self.links, manager, project.group(manager.scope, manager.name))
+
     # -- regions and zones -----------------------------------------------------------------------
 
     def regions_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
@@ -261,6 +350,13 @@ class ComputeApi:
         if predicate is None:
             return None
         return lambda group: predicate(group_json(self.links, group))
+
+
+def _readable_manager(project: ProjectState, params: Params) -> Manager:
+    manager = project.manager(_scope(params), params["instanceGroupManager"])
+    if not manager.spec.caller_can_read:
+        raise errors.forbidden("compute.instanceGroupManagers.get", manager.resource)
+    return manager
 
 
 def _zone(zone: str) -> str:

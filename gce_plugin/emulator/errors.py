@@ -9,7 +9,7 @@ from typing import Any
 DEFAULT_REASONS: dict[int, str] = {
     400: "invalid",
     401: "authError",
-    403: "rateLimitExceeded",
+    403: "rateLimitExceeded",  # an injected 403 is a quota error; a permission error is ``forbidden``
     404: "notFound",
     409: "alreadyExists",
     429: "rateLimitExceeded",
@@ -59,6 +59,11 @@ def already_exists(resource: str) -> ApiError:
 
 def invalid_field(field: str, value: object, detail: str) -> ApiError:
     return ApiError(400, f"Invalid value for field '{field}': '{value}'. {detail}", "invalid")
+
+
+def forbidden(permission: str, resource: str) -> ApiError:
+    """The caller lacks an IAM permission on ``resource`` (below the API root)."""
+    return ApiError(403, f"Required '{permission}' permission for '{resource}'", "forbidden")
 
 
 def bad_request(message: str) -> ApiError:

@@ -31,6 +31,26 @@ YAML form (keys are the Compute API's camelCase names)::
               - name: api
                 namedPorts: ["http:8081"]
                 instances: [us-central1-a/api-1, api-2]   # "zone/name", or a name unique in the region
+            instanceGroupManagers:        # regional managed groups (see below)
+
+Managed instance groups (``instanceGroupManagers``, under a zone or a region) own their VMs: the
+manager creates ``targetSize`` VMs named ``baseInstanceName-xxxx`` and an instance group of its own
+name holding them (with its ``namedPorts``), and walks them through the lifecycle the admin API
+starts (resize, rolling replace, autohealing; docs/managed-instance-groups.md)::
+
+            instanceGroupManagers:
+              - name: shop
+                targetSize: 4
+                baseInstanceName: shop              # default: the manager's name
+                namedPorts: ["http:8090"]
+                instanceTemplate: shop-v1           # the version new VMs get
+                listManagedInstancesResults: PAGELESS   # or PAGINATED (maxResults/pageToken apply)
+                autoHealingPolicies: [{healthCheck: shop-hc, initialDelaySec: 0}]  # gives VMs health
+                updatePolicy: {maxSurge: {fixed: 1}, maxUnavailable: {fixed: 0}}  # default: #zones, #zones
+                zones: [us-central1-a, us-central1-b]   # regional only; default REGION-a, -b, -c
+                networkIPRange: 127.0.3.0/24        # emulator: new VMs' networkIP from here
+                callerCanRead: true                 # emulator: false answers 403 to get/listManagedInstances
+                timings: {creating: 0.5, verifying: 0.5, deleting: 1.0, autoheal: 1.0, grace: 0}  # seconds
 
 In code::
 
@@ -204,16 +224,125 @@ class InstanceGroup:
         check_name("network", self.network)
 
 
+LIST_RESULTS = ("PAGELESS", "PAGINATED")
+
+
+@dataclass
+class Timings:
+    """Seconds each managed-instance phase lasts in the emulator (the real ones take minutes)."""
+
+    creating: float = 0.5  # CREATING: the VM does not exist yet
+    verifying: float = 0.5  # VERIFYING (with a health check): RUNNING, health UNKNOWN, then HEALTHY
+    deleting: float = 1.0  # DELETING / RECREATING: RUNNING, its backend answers 503, then gone
+    autoheal: float = 1.0  # UNHEALTHY (or TIMEOUT) this long before autohealing recreates the VM
+    # How long a VM's service keeps answering 200 once its group starts tearing it down or its health
+    # turns UNHEALTHY/TIMEOUT/DRAINING, before it answers 503: 0 is at once. Above a discovery
+    # refresh, it models the group recording DELETING before the guest gets its shutdown signal.
+    grace: float = 0.0
+
+    def check(self) -> None:
+        for name in ("creating", "verifying", "deleting", "autoheal", "grace"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise FixtureError(f"timings.{name} {value!r}: want seconds >= 0")
+
+
+@dataclass
+class InstanceGroupManager:
+    """A managed instance group: zonal when ``zone`` is set, regional when ``region`` is."""
+
+    name: str
+    zone: str | None = None
+    region: str | None = None
+    target_size: int = 0
+    base_instance_name: str | None = None
+    named_ports: list[NamedPort] = field(default_factory=list)
+    instance_template: str = "template-1"
+    list_managed_instances_results: str = "PAGELESS"
+    health_check: str | None = None  # the autohealing policy's health check; None: no health check
+    initial_delay_sec: int = 0
+    max_surge: int | None = None  # None: the number of zones, as the real default
+    max_unavailable: int | None = None
+    zones: list[str] = field(default_factory=list)  # regional: where VMs go
+    network_ip_range: str | None = None
+    caller_can_read: bool = True
+    timings: Timings = field(default_factory=Timings)
+    id: int | None = None
+    network: str = "default"
+
+    @property
+    def base_name(self) -> str:
+        return self.base_instance_name or self.name
+
+    def distribution_zones(self) -> list[str]:
+        if self.zone is not None:
+            return [self.zone]
+        return sorted(self.zones) or [f"{self.region}-{x}" for x in "abc"]
+
+    def check(self) -> None:
+        check_name("instance group manager", self.name)
+        self._check_scope()
+        check_name("base instance name", self.base_name)
+        check_name("instance template", self.instance_template)
+        if self.health_check is not None:
+            check_name("health check", self.health_check)
+        for named_port in self.named_ports:
+            check_name("named port", named_port.name)
+            check_port(named_port.port)
+        self._check_knobs()
+        self.timings.check()
+        check_name("network", self.network)
+
+    def _check_scope(self) -> None:
+        if (self.zone is None) == (self.region is None):
+            raise FixtureError(f"instance group manager {self.name!r}: set exactly one of zone and region")
+        if self.zone is not None:
+            check_zone(self.zone)
+            if self.zones:
+                raise FixtureError("zones: only for regional managers")
+        if self.region is not None:
+            check_region(self.region)
+        for zone in self.zones:
+            if region_of(check_zone(zone)) != self.region:
+                raise FixtureError(f"zone {zone!r} is not in region {self.region}")
+
+    def _check_knobs(self) -> None:
+        if self.list_managed_instances_results not in LIST_RESULTS:
+            raise FixtureError(
+                f"listManagedInstancesResults {self.list_managed_instances_results!r}: "
+                "want PAGELESS or PAGINATED"
+            )
+        _check_count("targetSize", self.target_size)
+        for what, value in (("maxSurge", self.max_surge), ("maxUnavailable", self.max_unavailable)):
+            if value is not None:
+                _check_count(f"updatePolicy.{what}.fixed", value)
+        if self.network_ip_range is not None:
+            try:
+                ipaddress.IPv4Network(self.network_ip_range)
+            except ValueError:
+                raise FixtureError(
+                    f"networkIPRange {self.network_ip_range!r}: want a CIDR like 127.0.3.0/24"
+                ) from None
+
+
+def _check_count(what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FixtureError(f"{what} {value!r}: want an integer >= 0")
+
+
 @dataclass
 class Project:
     name: str
     instances: list[Instance] = field(default_factory=list)
     instance_groups: list[InstanceGroup] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)  # zones with nothing in them; others are implied
+    instance_group_managers: list[InstanceGroupManager] = field(default_factory=list)
 
     def all_zones(self) -> list[str]:
         found = set(self.zones) | {i.zone for i in self.instances}
         found |= {g.zone for g in self.instance_groups if g.zone is not None}
+        for manager in self.instance_group_managers:
+            found |= set(manager.distribution_zones())
         return sorted(found)
 
 
@@ -318,6 +447,16 @@ def _check_project(project: Project, where: str) -> None:
         with located(group_where):
             for ref in group.instances:
                 resolve_member(ref, group.zone, group.region, lambda n: zones_by_name.get(n, []))
+    for manager in project.instance_group_managers:
+        scope = f"zones.{manager.zone}" if manager.zone else f"regions.{manager.region}"
+        manager_where = f"{where}.{scope}.instanceGroupManagers.{manager.name}"
+        with located(manager_where):
+            manager.check()
+        if (scope, manager.name) in seen_groups:
+            raise FixtureError(
+                f"{manager_where}: an instance group of that name exists (the manager makes its own)"
+            )
+        seen_groups.add((scope, manager.name))
 
 
 @contextmanager
@@ -366,20 +505,28 @@ def _project_from_dict(name: Any, body: Any, where: str) -> Project:
     for zone, zone_body in _mapping(body.get("zones"), f"{where}.zones").items():
         zone_where = f"{where}.zones.{zone}"
         zone_body = {} if zone_body is None else zone_body
-        _keys(zone_body, zone_where, {"instances", "instanceGroups"})
+        _keys(zone_body, zone_where, {"instances", "instanceGroups", "instanceGroupManagers"})
         project.zones.append(str(zone))
         for i, item in enumerate(_list(zone_body.get("instances"), f"{zone_where}.instances")):
             project.instances.append(instance_from_dict(item, str(zone), f"{zone_where}.instances[{i}]"))
         for i, item in enumerate(_list(zone_body.get("instanceGroups"), f"{zone_where}.instanceGroups")):
             group_where = f"{zone_where}.instanceGroups[{i}]"
             project.instance_groups.append(group_from_dict(item, group_where, zone=str(zone)))
+        managers = _list(zone_body.get("instanceGroupManagers"), f"{zone_where}.instanceGroupManagers")
+        for i, item in enumerate(managers):
+            manager_where = f"{zone_where}.instanceGroupManagers[{i}]"
+            project.instance_group_managers.append(manager_from_dict(item, manager_where, zone=str(zone)))
     for region, region_body in _mapping(body.get("regions"), f"{where}.regions").items():
         region_where = f"{where}.regions.{region}"
         region_body = {} if region_body is None else region_body
-        _keys(region_body, region_where, {"instanceGroups"})
+        _keys(region_body, region_where, {"instanceGroups", "instanceGroupManagers"})
         for i, item in enumerate(_list(region_body.get("instanceGroups"), f"{region_where}.instanceGroups")):
             group_where = f"{region_where}.instanceGroups[{i}]"
             project.instance_groups.append(group_from_dict(item, group_where, region=str(region)))
+        managers = _list(region_body.get("instanceGroupManagers"), f"{region_where}.instanceGroupManagers")
+        for i, item in enumerate(managers):
+            manager_where = f"{region_where}.instanceGroupManagers[{i}]"
+            project.instance_group_managers.append(manager_from_dict(item, manager_where, region=str(region)))
     return project
 
 
@@ -450,3 +597,85 @@ def named_ports_from_list(value: Any, where: str) -> list[NamedPort]:
             check_name("named port", ports[-1].name)
             check_port(ports[-1].port)
     return ports
+
+
+MANAGER_KEYS = {
+    "name",
+    "id",
+    "targetSize",
+    "baseInstanceName",
+    "namedPorts",
+    "instanceTemplate",
+    "listManagedInstancesResults",
+    "autoHealingPolicies",
+    "updatePolicy",
+    "zones",
+    "networkIPRange",
+    "callerCanRead",
+    "timings",
+    "network",
+}
+
+
+def manager_from_dict(
+    item: Any, where: str, *, zone: str | None = None, region: str | None = None
+) -> InstanceGroupManager:
+    """One instanceGroupManagers entry of the YAML form."""
+    _keys(item, where, MANAGER_KEYS, required={"name"})
+    health_check, initial_delay = _autohealing(
+        item.get("autoHealingPolicies"), f"{where}.autoHealingPolicies"
+    )
+    max_surge, max_unavailable = _update_policy(item.get("updatePolicy"), f"{where}.updatePolicy")
+    timings_body = _mapping(item.get("timings"), f"{where}.timings")
+    _keys(timings_body, f"{where}.timings", {"creating", "verifying", "deleting", "autoheal", "grace"})
+    zones = _list(item.get("zones"), f"{where}.zones")
+    manager = InstanceGroupManager(
+        name=item["name"],
+        zone=zone,
+        region=region,
+        target_size=item.get("targetSize", 0),
+        base_instance_name=item.get("baseInstanceName"),
+        named_ports=named_ports_from_list(item.get("namedPorts"), f"{where}.namedPorts"),
+        instance_template=str(item.get("instanceTemplate", "template-1")),
+        list_managed_instances_results=str(item.get("listManagedInstancesResults", "PAGELESS")),
+        health_check=health_check,
+        initial_delay_sec=initial_delay,
+        max_surge=max_surge,
+        max_unavailable=max_unavailable,
+        zones=[str(z) for z in zones],
+        network_ip_range=None if item.get("networkIPRange") is None else str(item["networkIPRange"]),
+        caller_can_read=bool(item.get("callerCanRead", True)),
+        timings=Timings(**timings_body),
+        id=item.get("id"),
+        network=str(item.get("network", "default")),
+    )
+    with located(where):
+        manager.check()
+    return manager
+
+
+def _autohealing(value: Any, where: str) -> tuple[str | None, int]:
+    policies = _list(value, where)
+    if not policies:
+        return None, 0
+    if len(policies) > 1:
+        raise FixtureError(f"{where}: at most one autohealing policy (as the real API allows)")
+    _keys(policies[0], f"{where}[0]", {"healthCheck", "initialDelaySec"}, required={"healthCheck"})
+    health_check = str(policies[0]["healthCheck"]).rsplit("/", 1)[-1]
+    delay = policies[0].get("initialDelaySec", 0)
+    _check_count(f"{where}[0].initialDelaySec", delay)
+    return health_check, int(delay)
+
+
+def _update_policy(value: Any, where: str) -> tuple[int | None, int | None]:
+    body = _mapping(value, where)
+    _keys(body, where, {"maxSurge", "maxUnavailable"})
+    out: list[int | None] = []
+    for key in ("maxSurge", "maxUnavailable"):
+        knob = body.get(key)
+        if knob is None:
+            out.append(None)
+            continue
+        _keys(knob, f"{where}.{key}", {"fixed"}, required={"fixed"})
+        out.append(knob["fixed"])
+    return out[0], out[1]

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 from gce_plugin.emulator.fixture import region_of, stable_id
+from gce_plugin.emulator.managers import ManagedVm, Manager
 from gce_plugin.emulator.state import Group, Vm
 
 # Top-level fields filters may name, per resource (from the v1 discovery document's schemas).
@@ -79,6 +80,60 @@ GROUP_FIELDS = frozenset(
     }
 )
 GROUP_MEMBER_FIELDS = frozenset({"instance", "namedPorts", "status"})
+MANAGED_INSTANCE_FIELDS = frozenset(
+    {
+        "currentAction",
+        "id",
+        "instance",
+        "instanceHealth",
+        "instanceStatus",
+        "name",
+        "targetStatus",
+        "version",
+        "",
+    }
+)
+MANAGER_FIELDS = frozenset(
+    {
+        "autoHealingPolicies",
+        "baseInstanceName",
+        "creationTimestamp",
+        "currentActions",
+        "description",
+        "distributionPolicy",
+        "fingerprint",
+        "id",
+        "instanceGroup",
+        "instanceTemplate",
+        "kind",
+        "listManagedInstancesResults",
+        "name",
+        "namedPorts",
+        "region",
+        "selfLink",
+        "status",
+        "targetSize",
+        "updatePolicy",
+        "versions",
+        "zone",
+        "",
+    }
+)
+_ACTION_COUNTS = (
+    ("abandoning", "ABANDONING"),
+    ("creating", "CREATING"),
+    ("creatingWithoutRetries", "CREATING_WITHOUT_RETRIES"),
+    ("deleting", "DELETING"),
+    ("none", "NONE"),
+    ("recreating", "RECREATING"),
+    ("refreshing", "REFRESHING"),
+    ("restarting", "RESTARTING"),
+    ("resuming", "RESUMING"),
+    ("starting", "STARTING"),
+    ("stopping", "STOPPING"),
+    ("suspending", "SUSPENDING"),
+    ("verifying", "VERIFYING"),
+)
 
 # Fixed, so zones and regions look the same in every run.
 _EPOCH = "1969-12-31T16:00:00.000-08:00"
@@ -104,6 +159,18 @@ class Links:
 
     def instance(self, vm: Vm) -> str:
         return f"{self.base}projects/{vm.project}/zones/{vm.zone}/instances/{vm.name}"
+
+    def instance_url(self, project: str, zone: str, name: str) -> str:
+        return f"{self.base}projects/{project}/zones/{zone}/instances/{name}"
+
+    def manager(self, manager: Manager) -> str:
+        return f"{self.base}{manager.resource}"
+
+    def health_check(self, project: str, name: str) -> str:
+        return f"{self.base}projects/{project}/global/healthChecks/{name}"
+
+    def template(self, project: str, name: str) -> str:
+        return f"{self.base}projects/{project}/global/instanceTemplates/{name}"
 
     def group(self, group: Group) -> str:
         return f"{self.base}{group.resource}"
@@ -197,6 +264,87 @@ def member_json(links: Links, vm: Vm, named_ports: list[dict[str, Any]]) -> dict
     if named_ports:
         item["namedPorts"] = named_ports
     return item
+
+
+def managed_instance_json(
+    links: Links, manager: Manager, managed: ManagedVm, vm: Vm | None
+) -> dict[str, Any]:
+    """A ``ManagedInstance`` item of listManagedInstances. ``id`` and ``instanceStatus`` only once the
+    VM exists; ``instanceHealth`` only with an autohealing health check; ``version`` is empty while
+    the VM is being deleted, as the reference says."""
+    item: dict[str, Any] = {
+        "instance": links.instance_url(manager.project, managed.zone, managed.name),
+        "name": managed.name,
+        "currentAction": managed.action,
+        "targetStatus": "DELETED" if managed.action == "DELETING" else "RUNNING",
+    }
+    if vm is not None:
+        item["id"] = str(vm.id)
+        item["instanceStatus"] = vm.status
+    if manager.health_check and vm is not None and managed.health is not None:
+        item["instanceHealth"] = [
+            {
+                "healthCheck": links.health_check(manager.project, manager.health_check),
+                "detailedHealthState": managed.health,
+            }
+        ]
+    if managed.action not in ("DELETING", "ABANDONING"):
+        item["version"] = {"instanceTemplate": links.template(manager.project, managed.version)}
+    return item
+
+
+def manager_json(links: Links, manager: Manager, group: Group) -> dict[str, Any]:
+    """An ``compute#instanceGroupManager``, zonal (``zone``) or regional (``region``)."""
+    spec = manager.spec
+    counts = {key: 0 for key, _ in _ACTION_COUNTS}
+    by_action = {action: key for key, action in _ACTION_COUNTS}
+    for managed in manager.vms.values():
+        counts[by_action[managed.action]] += 1
+    template = links.template(manager.project, manager.template)
+    stable = counts["none"] == len(manager.vms) == manager.target_size
+    reached = all(m.version == manager.template for m in manager.vms.values())
+    rendered: dict[str, Any] = {
+        "kind": "compute#instanceGroupManager",
+        "id": str(manager.id),
+        "creationTimestamp": manager.created,
+        "name": manager.name,
+        "description": "",
+        "instanceGroup": links.group(group),
+        "baseInstanceName": spec.base_name,
+        "instanceTemplate": template,
+        "versions": [{"instanceTemplate": template, "targetSize": {"calculated": manager.target_size}}],
+        "fingerprint": _fingerprint(manager.resource, manager.template, str(manager.target_size)),
+        "currentActions": counts,
+        "status": {"isStable": stable, "versionTarget": {"isReached": reached}},
+        "targetSize": manager.target_size,
+        "listManagedInstancesResults": spec.list_managed_instances_results,
+        "updatePolicy": {
+            "type": "PROACTIVE",
+            "minimalAction": "REPLACE",
+            "replacementMethod": "SUBSTITUTE",
+            "maxSurge": {"fixed": manager.max_surge, "calculated": manager.max_surge},
+            "maxUnavailable": {"fixed": manager.max_unavailable, "calculated": manager.max_unavailable},
+        },
+        "selfLink": links.manager(manager),
+    }
+    if spec.named_ports:
+        rendered["namedPorts"] = named_ports_json(group)
+    if spec.health_check:
+        rendered["autoHealingPolicies"] = [
+            {
+                "healthCheck": links.health_check(manager.project, spec.health_check),
+                "initialDelaySec": spec.initial_delay_sec,
+            }
+        ]
+    if group.zone is not None:
+        rendered["zone"] = links.zone(manager.project, group.zone)
+    else:
+        rendered["region"] = links.region(manager.project, str(group.region))
+        rendered["distributionPolicy"] = {
+            "zones": [{"zone": links.zone(manager.project, z)} for z in spec.distribution_zones()],
+            "targetShape": "EVEN",
+        }
+    return rendered
 
 
 def zone_json(links: Links, project: str, zone: str) -> dict[str, Any]:

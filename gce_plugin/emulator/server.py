@@ -39,7 +39,14 @@ from gce_plugin.emulator.fixture import (
     instance_from_dict,
     named_ports_from_list,
 )
-from gce_plugin.emulator.resources import Links, group_json, instance_json
+from gce_plugin.emulator.managers import Manager
+from gce_plugin.emulator.resources import (
+    Links,
+    group_json,
+    instance_json,
+    managed_instance_json,
+    manager_json,
+)
 from gce_plugin.emulator.state import ComputeState, region_scope, zone_scope
 from gce_plugin.emulator.stats import RequestStats
 from gce_plugin.emulator.tokens import OAuthError, TokenIssuer
@@ -49,6 +56,7 @@ log = logging.getLogger(__name__)
 COMPUTE_PREFIX = "/compute/v1/"
 TOKEN_PATH = "/token"
 ADMIN_PREFIX = "/admin/"
+TICK = 0.05  # seconds between managed-group lifecycle steps
 
 
 class Emulator:
@@ -79,8 +87,12 @@ class Emulator:
         self.tokens = TokenIssuer(token_lifetime)
         self.fleet: BackendFleet | None = None
         if serve_backends:
-            self.fleet = BackendFleet(self.state.backend_targets)
+            self.fleet = BackendFleet(
+                self.state.backend_targets, lambda vm: self.state.vm_serving(vm.project, vm.zone, vm.name)
+            )
         self._server: ThreadingHTTPServer | None = None
+        self._ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         self.api: ComputeApi | None = None
 
@@ -97,10 +109,26 @@ class Emulator:
             target=server.serve_forever, args=(0.05,), name="emulator", daemon=True
         )
         self._thread.start()
+        self._ticking.clear()
+        self._ticker = threading.Thread(target=self._tick_forever, name="emulator-mig", daemon=True)
+        self._ticker.start()
         log.info("emulator listening on %s", self.url)
         return self
 
+    def _tick_forever(self) -> None:
+        """Managed groups move on their own: deletions end, VMs get created, verified, autohealed."""
+        while not self._ticking.wait(TICK):
+            if self.state.has_managers():
+                try:
+                    self.state.tick()
+                except Exception:  # a bug must not stop time
+                    log.exception("emulator: managed group tick failed")
+
     def stop(self) -> None:
+        self._ticking.set()
+        if self._ticker is not None:
+            self._ticker.join(5)
+            self._ticker = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -225,6 +253,64 @@ class Emulator:
                 p if isinstance(p, NamedPort) else named_ports_from_list([p], "namedPorts")[0] for p in ports
             ]
         return self._render_group(self.state.set_named_ports(project, _scope(zone, region), name, parsed))
+
+    # -- managed instance groups ----------------------------------------------------------------
+
+    def resize_group_manager(
+        self, project: str, name: str, size: int, *, zone: str | None = None, region: str | None = None
+    ) -> dict[str, Any]:
+        """Set a managed group's target size: new VMs are CREATING, surplus ones DELETING."""
+        return self._render_manager(
+            project, self.state.resize_manager(project, _scope(zone, region), name, size)
+        )
+
+    def rolling_replace(
+        self,
+        project: str,
+        name: str,
+        *,
+        zone: str | None = None,
+        region: str | None = None,
+        instance_template: str | None = None,
+        max_surge: int | None = None,
+        max_unavailable: int | None = None,
+    ) -> dict[str, Any]:
+        """Start replacing every VM of a managed group with one from ``instance_template`` (default:
+        the next version of the current one), within ``max_surge`` / ``max_unavailable`` (default:
+        the group's ``updatePolicy``)."""
+        manager = self.state.rolling_replace(
+            project, _scope(zone, region), name, instance_template, max_surge, max_unavailable
+        )
+        return self._render_manager(project, manager)
+
+    def set_instance_health(self, project: str, zone: str, name: str, state: str) -> dict[str, Any]:
+        """What a managed VM's health check reports (``detailedHealthState``). UNHEALTHY or TIMEOUT
+        for the group's ``timings.autoheal`` seconds makes autohealing recreate the VM."""
+        managed = self.state.set_health(project, zone, name, state)
+        return {"name": managed.name, "currentAction": managed.action, "detailedHealthState": managed.health}
+
+    def managed_instances(
+        self, project: str, name: str, *, zone: str | None = None, region: str | None = None
+    ) -> list[dict[str, Any]]:
+        """listManagedInstances' items, all of them, whatever the group's paging or readability."""
+        scope = _scope(zone, region)
+        with self.state.lock:
+            state = self.state.project(project)
+            manager = state.manager(scope, name)
+            return [
+                managed_instance_json(
+                    self._links(),
+                    manager,
+                    m,
+                    state.zones[m.zone].vms.get(m.name) if m.zone in state.zones else None,
+                )
+                for m in manager.sorted_vms()
+            ]
+
+    def _render_manager(self, project: str, manager: Manager) -> dict[str, Any]:
+        with self.state.lock:
+            group = self.state.project(project).group(manager.scope, manager.name)
+            return manager_json(self._links(), manager, group)
 
     def inject_fault(
         self,

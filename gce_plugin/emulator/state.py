@@ -10,6 +10,7 @@ import bisect
 import dataclasses
 import ipaddress
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,13 +23,16 @@ from gce_plugin.emulator.fixture import (
     FixtureError,
     Instance,
     InstanceGroup,
+    InstanceGroupManager,
     NamedPort,
     check_labels,
+    check_name,
     check_status,
     region_of,
     resolve_member,
     stable_id,
 )
+from gce_plugin.emulator.managers import HEALTH_STATES, ManagedVm, Manager
 
 VmKey = tuple[str, str]  # (zone, name)
 _T = TypeVar("_T")
@@ -107,6 +111,8 @@ class ProjectState:
     vm_groups: dict[VmKey, set[tuple[str, str]]] = field(default_factory=dict)  # -> {(scope, name)}
     used_ips: set[str] = field(default_factory=set)
     next_ip: int = _FIRST_AUTO_IP
+    managers: dict[str, dict[str, Manager]] = field(default_factory=dict)  # scope -> name -> manager
+    managed_by: dict[VmKey, Manager] = field(default_factory=dict)
 
     def zone(self, zone: str, create: bool = False) -> Zone | None:
         found = self.zones.get(zone)
@@ -134,6 +140,22 @@ class ProjectState:
         if group is None:
             raise errors.not_found(f"projects/{self.name}/{scope}/instanceGroups/{name}")
         return group
+
+    def manager(self, scope: str, name: str) -> Manager:
+        manager = self.managers.get(scope, {}).get(name)
+        if manager is None:
+            raise errors.not_found(f"projects/{self.name}/{scope}/instanceGroupManagers/{name}")
+        return manager
+
+    def iter_managers(self, scope: str, after: VmKey | None = None) -> Iterator[tuple[VmKey, Manager]]:
+        """Managers of ``scope`` in name order, starting after ``after``."""
+        for name in sorted(self.managers.get(scope, {})):
+            if after is None or (scope, name) > after:
+                yield (scope, name), self.managers[scope][name]
+
+    def has_vm(self, zone: str, name: str) -> bool:
+        found = self.zones.get(zone)
+        return found is not None and name in found.vms
 
     def zones_with(self, name: str) -> list[str]:
         return [z for z in self.zone_names if name in self.zones[z].vms]
@@ -181,8 +203,9 @@ class ProjectState:
 
 
 class ComputeState:
-    def __init__(self, fixture: Fixture) -> None:
+    def __init__(self, fixture: Fixture, clock: Callable[[], float] = time.monotonic) -> None:
         self.lock = threading.RLock()
+        self.clock = clock
         self.projects: dict[str, ProjectState] = {}
         self._listeners: list[Callable[[], None]] = []
         self.load(fixture)
@@ -201,6 +224,8 @@ class ComputeState:
                 self._add_vm(project, instance)
             for group in spec.instance_groups:
                 self._add_group(project, group)
+            for manager in spec.instance_group_managers:
+                self._add_manager(project, manager)
         with self.lock:
             self.projects = projects
         self._changed()
@@ -242,16 +267,16 @@ class ComputeState:
         return vm
 
     def remove_instance(self, project: str, zone: str, name: str) -> None:
+        """Delete a VM. A managed group notices and creates it again (CREATING, then VERIFYING)."""
         with self.lock:
             state = self.project(project)
-            vm = state.vm(zone, name)
-            key = (zone, name)
-            for scope, group_name in state.vm_groups.pop(key, set()):
-                self._remove_member(state, state.groups[scope][group_name], key)
-            found = state.zones[zone]
-            del found.vms[name]
-            found.names.pop(bisect.bisect_left(found.names, name))
-            state.used_ips.discard(vm.network_ip)
+            state.vm(zone, name)  # 404 when missing
+            manager = state.managed_by.get((zone, name))
+            self._remove_vm(state, zone, name)
+            if manager is not None and name in manager.vms:
+                managed = manager.vms[name]
+                managed.exists, managed.health = False, None
+                managed.action, managed.until = "CREATING", self.clock() + manager.spec.timings.creating
         self._changed()
 
     def set_status(self, project: str, zone: str, name: str, status: str) -> Vm:
@@ -312,6 +337,92 @@ class ComputeState:
         self._changed()
         return group
 
+    # -- managed instance groups ------------------------------------------------------------------
+
+    def resize_manager(self, project: str, scope: str, name: str, size: int) -> Manager:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise errors.invalid_field("size", size, "Must be greater than or equal to 0.")
+        with self.lock:
+            state = self.project(project)
+            manager = state.manager(scope, name)
+            manager.resize(size, self.clock(), state.has_vm)
+        self._changed()
+        return manager
+
+    def rolling_replace(
+        self,
+        project: str,
+        scope: str,
+        name: str,
+        template: str | None = None,
+        max_surge: int | None = None,
+        max_unavailable: int | None = None,
+    ) -> Manager:
+        """Start replacing every VM of the group (``updatePolicy`` REPLACE, PROACTIVE)."""
+        for field_name, value in (("maxSurge", max_surge), ("maxUnavailable", max_unavailable)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise errors.invalid_field(f"updatePolicy.{field_name}.fixed", value, "Must be >= 0.")
+        with self.lock:
+            manager = self.project(project).manager(scope, name)
+            surge = manager.max_surge if max_surge is None else max_surge
+            unavailable = manager.max_unavailable if max_unavailable is None else max_unavailable
+            if surge == 0 and unavailable == 0:
+                raise errors.bad_request(
+                    "At least one of maxSurge and maxUnavailable must be greater than 0."
+                )
+            if template is not None:
+                _checked(lambda: check_name("instance template", template))
+            manager.rolling_replace(template, surge, unavailable)
+        self.tick()
+        return manager
+
+    def set_health(self, project: str, zone: str, name: str, health: str) -> ManagedVm:
+        """Set what a managed VM's autohealing health check reports (``detailedHealthState``)."""
+        if health not in HEALTH_STATES:
+            raise errors.invalid_field(
+                "detailedHealthState", health, f"Must be one of {list(HEALTH_STATES)}."
+            )
+        with self.lock:
+            state = self.project(project)
+            state.vm(zone, name)  # 404 when missing
+            manager = state.managed_by.get((zone, name))
+            if manager is None or name not in manager.vms:
+                raise errors.bad_request(f"Instance '{name}' is not in a managed instance group")
+            if manager.health_check is None:
+                raise errors.bad_request(
+                    f"Instance group manager '{manager.name}' has no autohealing health check"
+                )
+            managed = manager.set_health(name, health, self.clock())
+        self._changed()
+        return managed
+
+    def tick(self) -> None:
+        """Advance every managed group's timed phases; listeners run when anything changed."""
+        changed = False
+        with self.lock:
+            now = self.clock()
+            for state in self.projects.values():
+                ops = _ManagerOps(self, state)
+                for managers in state.managers.values():
+                    for manager in managers.values():
+                        changed |= manager.tick(now, ops, state.has_vm)
+        if changed:
+            self._changed()
+
+    def has_managers(self) -> bool:
+        return any(state.managers for state in self.projects.values())
+
+    def vm_serving(self, project: str, zone: str, name: str) -> bool:
+        """Whether a VM's service answers normally: unmanaged VMs do; managed ones unless their
+        health check fails or the group is tearing them down (they answer 503 then)."""
+        with self.lock:
+            state = self.projects.get(project)
+            manager = state.managed_by.get((zone, name)) if state is not None else None
+            managed = manager.vms.get(name) if manager is not None else None
+            if managed is None or manager is None:
+                return True
+            return managed.serving(self.clock(), manager.spec.timings.grace)
+
     # -- queries -----------------------------------------------------------------------------------
 
     def backend_targets(self) -> dict[tuple[str, int], Vm]:
@@ -362,6 +473,28 @@ class ComputeState:
         state.used_ips.add(ip)
         return vm
 
+    def _add_manager(self, state: ProjectState, spec: InstanceGroupManager) -> None:
+        scope = zone_scope(spec.zone) if spec.zone else region_scope(str(spec.region))
+        group = InstanceGroup(
+            spec.name, zone=spec.zone, region=spec.region, named_ports=list(spec.named_ports)
+        )
+        group.network = spec.network
+        self._add_group(state, group)
+        manager = Manager.from_spec(state.name, spec, scope, timestamp())
+        state.managers.setdefault(scope, {})[spec.name] = manager
+        manager.populate(_ManagerOps(self, state), state.has_vm)
+
+    def _remove_vm(self, state: ProjectState, zone: str, name: str) -> None:
+        vm = state.vm(zone, name)
+        key = (zone, name)
+        for scope, group_name in state.vm_groups.pop(key, set()):
+            self._remove_member(state, state.groups[scope][group_name], key)
+        state.managed_by.pop(key, None)
+        found = state.zones[zone]
+        del found.vms[name]
+        found.names.pop(bisect.bisect_left(found.names, name))
+        state.used_ips.discard(vm.network_ip)
+
     def _add_group(self, state: ProjectState, spec: InstanceGroup) -> Group:
         scope = zone_scope(spec.zone) if spec.zone else region_scope(str(spec.region))
         if spec.zone:
@@ -411,6 +544,35 @@ class ComputeState:
         if index < len(group.members) and group.members[index] == key:
             group.members.pop(index)
         state.vm_groups.get(key, set()).discard((group.scope, group.name))
+
+
+class _ManagerOps:
+    """How a manager creates and deletes its VMs in a project (lock held)."""
+
+    def __init__(self, compute: ComputeState, state: ProjectState) -> None:
+        self.compute = compute
+        self.state = state
+
+    def create_vm(self, manager: Manager, vm: ManagedVm) -> None:
+        spec = manager.spec
+        ip = _next_ip_in(self.state, spec.network_ip_range) if spec.network_ip_range else None
+        instance = Instance(vm.name, zone=vm.zone, network_ip=ip, network=spec.network)
+        self.compute._add_vm(self.state, instance)
+        key = (vm.zone, vm.name)
+        group = self.state.group(manager.scope, manager.name)
+        self.compute._add_member(self.state, group, key)
+        self.state.managed_by[key] = manager
+
+    def delete_vm(self, manager: Manager, vm: ManagedVm) -> None:
+        if self.state.has_vm(vm.zone, vm.name):
+            self.compute._remove_vm(self.state, vm.zone, vm.name)
+
+
+def _next_ip_in(state: ProjectState, cidr: str) -> str:
+    for address in ipaddress.IPv4Network(cidr).hosts():
+        if str(address) not in state.used_ips:
+            return str(address)
+    raise errors.bad_request(f"networkIPRange {cidr} has no free address")
 
 
 def _resolve(state: ProjectState, group: Group, ref: str) -> VmKey:

@@ -71,6 +71,8 @@ class WatchOpts:
     refresh_interval: float = 30.0
     # The error path of a watch: called for every failure, never ends the watch.
     on_error: Callable[[DiscoveryError], None] = lambda err: None
+    # Called for every upstream a poll resolved (changed or not): discovery health's last success.
+    on_success: Callable[[UpstreamKey], None] = lambda key: None
 
 
 class EndpointList:

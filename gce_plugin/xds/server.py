@@ -22,6 +22,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 
 from gce_plugin import metrics
 from gce_plugin.xds.cache import SnapshotCache
+from gce_plugin.xds.callbacks import NO_CALLBACKS, Callbacks
 from gce_plugin.xds.streams import FellBehind, SendGate, Stream
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,10 @@ class XdsServer:
         *,
         options: Sequence[tuple[str, Any]] = (),
         full_sends: int = 16,
+        callbacks: Callbacks = NO_CALLBACKS,
     ) -> None:
         self._cache = cache
+        self._callbacks = callbacks
         # At most this many full-state responses (initial syncs, resyncs) built and written at once.
         self.gate = SendGate(full_sends)
         self._address = address
@@ -151,8 +154,15 @@ class XdsServer:
         label: str,
     ) -> AsyncIterator[bytes]:
         stream = Stream(
-            self._cache, delta=delta, only_type=only_type, label=label, peer=context.peer(), gate=self.gate
+            self._cache,
+            delta=delta,
+            only_type=only_type,
+            label=label,
+            peer=context.peer(),
+            callbacks=self._callbacks,
+            gate=self.gate,
         )
+        self._callbacks.on_stream_open(stream)
         unwatch = self._cache.watch(stream.wake)
         reader = asyncio.create_task(stream.read(_requests(context)))
         reader.add_done_callback(_reader_done(stream))
@@ -176,6 +186,7 @@ class XdsServer:
             if not self._streams:
                 self._no_streams.set()
             metrics.XDS_CLIENTS.labels(label).dec()
+            self._callbacks.on_stream_closed(stream)
             log.info(
                 "xDS stream closed", extra={"node": stream.node_id, "stream": label, "peer": stream.peer}
             )

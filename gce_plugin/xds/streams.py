@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 
 from gce_plugin import metrics
 from gce_plugin.xds.cache import Changes, SnapshotCache
+from gce_plugin.xds.callbacks import NO_CALLBACKS, Callbacks
 from gce_plugin.xds.resources import ResourceType
 
 log = logging.getLogger(__name__)
@@ -316,6 +317,7 @@ class Stream:
         only_type: str | None = None,
         label: str = "ads",
         peer: str = "",
+        callbacks: Callbacks = NO_CALLBACKS,
         gate: SendGate | None = None,
     ) -> None:
         self._cache = cache
@@ -325,6 +327,9 @@ class Stream:
         self.label = label
         self.peer = peer
         self.node_id = ""
+        self.node_cluster = ""
+        self.opened_at = time.time()
+        self.callbacks = callbacks
         self._subs: dict[str, SotwSubscription | DeltaSubscription] = {}
         self._ordered: list[SotwSubscription | DeltaSubscription] = []
         self._ignored: set[str] = set()
@@ -349,6 +354,7 @@ class Stream:
         self.requests_seen += 1
         if not self.node_id and request.HasField("node"):
             self.node_id = request.node.id
+            self.node_cluster = request.node.cluster
             log.info(
                 "xDS stream opened",
                 extra={"node": self.node_id, "stream": self.label, "peer": self.peer},
@@ -373,7 +379,9 @@ class Stream:
         if first or request.response_nonce != sub.nonce:
             return
         sub.awaiting_ack = False
-        if request.HasField("error_detail"):
+        nack = request.error_detail.message if request.HasField("error_detail") else None
+        self.callbacks.on_stream_request(self, type_url, sub.sent_version, nack)
+        if nack is not None:
             metrics.XDS_NACKS.labels(type_url).inc()
             log.warning(
                 "xDS NACK: %s",
@@ -481,6 +489,7 @@ class Stream:
                     del response
                     self.writing = False
                 sub.pushes.inc()
+                self.callbacks.on_stream_response(self, sub.type_url, sub.sent_version, sub.nonce)
                 if since is not None:
                     sub.push_latency.observe(time.monotonic() - since)
 

@@ -156,6 +156,8 @@ def test_following_the_page_in_a_scratch_copy(tmp_path: Path) -> None:
     for step in parse_steps(DOC.read_text()):
         apply(step, root, env)
 
-    assert (root / "gen/github/com/solo_io/gloo/projects/gloo/api/v1/plugins/dns/dns_pb2.py").is_file()
+    assert (
+        root / "gen/gce_plugin_gen/github/com/solo_io/gloo/projects/gloo/api/v1/plugins/dns/dns_pb2.py"
+    ).is_file()
     assert not (REPO / "gce_plugin" / "plugins" / "dns").exists()
     assert not (REPO / "proto/github.com/solo-io/gloo/projects/gloo/api/v1/plugins/dns").exists()

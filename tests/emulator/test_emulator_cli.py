@@ -25,7 +25,9 @@ from tests.emulator.emulator_testkit import (
     get_backend,
     member_names,
 )
+from tests.emulator.mig_testkit import MigDriver
 
+MIG_FIXTURE = EXAMPLE_FIXTURE.parent / "mig-fixture.yaml"
 READY = re.compile(r"^emulator listening on (http://127\.0\.0\.1:(\d+)/)$")
 
 
@@ -145,3 +147,21 @@ def test_a_busy_address_exits_1(processes: list[EmulatorProcess]) -> None:
     second = launch(processes, "--fixture", str(EXAMPLE_FIXTURE), "--address", f"127.0.0.1:{port}")
     assert second.process.wait(20) == 1
     assert "cannot listen" in second.stderr()
+
+
+def test_managed_groups_move_on_their_own_in_the_process(processes: list[EmulatorProcess]) -> None:
+    process = launch(processes, "--fixture", str(MIG_FIXTURE), "--address", "127.0.0.1:0")
+    url = process.ready_url()
+    items = (
+        compute_client(url)
+        .instanceGroupManagers()
+        .listManagedInstances(project=PROJECT, zone=ZONE_A, instanceGroupManager="shop")
+        .execute()["managedInstances"]
+    )
+    assert len(items) == 4
+    mig = MigDriver(url, PROJECT, "shop", zone=ZONE_A)
+    with mig.watch() as seen:
+        mig.resize(3)
+        mig.wait_settled(timeout=20, size=3)
+    assert "DELETING" in seen.actions()
+    assert process.stop() == 0

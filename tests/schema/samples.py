@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from github.com.solo_io.gloo.projects.gloo.api.v1.plugins.grpc.grpc_pb2 import ServiceSpec as GrpcServiceSpec
-from github.com.solo_io.gloo.projects.gloo.api.v1.plugins.rest.rest_pb2 import ServiceSpec as RestServiceSpec
-from github.com.solo_io.gloo.projects.gloo.api.v1.plugins.transformation.transformation_pb2 import (
+from gce_plugin_gen.github.com.solo_io.gloo.projects.gloo.api.v1.plugins.grpc.grpc_pb2 import (
+    ServiceSpec as GrpcServiceSpec,
+)
+from gce_plugin_gen.github.com.solo_io.gloo.projects.gloo.api.v1.plugins.rest.rest_pb2 import (
+    ServiceSpec as RestServiceSpec,
+)
+from gce_plugin_gen.github.com.solo_io.gloo.projects.gloo.api.v1.plugins.transformation.transformation_pb2 import (  # noqa: E501
     Extraction,
     InjaTemplate,
     MergeExtractorsToBody,
     Passthrough,
     TransformationTemplate,
 )
-from github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
+from gce_plugin_gen.github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.wrappers_pb2 import DoubleValue, UInt32Value
 

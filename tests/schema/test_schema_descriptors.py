@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from github.com.solo_io.solo_kit.api.v1 import solo_kit_pb2
-from gogoproto import gogo_pb2
+from gce_plugin_gen.github.com.solo_io.solo_kit.api.v1 import solo_kit_pb2
+from gce_plugin_gen.gogoproto import gogo_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 from google.protobuf.message import Message

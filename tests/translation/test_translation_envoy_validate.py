@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from envoy.config.bootstrap.v3.bootstrap_pb2 import Bootstrap
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
+from gce_plugin_gen.github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.wrappers_pb2 import DoubleValue, UInt32Value

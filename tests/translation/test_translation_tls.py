@@ -7,7 +7,7 @@ from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.grpc_credential.v3.file_based_metadata_pb2 import FileBasedMetadataConfig
 from envoy.extensions.transport_sockets.tls.v3.common_pb2 import SubjectAltNameMatcher, TlsParameters
 from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import UpstreamTlsContext
-from github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
+from gce_plugin_gen.github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
 
 from gce_plugin.api import ResourceRef, SDSConfig, SSLFiles, SslParameters, Upstream, UpstreamSslConfig
 from gce_plugin.plugins.plugin import Params

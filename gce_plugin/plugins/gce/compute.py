@@ -220,6 +220,7 @@ class ComputeClient:
         # A fresh httplib2.Http-like object for a thread (tests pass fakes).
         self._http_factory = http_factory or (lambda: httplib2.Http(timeout=timeout))
         self._root = api_root(endpoint) if endpoint else None
+        self._where = self._root or "https://compute.googleapis.com/"  # named in transport errors
         self._retry = retry
         self._sleep = sleep
         self._rand = rand
@@ -388,11 +389,13 @@ class ComputeClient:
             return {}, _Failure(error, bool(getattr(exc, "retryable", False)))
         except TimeoutError as exc:
             metrics.COMPUTE_API_CALLS.labels(method=method, code="timeout").inc()
-            return {}, _Failure(ComputeError(method, None, "timeout", str(exc) or "timed out"), True)
+            return {}, _Failure(
+                ComputeError(method, None, "timeout", f"{self._where}: {exc or 'timed out'}"), True
+            )
         except (OSError, httplib2.HttpLib2Error, google.auth.exceptions.TransportError) as exc:
             metrics.COMPUTE_API_CALLS.labels(method=method, code="connection").inc()
             return {}, _Failure(
-                ComputeError(method, None, "connection", str(exc) or type(exc).__name__), True
+                ComputeError(method, None, "connection", f"{self._where}: {exc or type(exc).__name__}"), True
             )
         metrics.COMPUTE_API_CALLS.labels(method=method, code="200").inc()
         return response, None

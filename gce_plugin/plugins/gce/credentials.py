@@ -123,5 +123,8 @@ def load_credentials(
     try:
         credentials, _project = google.auth.default(scopes=list(SCOPES))
     except google.auth.exceptions.DefaultCredentialsError as exc:
-        raise CredentialsError(f"application default credentials: {exc}") from None
+        raise CredentialsError(
+            f"application default credentials: {exc} (to use the Compute emulator instead, "
+            "pass --compute-endpoint URL, e.g. --compute-endpoint http://127.0.0.1:8085/)"
+        ) from None
     return LoadedCredentials(credentials, "application default credentials")

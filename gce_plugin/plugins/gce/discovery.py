@@ -661,6 +661,8 @@ class GceDiscovery:
                 opts.on_error(error)
             except Exception:
                 log.exception("on_error callback failed")
+        for key in result.endpoints.keys() - result.errors.keys():
+            opts.on_success(key)
         changed = False
         for key, endpoints in result.endpoints.items():
             known = published.get(key)

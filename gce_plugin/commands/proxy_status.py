@@ -1,0 +1,95 @@
+"""``gce-plugin proxy-status``: every Envoy connected to a running control plane, and per xDS type
+whether it is in sync: SYNCED (its ACKed version is the latest), STALE (an update is unACKed or was
+NACKed), NOT SENT; with the last NACK's error. Reads ``/proxy-status`` on the control plane's admin
+port (``gce-plugin run --metrics-address``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Any, TextIO
+
+from gce_plugin.hostport import address
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--admin",
+        type=address,
+        default="127.0.0.1:9091",
+        metavar="HOST:PORT",
+        help="the control plane's admin address (its --metrics-address)",
+    )
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="HTTP timeout")
+
+
+def fetch(admin: str, timeout: float) -> dict[str, Any]:
+    url = f"http://{admin}/proxy-status"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            report: dict[str, Any] = json.loads(resp.read())
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise RuntimeError(
+            f"cannot read {url}: {reason} (is `gce-plugin run` serving its admin port there?)"
+        ) from None
+    return report
+
+
+def render_table(report: dict[str, Any]) -> str:
+    proxies = report.get("proxies", [])
+    if not proxies:
+        return "no Envoy is connected\n"
+    types = sorted({t for p in proxies for t in p["types"]})
+    header = [
+        "NODE",
+        "CLUSTER",
+        "ADDRESS",
+        "STREAM",
+        "CONNECTED SINCE",
+        *(t.upper() for t in types),
+        "LAST NACK",
+    ]
+    rows = [header]
+    for proxy in proxies:
+        row = [
+            proxy["node"],
+            proxy["cluster"],
+            proxy["address"],
+            proxy["stream"],
+            proxy["connectedSince"] or "",
+        ]
+        nacks = []
+        for t in types:
+            state = proxy["types"].get(t)
+            if state is None:
+                row.append("NOT SENT")
+                continue
+            acked = f" ({state['acked'][:8]})" if state["acked"] else ""
+            row.append(state["status"] + acked)
+            if state.get("lastNack"):
+                nacks.append(f"{t}: {state['lastNack']['error']}")
+        row.append("; ".join(nacks).replace("\n", " "))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    latest = ", ".join(f"{t} {v[:8]}" for t, v in report.get("latest", {}).items())
+    return f"latest: {latest or 'none'}\n" + "".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in rows
+    )
+
+
+def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    try:
+        report = fetch(args.admin, args.timeout)
+    except RuntimeError as exc:
+        print(f"gce-plugin proxy-status: {exc}", file=err)
+        return 1
+    if args.output == "json":
+        out.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(render_table(report))
+    return 0
