@@ -36,7 +36,8 @@ from bench.fleet import GROUP_LABEL, PROJECT, Fleet, FleetSize, build_fleet
 from bench.report import Report
 from gce_plugin.emulator import Emulator
 from gce_plugin.plugins.gce.compute import PAGE_SIZE, ComputeClient
-from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX, GceDiscovery
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.spec import ANNOTATION_PREFIX
 
 NAME = "discovery"
 TITLE = "Discovery economy"

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.core.v3.health_check_pb2 import HealthStatus
 from google.protobuf import json_format
 
 from gce_plugin import heap, metrics
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
+from gce_plugin.builtin import default_registry
 from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.manifest_watch import ManifestDirectory
@@ -33,13 +33,14 @@ from gce_plugin.plugins.plugin import (
     InitParams,
     Settings,
     UpstreamKey,
+    WatchedUpstreams,
     WatchOpts,
     cluster_name,
     upstream_key,
 )
-from gce_plugin.plugins.registry import Registry, default_registry
+from gce_plugin.plugins.registry import Registry
 from gce_plugin.sync_status import SyncTracker
-from gce_plugin.translation.translator import Delta, Translator
+from gce_plugin.translation.translator import REPORTER, Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,11 @@ class ControlPlane:
         self.admin: AdminServer | None = None
         self._ready = False
         self._loaded = asyncio.Event()
-        # Assignments of EDS clusters whose discovery has not answered yet (see SnapshotCache.hold).
-        self._awaited: set[str] = set()
         # Gloo-style status per upstream, as translation last reported it.
         self.statuses: dict[UpstreamKey, Status] = {}
-        self._watched: dict[UpstreamKey, bytes] | None = None
+        # The upstreams every discovery watch serves: replaced on every manifest change, never by
+        # restarting a watch (each one decides what changed for it, see plugins/refresh.py).
+        self._watched = WatchedUpstreams()
         self._discovery: list[asyncio.Task[None]] = []
         # For the status page: each upstream's cluster, and each cluster's endpoints by health status.
         self._cluster_of: dict[UpstreamKey, str] = {}
@@ -95,6 +96,17 @@ class ControlPlane:
         """``{"namespace.name": {"state": "Accepted"|"Rejected", "reason": ..., "reportedBy": ...,
         "discovery": {"lastSuccess": ..., "error": ..., "errorSince": ...}}}``"""
         statuses = dict(self.statuses)  # read from the admin thread: copy first
+        for key, errors in dict(self.manifests.duplicates).items():
+            # A duplicate definition of a served upstream: a rejected sub-resource of it, per file.
+            status = statuses.get(key)
+            if status is not None:
+                status = Status()
+                status.CopyFrom(statuses[key])
+                for err in errors:
+                    status.subresource_statuses[f"file:{err.path}"].CopyFrom(
+                        Status(state=Status.Rejected, reason=str(err), reported_by=REPORTER)
+                    )
+                statuses[key] = status
         health = self.discovery_health.snapshot()
         report: dict[str, Any] = {}
         for key, st in sorted(statuses.items()):
@@ -148,7 +160,10 @@ class ControlPlane:
     async def _follow_manifests(self) -> None:
         async for upstreams in self.manifests.watch(self.options.manifest_poll_interval):
             self.apply_upstreams(upstreams)
-            self._restart_discovery(upstreams)
+            self.discovery_health.retain(upstream_key(u) for u in upstreams)
+            self._watched.replace(upstreams)
+            if not self._discovery:
+                self._start_discovery()
             self._loaded.set()
             self._record_config_health()
 
@@ -164,23 +179,14 @@ class ControlPlane:
 
     # -- discovery -> endpoints -> translation ------------------------------------------------------
 
-    def _restart_discovery(self, upstreams: Sequence[Upstream]) -> None:
-        """(Re)start the endpoint watches when the upstreams they track changed, as Gloo's EDS does."""
-        specs = {upstream_key(u): u.upstream_spec.SerializeToString(deterministic=True) for u in upstreams}
-        if specs == self._watched:
-            return
-        self._watched = specs
-        self.discovery_health.retain(specs)
-        for task in self._discovery:
-            task.cancel()
+    def _start_discovery(self) -> None:
+        """One endpoint watch per discovery plugin, for as long as the control plane runs."""
         self._discovery = [
-            asyncio.create_task(
-                self._watch_endpoints(plugin, list(upstreams)), name=f"discovery-{plugin.name}"
-            )
+            asyncio.create_task(self._watch_endpoints(plugin), name=f"discovery-{plugin.name}")
             for plugin in self.registry.discovery_plugins()
         ]
 
-    async def _watch_endpoints(self, plugin: DiscoveryPlugin, upstreams: list[Upstream]) -> None:
+    async def _watch_endpoints(self, plugin: DiscoveryPlugin) -> None:
         """Feed one plugin's endpoint lists to translation. A watch that ends or crashes (a plugin
         bug) is reported and started again after a refresh interval: endpoints never freeze silently."""
         interval = self.options.settings.refresh_interval
@@ -188,7 +194,7 @@ class ControlPlane:
             refresh_interval=interval, on_error=self._discovery_error, on_success=self._discovery_success
         )
         while True:
-            watch = plugin.watch_endpoints(self.options.write_namespace, upstreams, opts)
+            watch = plugin.watch_endpoints(self.options.write_namespace, self._watched, opts)
             try:
                 async for endpoint_list in watch:
                     self._publish(self.translator.set_endpoints(endpoint_list))
@@ -199,7 +205,7 @@ class ControlPlane:
                 self._discovery_error(DiscoveryError(f"{plugin.name} discovery crashed: {exc}"))
             finally:
                 with contextlib.suppress(Exception):
-                    await watch.aclose()  # type: ignore[attr-defined]
+                    await watch.aclose()
             await asyncio.sleep(interval)
 
     def _discovery_success(self, key: UpstreamKey) -> None:
@@ -230,25 +236,6 @@ class ControlPlane:
 
     # -- translation -> snapshot ---------------------------------------------------------------------
 
-    def _hold_awaited_assignments(self, delta: Delta) -> None:
-        """Keep the cache from answering for EDS clusters whose endpoints are not known yet: after a
-        restart, Envoy asks at once for the assignments it already has, and an empty placeholder would
-        wipe its good endpoints before the first discovery poll (or for as long as it fails)."""
-        if delta.cluster_upserts or delta.cluster_removals:
-            assignments = self.cache.resources(ENDPOINT_TYPE)
-            self._awaited = {
-                eds_name
-                for name, cluster in self.cache.resources(CLUSTER_TYPE).items()
-                if cluster.type == Cluster.EDS  # type: ignore[attr-defined]
-                and (eds_name := cluster.eds_cluster_config.service_name or name)  # type: ignore[attr-defined]
-                not in assignments
-            }
-        elif self._awaited and delta.assignment_upserts:
-            self._awaited.difference_update(delta.assignment_upserts)
-        else:
-            return
-        self.cache.hold(ENDPOINT_TYPE, self._awaited)
-
     def _count_endpoints(self, delta: Delta) -> None:
         counts = dict(self._endpoint_counts)  # replaced, not mutated: the admin thread reads it
         for name in delta.assignment_removals:
@@ -264,13 +251,16 @@ class ControlPlane:
         self._endpoint_counts = counts
 
     def _publish(self, delta: Delta) -> None:
+        # Held names first: an EDS cluster whose discovery has not answered is never answered with an
+        # empty assignment (the translator decides which, see Delta.held and SnapshotCache.hold).
+        if delta.held is not None:
+            self.cache.hold(ENDPOINT_TYPE, delta.held)
         # Clusters first: on ADS the server keeps that order, so Envoy never sees an assignment for a
         # cluster it does not know.
         if delta.cluster_upserts or delta.cluster_removals:
             self.cache.update_resources(CLUSTER_TYPE, delta.cluster_upserts, delta.cluster_removals)
         if delta.assignment_upserts or delta.assignment_removals:
             self.cache.update_resources(ENDPOINT_TYPE, delta.assignment_upserts, delta.assignment_removals)
-        self._hold_awaited_assignments(delta)
         self._count_endpoints(delta)
         for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
             self.sync.set_latest(type_url, self.cache.version(type_url))

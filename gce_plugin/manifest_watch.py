@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 class _FileState:
     stat: tuple[int, int, int]  # (inode, mtime_ns, size): cheap change detection
     digest: bytes
-    upstreams: list[Upstream] = field(default_factory=list)  # the last good version
+    # The last good version: (document index, upstream) per upstream.
+    documents: manifests.FileDocuments = field(default_factory=list)
     error: str | None = None
 
 
@@ -33,8 +34,9 @@ class ManifestDirectory:
     """Tracks every manifest file of ``directory``; ``scan`` picks up additions, edits and deletions.
 
     A broken file is reported (file, document, field) and its last good upstreams stay. A file that
-    never loaded contributes nothing. When two files define the same upstream, the first file in
-    name order wins and the other is reported.
+    never loaded contributes nothing. Duplicates follow ``manifests.merge_files``, as ``discover``
+    does: the first definition in file-name order wins, a later one is an error naming both files
+    (in ``errors`` for its file, in ``duplicates`` for the upstream).
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -42,6 +44,7 @@ class ManifestDirectory:
         self._files: dict[Path, _FileState] = {}
         self._upstreams: list[Upstream] = []
         self.errors: dict[Path, str] = {}
+        self.duplicates: dict[UpstreamKey, list[manifests.ManifestError]] = {}
 
     def upstreams(self) -> list[Upstream]:
         return list(self._upstreams)
@@ -78,37 +81,33 @@ class ManifestDirectory:
         if old is not None and old.digest == digest:
             old.stat = stat
             return False
-        state = _FileState(stat=stat, digest=digest, upstreams=old.upstreams if old else [])
+        state = _FileState(stat=stat, digest=digest, documents=old.documents if old else [])
         self._files[path] = state
         try:
-            state.upstreams = manifests.load_file(path)
+            state.documents = manifests.load_documents(path)
         except Exception as err:  # ManifestError, or a loader bug: either way, this file only
             state.error = str(err) if isinstance(err, manifests.ManifestError) else f"{path}: {err!r}"
-            kept = len(state.upstreams)
+            kept = len(state.documents)
             log.error(
                 "bad manifest; keeping its last good version",
                 extra={"file": str(path), "error": state.error, "kept_upstreams": kept},
             )
             return True
-        log.info("manifest loaded", extra={"file": str(path), "upstreams": len(state.upstreams)})
+        log.info("manifest loaded", extra={"file": str(path), "upstreams": len(state.documents)})
         return True
 
     def _merge(self) -> bool:
-        merged: dict[UpstreamKey, Upstream] = {}
-        origin: dict[UpstreamKey, Path] = {}
+        kept, duplicates = manifests.merge_files({p: s.documents for p, s in self._files.items()})
         errors = {p: s.error for p, s in self._files.items() if s.error}
-        for path in sorted(self._files):
-            for upstream in self._files[path].upstreams:
-                key = upstream_key(upstream)
-                if key in merged:
-                    msg = f"{path}: upstream {key[0]}.{key[1]} is already defined in {origin[key]}"
-                    errors[path] = msg
-                    log.error("duplicate upstream ignored", extra={"file": str(path), "error": msg})
-                    continue
-                merged[key] = upstream
-                origin[key] = path
+        self.duplicates = {}
+        for err in duplicates:
+            path = Path(err.path)
+            errors[path] = "; ".join(filter(None, (errors.get(path), str(err))))
+            key = next(upstream_key(u) for i, u in self._files[path].documents if i == err.document)
+            self.duplicates.setdefault(key, []).append(err)
+            log.error("duplicate upstream ignored", extra={"file": err.path, "error": str(err)})
         self.errors = errors
-        new = [merged[k] for k in sorted(merged)]
+        new = sorted((u for upstreams in kept.values() for u in upstreams), key=upstream_key)
         if new == self._upstreams:
             return False
         self._upstreams = new

@@ -37,7 +37,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -131,38 +131,60 @@ def load_file(path: str | os.PathLike[str]) -> list[Upstream]:
     return [upstream for _, upstream in _load_documents(Path(path))]
 
 
+def load_documents(path: str | os.PathLike[str]) -> list[tuple[int, Upstream]]:
+    """(1-based document index, upstream) for every upstream of one manifest file. Raises ManifestError."""
+    return _load_documents(Path(path))
+
+
+# One file's upstreams with their document indexes, as ``load_documents`` gives them.
+FileDocuments = Sequence[tuple[int, Upstream]]
+
+
+def merge_files(
+    files: Mapping[Path, FileDocuments],
+) -> tuple[dict[Path, list[Upstream]], list[ManifestError]]:
+    """The one duplicate policy of a manifest directory, for ``run`` and ``discover`` alike: files in
+    name order, the first definition of an upstream wins; a later one is left out and reported as an
+    error naming both files (the rest of its file is kept). Returns each file's kept upstreams."""
+    kept: dict[Path, list[Upstream]] = {}
+    errors: list[ManifestError] = []
+    owners: dict[tuple[str, str], tuple[Path, int]] = {}
+    for path in sorted(files):
+        kept[path] = []
+        for index, upstream in files[path]:
+            key = _key(upstream)
+            if key in owners:
+                first, first_index = owners[key]
+                reason = (
+                    f"duplicate upstream {_show(key)}: already defined in {first} (document {first_index})"
+                )
+                errors.append(ManifestError(path, reason, document=index, field="metadata.name"))
+                continue
+            owners[key] = (path, index)
+            kept[path].append(upstream)
+    return kept, errors
+
+
 def load_dir(
     directory: str | os.PathLike[str],
 ) -> tuple[dict[str, list[Upstream]], list[ManifestError]]:
     """Load every manifest file of ``directory``: the upstreams of each good file (keyed by path, in
-    name order) and one error per bad file, so a caller can keep a broken file's last good version.
-    A file that redefines an upstream of an earlier file is bad. Raises NotADirectoryError."""
+    name order; duplicates left out as ``merge_files`` says) and one error per bad file or
+    duplicate. Raises NotADirectoryError."""
     root = Path(directory)
     if not root.is_dir():
         raise NotADirectoryError(f"manifest directory {root} does not exist or is not a directory")
-    results: dict[str, list[Upstream]] = {}
+    files: dict[Path, FileDocuments] = {}
     errors: list[ManifestError] = []
-    owners: dict[tuple[str, str], tuple[Path, int]] = {}
     for path in manifest_files(root):
         try:
-            documents = _load_documents(path)
+            files[path] = _load_documents(path)
         except ManifestError as err:
             errors.append(err)
-            continue
-        clash = next(((i, u) for i, u in documents if _key(u) in owners), None)
-        if clash is not None:
-            index, upstream = clash
-            other, other_index = owners[_key(upstream)]
-            reason = (
-                f"duplicate upstream {_show(_key(upstream))}: "
-                f"already defined in {other} (document {other_index})"
-            )
-            errors.append(ManifestError(path, reason, document=index, field="metadata.name"))
-            continue
-        for index, upstream in documents:
-            owners[_key(upstream)] = (path, index)
-        results[str(path)] = [upstream for _, upstream in documents]
-    return results, errors
+    kept, duplicates = merge_files(files)
+    errors.extend(duplicates)
+    errors.sort(key=lambda e: (e.path, e.document or 0))
+    return {str(path): upstreams for path, upstreams in kept.items()}, errors
 
 
 def manifest_files(directory: str | os.PathLike[str]) -> list[Path]:
@@ -207,6 +229,23 @@ def dump_upstream(upstream: Upstream) -> dict[str, Any]:
 def dumps(upstreams: Collection[Upstream]) -> str:
     """Upstreams as one multi-document YAML manifest."""
     return yaml.safe_dump_all([dump_upstream(u) for u in upstreams], sort_keys=False)
+
+
+def parse_yaml(text: str, source: str) -> list[tuple[int, object]]:
+    """The non-empty YAML documents of ``text`` as (1-based index, value), parsed exactly as manifest
+    files are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
+    return _parse_yaml(Path(source), text)
+
+
+def upstreams_from_document(doc: object, source: str, document: int | None = None) -> list[Upstream]:
+    """The Upstream of one parsed manifest document (or each item of a List), validated as in a
+    file. Raises ManifestError naming ``source``, ``document`` and the field."""
+    try:
+        return [upstream for _, upstream in _from_document(doc)]
+    except _FieldError as err:
+        raise ManifestError(source, err.reason, document=document, field=err.field or None) from None
+    except RecursionError:
+        raise ManifestError(source, "nested too deeply to be an Upstream manifest") from None
 
 
 # --- files and documents ---

@@ -1,5 +1,5 @@
-"""``gce-plugin discover``: run endpoint discovery for the upstream manifests in a directory and print
-the endpoints, once (``--once``) or again whenever they change.
+"""``gce-plugin discover``: run endpoint discovery (every registered discovery plugin) for the upstream
+manifests in a directory and print the endpoints, once (``--once``) or again whenever they change.
 
 Output: ``json`` (a JSON array of gloo ``Endpoint``s in protobuf JSON), ``yaml`` (the same) or
 ``table``; sorted by endpoint name. Errors (bad manifests, failing upstreams) go to stderr. With
@@ -22,11 +22,19 @@ from google.protobuf import json_format
 
 from gce_plugin import logs, manifests
 from gce_plugin.api import Endpoint, Upstream
+from gce_plugin.builtin import default_registry
 from gce_plugin.commands.options import compute_parent, logging_parent
-from gce_plugin.plugins.gce.credentials import CredentialsError
-from gce_plugin.plugins.gce.discovery import ANNOTATION_PREFIX, is_gce
-from gce_plugin.plugins.gce.plugin import GcePlugin, new_discovery
-from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Settings, WatchOpts
+from gce_plugin.plugins.gce.spec import ANNOTATION_PREFIX
+from gce_plugin.plugins.plugin import (
+    DiscoveryError,
+    DiscoveryPlugin,
+    EndpointsUpdate,
+    InitParams,
+    Settings,
+    WatchedUpstreams,
+    WatchOpts,
+)
+from gce_plugin.plugins.refresh import PollingPlugin
 
 DEFAULT_WRITE_NAMESPACE = "gloo-system"  # Gloo's
 
@@ -83,39 +91,84 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except NotADirectoryError as exc:
         print(f"error: {exc}", file=err)
         return 1
-    if not any(is_gce(u) for u in upstreams):
-        print("warning: no gce upstreams in " + args.config, file=err)
-    settings = Settings(
-        refresh_interval=args.refresh,
-        compute_endpoint=args.compute_endpoint,
-        credentials_file=args.credentials_file,
-        api_timeout=args.api_timeout,
+    registry = default_registry()
+    registry.init(
+        InitParams(
+            Settings(
+                refresh_interval=args.refresh,
+                compute_endpoint=args.compute_endpoint,
+                credentials_file=args.credentials_file,
+                api_timeout=args.api_timeout,
+            )
+        )
     )
+    plugins = registry.discovery_plugins()
+    if not any(isinstance(p, PollingPlugin) and p.handles(u) for p in plugins for u in upstreams):
+        print("warning: no upstreams of a discovered type in " + args.config, file=err)
     try:
-        plugin = GcePlugin(new_discovery(settings))
-    except (CredentialsError, ValueError) as exc:
-        print(f"error: {exc}", file=err)
-        return 1
-    plugin.init(InitParams(settings))
-    failed: set[str] = set()
-
-    def on_error(error: DiscoveryError) -> None:
-        where = f"{error.upstream[0]}.{error.upstream[1]}" if error.upstream else "gce"
-        failed.add(where)
-        print(f"error: {where}: {error}", file=err, flush=True)
-
-    opts = WatchOpts(refresh_interval=args.refresh, on_error=on_error)
-    watch = plugin.watch_endpoints(args.write_namespace, upstreams, opts)
-    try:
-        async for endpoint_list in watch:
-            out.write(render(endpoint_list.endpoints, args.output))
-            out.flush()
-            if args.once:
-                break
+        failed = await Discovery(plugins, args, out, err).run(upstreams)
     finally:
-        await watch.aclose()  # type: ignore[attr-defined]
-        plugin.discovery().close()
+        registry.close()
     return 1 if failed or not manifests_ok else 0
+
+
+class Discovery:
+    """Every discovery plugin's watch over the same upstreams; the endpoints of all of them printed
+    together: once every plugin has answered (or failed as a whole) with ``--once``, else after
+    every answer."""
+
+    def __init__(
+        self, plugins: Sequence[DiscoveryPlugin], args: argparse.Namespace, out: TextIO, err: TextIO
+    ):
+        self.plugins = plugins
+        self.args = args
+        self.out = out
+        self.err = err
+        self.failed: set[str] = set()
+        self.latest: dict[str, EndpointsUpdate] = {}
+        self.settled: set[str] = set()  # plugins that answered or failed as a whole
+        self.news: asyncio.Queue[None] = asyncio.Queue()
+
+    async def run(self, upstreams: Sequence[Upstream]) -> set[str]:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._follow(p, upstreams)) for p in self.plugins]
+            try:
+                await self._print_answers()
+            finally:
+                for task in tasks:
+                    task.cancel()
+        return self.failed
+
+    async def _print_answers(self) -> None:
+        while True:
+            await self.news.get()
+            if self.args.once and len(self.settled) < len(self.plugins):
+                continue
+            self.out.write(render(self._endpoints(), self.args.output))
+            self.out.flush()
+            if self.args.once:
+                return
+
+    def _endpoints(self) -> tuple[Endpoint, ...]:
+        every = {k: v for update in self.latest.values() for k, v in update.upstreams.items()}
+        return EndpointsUpdate.first(every).endpoints
+
+    async def _follow(self, plugin: DiscoveryPlugin, upstreams: Sequence[Upstream]) -> None:
+        def on_error(error: DiscoveryError) -> None:
+            where = f"{error.upstream[0]}.{error.upstream[1]}" if error.upstream else plugin.name
+            self.failed.add(where)
+            print(f"error: {where}: {error}", file=self.err, flush=True)
+            if error.upstream is None:  # nothing to wait for from this poll
+                self.settled.add(plugin.name)
+                self.news.put_nowait(None)
+
+        opts = WatchOpts(refresh_interval=self.args.refresh, on_error=on_error)
+        watch = plugin.watch_endpoints(self.args.write_namespace, WatchedUpstreams(upstreams), opts)
+        async with contextlib.aclosing(watch):
+            async for update in watch:
+                self.latest[plugin.name] = update
+                self.settled.add(plugin.name)
+                self.news.put_nowait(None)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -8,10 +8,14 @@ Plugins work only on generated messages: gloo ``Upstream``/``Endpoint`` and Envo
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from google.protobuf.message import Message
 
 from gce_plugin.api import Endpoint, ResourceRef, Upstream
 
@@ -25,6 +29,18 @@ def upstream_key(upstream: Upstream) -> UpstreamKey:
 
 def upstream_ref(upstream: Upstream) -> ResourceRef:
     return ResourceRef(name=upstream.metadata.name, namespace=upstream.metadata.namespace)
+
+
+def discovery_target(upstream: Upstream) -> bytes:
+    """What an upstream's endpoints are discovered from: its type and type-specific spec (the common
+    options, such as use_http2, do not change which endpoints it has). Two upstreams definitions with
+    the same target have the same endpoints."""
+    spec = upstream.upstream_spec
+    kind = spec.WhichOneof("upstream_type")
+    if kind is None:
+        return b""
+    typed: Message = getattr(spec, kind)
+    return kind.encode() + b"\0" + typed.SerializeToString(deterministic=True)
 
 
 def cluster_name(upstream: Upstream) -> str:
@@ -75,76 +91,123 @@ class WatchOpts:
     on_success: Callable[[UpstreamKey], None] = lambda key: None
 
 
-class EndpointList:
-    """One complete answer of a discovery watch.
+@dataclass(frozen=True)
+class UpstreamEndpoints:
+    """The endpoints of one upstream and their content ``version``: a digest of their deterministic
+    serialization, in ``(namespace, name)`` order. Equal versions mean equal endpoints, whoever
+    computed them, so a consumer compares versions, never the endpoints (or object identities).
+    Make one with ``UpstreamEndpoints.of``; endpoints handed on must not be changed afterwards."""
 
-    ``endpoints`` holds one ``Endpoint`` per instance and upstream (sorted by namespace and name).
-    ``resolved`` are the upstreams whose endpoints are known: discovery has succeeded for them at
-    least once. An upstream that failed this time keeps its last good endpoints here; one that never
-    succeeded is absent from ``resolved``, so nobody mistakes "not yet known" for "no endpoints".
-
-    A watch that keeps its endpoints per upstream answers with ``EndpointList.of_upstreams``:
-    ``by_upstream`` maps each upstream to its endpoints (every one of them references it). Handing
-    an unchanged upstream the same tuple object as in the previous answer lets a consumer skip it
-    by identity, so an answer costs work for what changed only; ``endpoints`` is then built (and
-    sorted) on first use. ``by_upstream`` is None for a list made from ``endpoints``. Endpoints and
-    tuples handed on must not be changed afterwards. Immutable; equal when ``resolved`` and
-    ``endpoints`` are.
-    """
-
-    __slots__ = ("_endpoints", "by_upstream", "resolved")
-
-    _endpoints: tuple[Endpoint, ...] | None
-    by_upstream: Mapping[UpstreamKey, tuple[Endpoint, ...]] | None
-    resolved: frozenset[UpstreamKey]
-
-    def __init__(
-        self, endpoints: Iterable[Endpoint] = (), resolved: Iterable[UpstreamKey] = frozenset()
-    ) -> None:
-        object.__setattr__(self, "_endpoints", tuple(endpoints))
-        object.__setattr__(self, "by_upstream", None)
-        object.__setattr__(self, "resolved", frozenset(resolved))
+    endpoints: tuple[Endpoint, ...]
+    version: str
 
     @classmethod
-    def of_upstreams(
-        cls,
-        by_upstream: Mapping[UpstreamKey, tuple[Endpoint, ...]],
-        resolved: Iterable[UpstreamKey] | None = None,
-    ) -> EndpointList:
-        """The answer for the upstreams in ``by_upstream`` (the mapping is kept, not copied: hand
-        over one that is not changed afterwards). ``resolved`` defaults to its keys."""
-        answer = cls.__new__(cls)
-        object.__setattr__(answer, "_endpoints", None)
-        object.__setattr__(answer, "by_upstream", by_upstream)
-        object.__setattr__(answer, "resolved", frozenset(by_upstream if resolved is None else resolved))
-        return answer
+    def of(cls, endpoints: Iterable[Endpoint]) -> UpstreamEndpoints:
+        ordered = tuple(sorted(endpoints, key=lambda e: (e.metadata.namespace, e.metadata.name)))
+        digest = hashlib.blake2b(digest_size=16)
+        for endpoint in ordered:
+            data = endpoint.SerializeToString(deterministic=True)
+            digest.update(len(data).to_bytes(4, "big"))
+            digest.update(data)
+        return cls(ordered, digest.hexdigest())
+
+
+NO_ENDPOINTS = UpstreamEndpoints.of(())
+
+
+@dataclass(frozen=True)
+class EndpointsUpdate:
+    """One answer of a discovery watch: the complete state, and what changed since its previous answer.
+
+    ``upstreams`` maps every upstream whose endpoints are known (discovery has succeeded for it at
+    least once; an upstream that failed this time keeps its last good endpoints) to them; one that
+    never succeeded is absent, so nobody mistakes "not yet known" for "no endpoints".
+    ``changed``: the keys of ``upstreams`` whose version differs from the watch's previous answer
+    (every key in a watch's first answer). ``removed``: the keys of the previous answer the watch no
+    longer answers for. A consumer that has seen every previous answer needs to read only those:
+    an update costs work for what changed, not for every upstream. Build the next answer with
+    ``EndpointsUpdate.first`` then ``previous.next(upstreams)``.
+    """
+
+    upstreams: Mapping[UpstreamKey, UpstreamEndpoints] = field(default_factory=dict)
+    changed: frozenset[UpstreamKey] = frozenset()
+    removed: frozenset[UpstreamKey] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.changed <= self.upstreams.keys():
+            raise ValueError(
+                f"changed upstreams without endpoints: {sorted(self.changed - self.upstreams.keys())}"
+            )
+        if not self.removed.isdisjoint(self.upstreams):
+            raise ValueError(
+                f"removed upstreams with endpoints: {sorted(self.removed & self.upstreams.keys())}"
+            )
+
+    @classmethod
+    def first(cls, upstreams: Mapping[UpstreamKey, UpstreamEndpoints]) -> EndpointsUpdate:
+        """A watch's first answer: everything in it is a change."""
+        return cls(upstreams, frozenset(upstreams))
+
+    def next(
+        self,
+        upstreams: Mapping[UpstreamKey, UpstreamEndpoints],
+        changed: Iterable[UpstreamKey] | None = None,
+    ) -> EndpointsUpdate:
+        """The answer after this one: ``changed`` (when the caller knows it; else found by comparing
+        versions) and the keys that left. The mapping is kept, not copied: do not change it later."""
+        if changed is None:
+            changed = [
+                k
+                for k, e in upstreams.items()
+                if (o := self.upstreams.get(k)) is None or o.version != e.version
+            ]
+        return EndpointsUpdate(
+            upstreams, frozenset(changed), frozenset(self.upstreams.keys() - upstreams.keys())
+        )
+
+    @property
+    def resolved(self) -> frozenset[UpstreamKey]:
+        """The upstreams whose endpoints are known."""
+        return frozenset(self.upstreams)
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
-        flat = self._endpoints
-        if flat is None:
-            assert self.by_upstream is not None
-            # An endpoint of several upstreams is listed under each of them, and once here.
-            unique = {id(e): e for found in self.by_upstream.values() for e in found}
-            flat = tuple(sorted(unique.values(), key=lambda e: (e.metadata.namespace, e.metadata.name)))
-            object.__setattr__(self, "_endpoints", flat)
-        return flat
+        """Every endpoint once (an endpoint of several upstreams is listed under each of them), sorted
+        by namespace and name: for printing, not for the data path."""
+        unique = {
+            (e.metadata.namespace, e.metadata.name, e.SerializeToString(deterministic=True)): e
+            for found in self.upstreams.values()
+            for e in found.endpoints
+        }
+        return tuple(unique[k] for k in sorted(unique))
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"EndpointList is immutable: cannot set {name!r}")
 
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"EndpointList is immutable: cannot delete {name!r}")
+class WatchedUpstreams:
+    """The upstreams a discovery watch serves. The control plane replaces them as the manifests change
+    (``replace``) and never restarts a watch for it: the watch decides what a change means for it
+    (``snapshot`` and ``wait_changed``). Use it from the event loop's thread."""
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EndpointList):
-            return NotImplemented
-        return self.resolved == other.resolved and self.endpoints == other.endpoints
+    def __init__(self, upstreams: Iterable[Upstream] = ()) -> None:
+        self._upstreams = tuple(upstreams)
+        self._version = 0
+        self._changed = asyncio.Event()
 
-    __hash__ = None  # type: ignore[assignment]  # endpoint messages are not hashable
+    def snapshot(self) -> tuple[int, tuple[Upstream, ...]]:
+        """The current upstreams and their version (it grows by one with every ``replace``)."""
+        return self._version, self._upstreams
 
-    def __repr__(self) -> str:
-        return f"EndpointList(endpoints={self.endpoints!r}, resolved={self.resolved!r})"
+    def replace(self, upstreams: Iterable[Upstream]) -> None:
+        self._upstreams = tuple(upstreams)
+        self._version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_changed(self, since: int, timeout: float) -> bool:
+        """Wait until the version is no longer ``since``, at most ``timeout`` seconds; True if it changed."""
+        if self._version == since:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(timeout, 0.0))
+        return self._version != since
 
 
 class Plugin(abc.ABC):  # noqa: B024 - init is optional, subclasses add the abstract hooks
@@ -179,8 +242,8 @@ class DiscoveryPlugin(Plugin):
 
     @abc.abstractmethod
     def watch_endpoints(
-        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncIterator[EndpointList]:
+        self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
+    ) -> AsyncGenerator[EndpointsUpdate, None]:
         """Yield the endpoints of the upstreams of this plugin's type, again after every change,
         until the consumer stops iterating (or the task is cancelled). Failures go to
         ``opts.on_error`` and never end the watch. Upstreams of other types are ignored."""

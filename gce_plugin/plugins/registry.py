@@ -1,5 +1,6 @@
-"""Which plugins exist. Translation runs every ``UpstreamPlugin``; discovery runs every
-``DiscoveryPlugin`` (Gloo's ``registry.Plugins`` plus the discovery plugins found from it)."""
+"""A set of plugins. Translation runs every ``UpstreamPlugin``; discovery runs every ``DiscoveryPlugin``
+(Gloo's ``registry.Plugins`` plus the discovery plugins found from it). Which plugins are built in
+is decided at the top, in ``gce_plugin.builtin``."""
 
 from __future__ import annotations
 
@@ -29,11 +30,3 @@ class Registry:
 
     def discovery_plugins(self) -> list[DiscoveryPlugin]:
         return [p for p in self._plugins if isinstance(p, DiscoveryPlugin)]
-
-
-def default_registry() -> Registry:
-    """The built-in plugins, in translation order."""
-    from gce_plugin.plugins.gce.plugin import GcePlugin
-    from gce_plugin.plugins.static.plugin import StaticPlugin
-
-    return Registry([StaticPlugin(), GcePlugin()])

@@ -11,15 +11,13 @@ import contextlib
 import functools
 import gc
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 from envoy.config.core.v3.base_pb2 import Metadata as EnvoyMetadata
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 
 from gce_plugin.api import Endpoint
-from gce_plugin.plugins.plugin import UpstreamKey
-from gce_plugin.translation.addresses import is_ip
+from gce_plugin.envoy_config.addresses import is_ip
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +36,6 @@ def endpoint_record(endpoint: Endpoint) -> EndpointRecord:
         endpoint.port,
         tuple([(k, labels[k]) for k in sorted(labels)]) if labels else (),
     )
-
-
-def group_by_upstream(endpoints: Iterable[Endpoint]) -> dict[UpstreamKey, list[EndpointRecord]]:
-    """Each endpoint's record under every upstream it references (unsorted)."""
-    groups: defaultdict[UpstreamKey, list[EndpointRecord]] = defaultdict(list)
-    with gc_paused():
-        for endpoint in endpoints:
-            record = endpoint_record(endpoint)
-            for ref in endpoint.upstreams:
-                groups[ref.namespace, ref.name].append(record)
-    return groups
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpPro
 from google.protobuf.duration_pb2 import Duration
 
 from gce_plugin.api import CircuitBreakerConfig, ConnectionConfig, LoadBalancerConfig, UpstreamSpec
-from gce_plugin.translation.tls import (
+from gce_plugin.envoy_config.tls import (
     ssl_config_to_tls_context,
     upstream_tls_context,
     upstream_tls_socket,

@@ -3,10 +3,9 @@
 ``translate_upstream`` builds one upstream's cluster as Gloo's translator does: defaults, then every
 ``UpstreamPlugin`` in registry order, then the options all upstream types share. ``Translator`` keeps
 the result per upstream so updates are incremental: ``set_upstreams`` re-translates only upstreams
-whose definition changed, ``set_endpoints`` / ``set_upstream_endpoints`` rebuild only the assignments
-whose endpoints changed (an answer with per-upstream endpoints costs one identity check per unchanged
-upstream, see ``EndpointList.of_upstreams``), and each returns a ``Delta`` (resource name -> message
-upserts, and removals) for the xDS cache.
+whose definition changed, ``set_endpoints`` rebuilds only the assignments of the upstreams a
+discovery answer says changed (``EndpointsUpdate.changed``; it reads nothing else), and each returns
+a ``Delta`` (resource name -> message upserts, and removals) for the xDS cache.
 
 An upstream that fails to translate is reported Gloo-style (``Status`` Rejected, with the reason) and
 gets no cluster; if it had been accepted before, its last accepted cluster keeps being served, so a bad
@@ -16,37 +15,39 @@ edit loses nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
-from google.protobuf.message import Message
+from prometheus_client import Counter
 
 from gce_plugin import metrics
-from gce_plugin.api import Endpoint, Status, Upstream
+from gce_plugin.api import Status, Upstream
 from gce_plugin.plugins.plugin import (
-    EndpointList,
+    EndpointsUpdate,
     Params,
     UpstreamKey,
     UpstreamPlugin,
     cluster_name,
+    discovery_target,
     upstream_key,
 )
-from gce_plugin.plugins.registry import Registry
 from gce_plugin.translation.endpoints import (
     EndpointRecord,
     build_assignment,
     canonical,
     endpoint_record,
     gc_paused,
-    group_by_upstream,
 )
 from gce_plugin.translation.options import DEFAULT_CONNECT_TIMEOUT, apply_upstream_options
 
 log = logging.getLogger(__name__)
 
 REPORTER = "gce-plugin"
+# Updates of fewer upstreams than this build too few objects to be worth pausing the cyclic GC.
+_FEW = 64
 # Cluster types whose endpoints must come inline, in the cluster's load_assignment.
 _INLINE_ENDPOINT_TYPES = (Cluster.STATIC, Cluster.STRICT_DNS, Cluster.LOGICAL_DNS)
 
@@ -107,6 +108,9 @@ class Delta:
     assignment_upserts: dict[str, ClusterLoadAssignment] = field(default_factory=dict)
     assignment_removals: set[str] = field(default_factory=set)
     statuses: dict[UpstreamKey, Status] = field(default_factory=dict)
+    # The complete set of assignment names to hold (``SnapshotCache.hold``) when it changed with this
+    # update, else None: the EDS clusters being served whose endpoints discovery has not answered.
+    held: frozenset[str] | None = None
 
     # A name is never both upserted and removed: the later change wins.
     def upsert_cluster(self, cluster: Cluster) -> None:
@@ -143,8 +147,14 @@ class _UpstreamState:
     # The cluster being served: the last accepted translation.
     cluster: Cluster | None
     status: Status
-    # What discovery looks for: the upstream type and its spec (see _target).
+    # What discovery looks for: the upstream type and its spec (see discovery_target).
     target: bytes = b""
+
+
+class PluginSource(Protocol):
+    """Where the translator gets its plugins from, e.g. a ``Registry``."""
+
+    def upstream_plugins(self) -> list[UpstreamPlugin]: ...
 
 
 class Translator:
@@ -152,35 +162,44 @@ class Translator:
 
     def __init__(
         self,
-        plugins: Registry | Sequence[UpstreamPlugin],
+        plugins: PluginSource | Sequence[UpstreamPlugin],
         reporter: str = REPORTER,
         *,
         _record_metrics: bool = True,
     ) -> None:
-        self._plugins = plugins.upstream_plugins() if isinstance(plugins, Registry) else list(plugins)
+        self._plugins = list(plugins) if isinstance(plugins, Sequence) else plugins.upstream_plugins()
         self._reporter = reporter
         self._record_metrics = _record_metrics
         self._upstreams: dict[UpstreamKey, _UpstreamState] = {}
         self._owners: dict[str, UpstreamKey] = {}  # cluster name -> the upstream serving it
         # Known endpoints per upstream (discovery has answered for it), canonical records.
         self._endpoints: dict[UpstreamKey, tuple[EndpointRecord, ...]] = {}
-        # The per-upstream tuple (EndpointList.by_upstream) an upstream's records were made from: the
-        # same tuple again is skipped without reading it. Kept, so its id is never reused meanwhile.
-        self._sources: dict[UpstreamKey, tuple[Endpoint, ...]] = {}
+        # The version (UpstreamEndpoints.version) an upstream's records were made from.
+        self._versions: dict[UpstreamKey, str] = {}
         # Published assignments per upstream, with the records they were built from.
         self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], ClusterLoadAssignment]] = {}
+        # The EDS warming rule, decided here: per upstream, the assignment name its EDS cluster asks
+        # for while no assignment of that name is published (discovery has not answered for it).
+        self._awaited: dict[UpstreamKey, str] = {}
+        self._counters: dict[str, Counter] = {}
+
+    def held(self) -> frozenset[str]:
+        """The assignment names to hold: EDS clusters served without an assignment yet."""
+        return frozenset(self._awaited.values())
 
     # -- one-shot ---------------------------------------------------------------------------------
 
     def translate_upstream(self, params: Params, upstream: Upstream) -> Cluster:
         return translate_upstream(self._plugins, params, upstream)
 
-    def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointList | None = None) -> Result:
-        """A full translation from scratch; leaves this translator's own state alone."""
+    def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointsUpdate | None = None) -> Result:
+        """A full translation from scratch (every upstream of ``endpoints`` read, changed or not);
+        leaves this translator's own state alone."""
         fresh = Translator(self._plugins, self._reporter, _record_metrics=False)
         fresh.set_upstreams(upstreams)
         if endpoints is not None:
-            fresh.set_endpoints(endpoints)
+            with gc_paused():
+                fresh._apply(endpoints, endpoints.upstreams, Delta())
         metrics.TRANSLATIONS.labels(kind="full").inc()
         return fresh.result()
 
@@ -188,8 +207,10 @@ class Translator:
 
     def set_upstreams(self, upstreams: Sequence[Upstream]) -> Delta:
         """Make ``upstreams`` the full set: translate new and changed ones, drop removed ones."""
+        before = self.held()
         with gc_paused():
             delta = self._set_upstreams(upstreams)
+        self._note_held(before, delta)
         self._count("incremental")
         if self._record_metrics:
             metrics.UPSTREAMS_REJECTED.set(
@@ -214,7 +235,7 @@ class Translator:
             fingerprint = _fingerprint(upstream)
             state = self._upstreams.get(key)
             if state is None or state.fingerprint != fingerprint:
-                target = _target(upstream)
+                target = discovery_target(upstream)
                 if state is not None and state.target != target:
                     # Another type, group or selector: the endpoints known so far were found for the
                     # old one. The assignment being served stays until discovery answers for the new
@@ -224,41 +245,39 @@ class Translator:
                 self._upstreams[key].target = target
         return delta
 
-    def set_endpoints(self, endpoints: EndpointList) -> Delta:
-        """Apply one complete discovery answer. Upstreams it knows (``resolved``, or with endpoints) get
-        exactly these endpoints; the others keep theirs, so an unfinished or failed discovery never
-        replaces good endpoints with none."""
+    def set_endpoints(self, update: EndpointsUpdate) -> Delta:
+        """Apply one discovery answer: the upstreams it says changed get exactly their endpoints
+        (unless their version is the one already applied); nothing else is read, so the cost grows
+        with what changed. Upstreams it does not answer for keep theirs, so an unfinished or failed
+        discovery never replaces good endpoints with none (``removed`` ones included: an upstream
+        that left the watch either left the manifests too, and ``set_upstreams`` dropped it, or
+        awaits the answer of the watch it moved to)."""
         delta = Delta()
-        with gc_paused():
-            if endpoints.by_upstream is not None:
-                self._set_by_upstream(endpoints.by_upstream, endpoints.resolved, delta)
-            else:
-                groups = group_by_upstream(endpoints.endpoints)
-                for key in groups.keys() | endpoints.resolved:
-                    self._set_records(key, canonical(groups.get(key, ())), delta)
+        before = self.held() if self._awaited else None
+        if len(update.changed) < _FEW:
+            self._apply(update, update.changed, delta)
+        else:
+            with gc_paused():
+                self._apply(update, update.changed, delta)
+        if before is not None:
+            self._note_held(before, delta)
         self._count("incremental")
         return delta
 
-    def _set_by_upstream(
-        self,
-        by_upstream: Mapping[UpstreamKey, tuple[Endpoint, ...]],
-        resolved: frozenset[UpstreamKey],
-        delta: Delta,
-    ) -> None:
-        # An upstream handed the same tuple as last time is unchanged: one identity check, no reading.
-        sources = self._sources
-        for key, found in by_upstream.items():
-            if sources.get(key) is not found:
-                self._set_records(key, canonical(endpoint_record(e) for e in found), delta, source=found)
-        for key in resolved.difference(by_upstream):  # known to have none
-            self._set_records(key, (), delta)
-
-    def set_upstream_endpoints(self, key: UpstreamKey, endpoints: Iterable[Endpoint]) -> Delta:
-        """All the endpoints of one upstream (discovery has answered for it): O(its endpoints)."""
-        delta = Delta()
-        self._set_records(key, canonical(endpoint_record(e) for e in endpoints), delta)
-        self._count("incremental")
-        return delta
+    def _apply(self, update: EndpointsUpdate, keys: Iterable[UpstreamKey], delta: Delta) -> None:
+        versions = self._versions
+        for key in keys:
+            found = update.upstreams[key]
+            if versions.get(key) == found.version:
+                continue
+            records = canonical(endpoint_record(e) for e in found.endpoints)
+            versions[key] = found.version
+            if self._endpoints.get(key) == records:
+                continue
+            self._endpoints[key] = records
+            state = self._upstreams.get(key)
+            if state is not None:
+                self._sync_assignment(key, state, delta)
 
     def result(self) -> Result:
         """The current state, as served."""
@@ -305,6 +324,11 @@ class Translator:
         self._set_status(key, state, Status(state=Status.Accepted, reported_by=self._reporter), delta)
         self._sync_assignment(key, state, delta)
 
+    def _note_held(self, before: frozenset[str], delta: Delta) -> None:
+        after = self.held()
+        if after != before:
+            delta.held = after
+
     def _rejected(self, reason: str) -> Status:
         return Status(state=Status.Rejected, reason=reason, reported_by=self._reporter)
 
@@ -323,44 +347,37 @@ class Translator:
         published = self._assignments.pop(key, None)
         if published is not None:
             delta.remove_assignment(published[1].cluster_name)
+        self._awaited.pop(key, None)
         # A re-added upstream waits for discovery again rather than trusting old endpoints.
         self._forget_endpoints(key)
 
     def _forget_endpoints(self, key: UpstreamKey) -> None:
         self._endpoints.pop(key, None)
-        self._sources.pop(key, None)
-
-    def _set_records(
-        self,
-        key: UpstreamKey,
-        records: tuple[EndpointRecord, ...],
-        delta: Delta,
-        source: tuple[Endpoint, ...] | None = None,
-    ) -> None:
-        if source is None:
-            self._sources.pop(key, None)
-        else:
-            self._sources[key] = source
-        if self._endpoints.get(key) == records:
-            return
-        self._endpoints[key] = records
-        state = self._upstreams.get(key)
-        if state is not None:
-            self._sync_assignment(key, state, delta)
+        self._versions.pop(key, None)
 
     def _sync_assignment(self, key: UpstreamKey, state: _UpstreamState, delta: Delta) -> None:
-        """Publish, rebuild or withdraw the assignment of one upstream, as its cluster and endpoints say."""
-        published = self._assignments.get(key)
+        """Publish, rebuild or withdraw the assignment of one upstream, as its cluster and endpoints
+        say; then note whether its EDS cluster awaits one."""
         if state.cluster is None or state.cluster.type != Cluster.EDS:
+            published = self._assignments.pop(key, None)
             if published is not None:
-                del self._assignments[key]
                 delta.remove_assignment(published[1].cluster_name)
+            self._awaited.pop(key, None)
             return
+        # EDS asks for a cluster's endpoints by its service_name when it has one.
+        name = state.cluster.eds_cluster_config.service_name or state.name
+        self._publish_assignment(key, name, delta)
+        published = self._assignments.get(key)
+        if published is not None and published[1].cluster_name == name:
+            self._awaited.pop(key, None)
+        else:
+            self._awaited[key] = name
+
+    def _publish_assignment(self, key: UpstreamKey, name: str, delta: Delta) -> None:
+        published = self._assignments.get(key)
         records = self._endpoints.get(key)
         if records is None:
             return  # discovery has not answered for it yet: publish nothing rather than nothing known
-        # EDS asks for a cluster's endpoints by its service_name when it has one.
-        name = state.cluster.eds_cluster_config.service_name or state.name
         if published is not None:
             if published[0] == records and published[1].cluster_name == name:
                 return
@@ -372,18 +389,10 @@ class Translator:
 
     def _count(self, kind: str) -> None:
         if self._record_metrics:
-            metrics.TRANSLATIONS.labels(kind=kind).inc()
-
-
-def _target(upstream: Upstream) -> bytes:
-    """The upstream's type and type-specific spec: what its endpoints are discovered from (the
-    common options, such as use_http2, do not change which endpoints it has)."""
-    spec = upstream.upstream_spec
-    kind = spec.WhichOneof("upstream_type")
-    if kind is None:
-        return b""
-    typed: Message = getattr(spec, kind)
-    return kind.encode() + b"\0" + typed.SerializeToString(deterministic=True)
+            counter = self._counters.get(kind)
+            if counter is None:  # the labelled child, looked up once (labels() costs more than inc())
+                counter = self._counters[kind] = metrics.TRANSLATIONS.labels(kind=kind)
+            counter.inc()
 
 
 def _fingerprint(upstream: Upstream) -> tuple[bytes, bytes]:

@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse, Resource
 from google.protobuf.any_pb2 import Any as AnyPb
 from google.protobuf.message import Message
 
-from gce_plugin.xds.resources import DEFAULT_TYPES, ResourceType
+from gce_plugin.xds.resources import CLUSTER, DEFAULT_TYPES, ENDPOINT, ResourceType
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,24 @@ class SnapshotCache:
         if held != st.held:
             st.held = held
             st.bodies = {}  # joins include placeholders for names no longer (or now) held
+
+    def consistent(self) -> list[str]:
+        """The EDS warming rule, checked: the assignment names of the EDS clusters in the cache that
+        have neither an assignment nor a hold (a client asking for one would be told it is empty).
+        Empty when the cache is consistent; tests check it after every publish."""
+        clusters = self._types.get(CLUSTER.type_url)
+        assignments = self._types.get(ENDPOINT.type_url)
+        if clusters is None or assignments is None:
+            return []
+        broken = []
+        for name, entry in clusters.entries.items():
+            cluster = entry.message
+            if not isinstance(cluster, Cluster) or cluster.type != Cluster.EDS:
+                continue
+            wanted = cluster.eds_cluster_config.service_name or name
+            if wanted not in assignments.entries and wanted not in assignments.held:
+                broken.append(wanted)
+        return sorted(broken)
 
     def is_held(self, type_url: str, name: str) -> bool:
         return name in self._state(type_url).held

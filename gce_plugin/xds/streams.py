@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Set
+from collections.abc import AsyncIterator, Iterable, Mapping, Set
 from typing import Any
 
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse
@@ -263,19 +263,23 @@ class DeltaSubscription(_Subscription):
     def _fell_behind(self) -> None:
         raise FellBehind(f"{self.type_url}: missed changes the cache no longer holds")
 
+    def _names_to_check(self, entries: Mapping[str, object]) -> set[str]:
+        """Every name a full response considers, or only the ones changed since the last one."""
+        if not self.everything:
+            return self.dirty
+        names: set[str] = set(self.names)
+        names.update(self.initial)
+        if self.wildcard:
+            names.update(entries)
+        names.update(self.dirty)
+        return names
+
     def build(self, cache: SnapshotCache) -> bytes | None:
         if not self.pending():
             return None
         type_url = self.type_url
         entries = cache.entries(type_url)
-        if self.everything:
-            names: set[str] = set(self.names)
-            names.update(self.initial)
-            if self.wildcard:
-                names.update(entries)
-            names.update(self.dirty)
-        else:
-            names = self.dirty
+        names = self._names_to_check(entries)
         parts: list[bytes] = []
         removed: list[str] = []
         for name in names:

@@ -4,6 +4,7 @@ and errors that name what failed (a bind address, the Compute endpoint, how to u
 from __future__ import annotations
 
 import argparse
+import asyncio
 import socket
 import subprocess
 import sys
@@ -148,11 +149,11 @@ def test_a_transport_error_names_the_compute_endpoint() -> None:
         None,
         endpoint="http://127.0.0.1:9/",
         retry=RetryPolicy(max_attempts=1),
-        sleep=lambda seconds: None,
         http_factory=_Refused,
     )
     with pytest.raises(ComputeError) as caught:
-        client.get_instance_group("p", "us-central1-a", "web")
+        asyncio.run(client.get_instance_group("p", "us-central1-a", "web"))
+    client.close()
     assert "http://127.0.0.1:9/" in str(caught.value)
 
 

@@ -5,29 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import grpc
 import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVersion, ConfigSource
 from envoy.service.discovery.v3.ads_pb2_grpc import AggregatedDiscoveryServiceStub
 
 from gce_plugin.api import Endpoint, ResourceRef, Upstream
 from gce_plugin.controlplane import ControlPlane, Options
+from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.plugins.plugin import (
     DiscoveryPlugin,
-    EndpointList,
+    EndpointsUpdate,
     Params,
     Settings,
     UpstreamPlugin,
+    WatchedUpstreams,
     WatchOpts,
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry
+from gce_plugin.translation import Delta
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
+from tests.translation.translation_fakes import answer
 from tests.xds.xds_testkit import SotwClient, assignments_of, clusters_of, ports_of
 
 MANIFEST = """\
@@ -50,22 +53,19 @@ class FlakyDiscovery(UpstreamPlugin, DiscoveryPlugin):
 
     def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
         if upstream.upstream_spec.HasField("gce"):
-            cluster.type = Cluster.EDS
-            cluster.eds_cluster_config.eds_config.CopyFrom(
-                ConfigSource(ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3)
-            )
+            eds_over_ads(cluster)
 
     async def watch_endpoints(
-        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncIterator[EndpointList]:
+        self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
+    ) -> AsyncGenerator[EndpointsUpdate, None]:
         self.watches += 1
-        keys = frozenset(upstream_key(u) for u in upstreams)
+        keys = frozenset(upstream_key(u) for u in upstreams.snapshot()[1])
         port = 8000 + self.watches
         endpoints = tuple(
             Endpoint(upstreams=[ResourceRef(namespace=ns, name=n)], address="10.0.0.1", port=port)
             for ns, n in sorted(keys)
         )
-        yield EndpointList(endpoints=endpoints, resolved=keys)
+        yield answer(endpoints, keys)
         if self.watches == 1:
             raise RuntimeError("plugin bug")
         await asyncio.Event().wait()
@@ -92,6 +92,16 @@ def run_plane(config: Path, plugin: P, body: Callable[[ControlPlane, P], Awaitab
         manifest_poll_interval=0.05,
     )
     plane = ControlPlane(options, Registry([plugin]))
+    # After every publish, the cache keeps the EDS warming rule (SnapshotCache.consistent).
+    broken: list[list[str]] = []
+    publish = plane._publish
+
+    def checked(delta: Delta) -> None:
+        publish(delta)
+        if plane.cache.consistent():
+            broken.append(plane.cache.consistent())
+
+    plane._publish = checked  # type: ignore[method-assign]
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -103,6 +113,7 @@ def run_plane(config: Path, plugin: P, body: Callable[[ControlPlane, P], Awaitab
             await running
 
     asyncio.run(main())
+    assert broken == []
 
 
 def port_of(plane: ControlPlane) -> int | None:
@@ -157,15 +168,15 @@ class GatedDiscovery(FlakyDiscovery):
         self.gate = asyncio.Event()
 
     async def watch_endpoints(
-        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncIterator[EndpointList]:
+        self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts
+    ) -> AsyncGenerator[EndpointsUpdate, None]:
         await self.gate.wait()
-        keys = frozenset(upstream_key(u) for u in upstreams)
+        keys = frozenset(upstream_key(u) for u in upstreams.snapshot()[1])
         endpoints = tuple(
             Endpoint(upstreams=[ResourceRef(namespace=ns, name=n)], address="10.0.0.7", port=8080)
             for ns, n in sorted(keys)
         )
-        yield EndpointList(endpoints=endpoints, resolved=keys)
+        yield answer(endpoints, keys)
         await asyncio.Event().wait()
 
 

@@ -93,6 +93,22 @@ def apply(step: Step, root: Path, env: dict[str, str]) -> None:
     target.write_text("".join(lines))
 
 
+def undo(step: Step, root: Path) -> None:
+    """Take a step's change out of ``root`` if it is there: a tree where the page was followed already
+    (the user's new type) is replayed from the state the page starts from. A no-op otherwise."""
+    if step.op == "run":
+        return
+    target = root / step.path
+    if step.op == "create":
+        target.unlink(missing_ok=True)
+        return
+    if not target.is_file() or step.body not in target.read_text():
+        return
+    # A replaced line goes back to its anchor, which is all the step looks for.
+    back = step.anchor + "\n" if step.op == "replace" else ""
+    target.write_text(target.read_text().replace(step.body, back, 1))
+
+
 def run(command: str, root: Path, env: dict[str, str]) -> None:
     if command.startswith("make "):
         # The page's `make X` with this interpreter's virtualenv, never (re)installing it.
@@ -123,7 +139,7 @@ def test_page_has_every_step() -> None:
     assert edited == {
         "proto/github.com/solo-io/gloo/projects/gloo/api/v1/plugins.proto",
         "gce_plugin/api.py",
-        "gce_plugin/plugins/registry.py",
+        "gce_plugin/builtin.py",
         "tests/schema/gloo_facts.py",
         "tests/schema/samples.py",
     }
@@ -144,8 +160,27 @@ def test_following_the_page_in_a_scratch_copy(tmp_path: Path) -> None:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
 
-    root = tmp_path / "repo"
-    shutil.copytree(REPO, root, ignore=NOT_COPIED, symlinks=True)
+    steps = parse_steps(DOC.read_text())
+    touched = {REPO / s.path: _content(REPO / s.path) for s in steps if s.path}
+    first = replay(REPO, tmp_path / "first", steps)
+    # The page's last step, on the tree it leaves (the user's, with the new type in it): this very
+    # replay works there too.
+    root = replay(first, tmp_path / "second", steps)
+    # The real repository is never written to.
+    assert {path: _content(path) for path in touched} == touched
+    assert (
+        root / "gen/gce_plugin_gen/github/com/solo_io/gloo/projects/gloo/api/v1/plugins/dns/dns_pb2.py"
+    ).is_file()
+
+
+def _content(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def replay(source: Path, work: Path, steps: list[Step]) -> Path:
+    """Every step of the page, applied to a copy of ``source`` (from the state the page starts from)."""
+    root = work / "repo"
+    shutil.copytree(source, root, ignore=NOT_COPIED, symlinks=True)
     bin_dir = Path(sys.executable).parent
     env = {
         **os.environ,
@@ -153,11 +188,8 @@ def test_following_the_page_in_a_scratch_copy(tmp_path: Path) -> None:
         # The copy's packages, not the repository's (the editable install points there).
         "PYTHONPATH": f"{root}{os.pathsep}{root / 'gen'}",
     }
-    for step in parse_steps(DOC.read_text()):
+    for step in reversed(steps):
+        undo(step, root)
+    for step in steps:
         apply(step, root, env)
-
-    assert (
-        root / "gen/gce_plugin_gen/github/com/solo_io/gloo/projects/gloo/api/v1/plugins/dns/dns_pb2.py"
-    ).is_file()
-    assert not (REPO / "gce_plugin" / "plugins" / "dns").exists()
-    assert not (REPO / "proto/github.com/solo-io/gloo/projects/gloo/api/v1/plugins/dns").exists()
+    return root

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gce_plugin import manifests
+from gce_plugin.manifest_watch import ManifestDirectory
 
 
 def manifest(name: str, namespace: str | None = "default", group: str = "web") -> str:
@@ -50,7 +51,9 @@ def test_duplicate_across_files_names_both_files(tmp_path: Path) -> None:
 
     results, errors = manifests.load_dir(tmp_path)
 
-    assert list(results) == [str(first)]
+    # The first definition wins; the rest of the later file is kept.
+    assert list(results) == [str(first), str(second)]
+    assert [u.metadata.name for u in results[str(second)]] == ["other"]
     [err] = errors
     assert (err.path, err.document, err.field) == (str(second), 2, "metadata.name")
     assert str(first) in str(err) and str(second) in str(err)
@@ -72,3 +75,23 @@ def test_empty_directory_and_missing_directory(tmp_path: Path) -> None:
     assert manifests.load_dir(tmp_path) == ({}, [])
     with pytest.raises(NotADirectoryError):
         manifests.load_dir(tmp_path / "missing")
+
+
+def test_run_and_discover_share_one_duplicate_policy(tmp_path: Path) -> None:
+    """a.yaml defines web; b.yaml defines web and api: both commands serve a.yaml's web and b.yaml's
+    api, and report b.yaml's web naming both files."""
+    (tmp_path / "a.yaml").write_text(manifest("web", group="from-a"))
+    (tmp_path / "b.yaml").write_text(manifest("web", group="from-b") + "---\n" + manifest("api"))
+    results, errors = manifests.load_dir(tmp_path)  # discover
+    watched = ManifestDirectory(tmp_path)  # run
+    watched.scan()
+    loaded = sorted((u for us in results.values() for u in us), key=lambda u: u.metadata.name)
+    assert loaded == watched.upstreams()
+    assert [(u.metadata.name, u.upstream_spec.gce.instance_group_name) for u in loaded] == [
+        ("api", "web"),
+        ("web", "from-a"),
+    ]
+    [err] = errors
+    assert str(err) == watched.errors[tmp_path / "b.yaml"]
+    assert str(tmp_path / "a.yaml") in str(err) and str(tmp_path / "b.yaml") in str(err)
+    assert {k: [str(e) for e in v] for k, v in watched.duplicates.items()} == {("default", "web"): [str(err)]}

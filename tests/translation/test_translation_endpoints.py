@@ -14,9 +14,9 @@ from gce_plugin.translation.endpoints import (
     build_assignment,
     canonical,
     endpoint_record,
-    group_by_upstream,
 )
-from tests.translation.translation_fakes import endpoint
+from gce_plugin.translation.translator import Translator
+from tests.translation.translation_fakes import FakeEdsPlugin, answer, endpoint, gce_upstream
 
 
 def addresses(assignment: ClusterLoadAssignment) -> list[tuple[str, int]]:
@@ -88,10 +88,13 @@ def test_endpoints_envoy_would_reject_are_skipped_with_a_warning(
     assert getattr(message, "upstream") == "default.web"  # noqa: B009 - set via logging's extra
 
 
-def test_group_by_upstream_follows_every_ref() -> None:
+def test_an_endpoint_of_two_upstreams_is_in_both_assignments() -> None:
     shared = endpoint("web", "10.0.0.9")
     shared.upstreams.add(name="api", namespace="prod")
-    groups = group_by_upstream([endpoint("web", "10.0.0.1"), shared])
-    assert sorted(groups) == [("default", "web"), ("prod", "api")]
-    assert [r[0] for r in groups["default", "web"]] == ["10.0.0.1", "10.0.0.9"]
-    assert [r[0] for r in groups["prod", "api"]] == ["10.0.0.9"]
+    update = answer([endpoint("web", "10.0.0.1"), shared])
+    assert sorted(update.upstreams) == [("default", "web"), ("prod", "api")]
+    result = Translator([FakeEdsPlugin()]).translate(
+        [gce_upstream("web"), gce_upstream("api", "prod")], update
+    )
+    assert addresses(result.assignments["web_default"]) == [("10.0.0.1", 8080), ("10.0.0.9", 8080)]
+    assert addresses(result.assignments["api_prod"]) == [("10.0.0.9", 8080)]

@@ -32,11 +32,11 @@ from gce_plugin.api import (
     Upstream,
     UpstreamSslConfig,
 )
-from gce_plugin.plugins.plugin import EndpointList
-from gce_plugin.plugins.registry import Registry, default_registry
+from gce_plugin.builtin import default_registry
+from gce_plugin.plugins.registry import Registry
 from gce_plugin.plugins.static.plugin import StaticPlugin
 from gce_plugin.translation import Result, Translator
-from tests.translation.translation_fakes import FakeEdsPlugin, endpoint, gce_upstream, static_upstream
+from tests.translation.translation_fakes import FakeEdsPlugin, answer, endpoint, gce_upstream, static_upstream
 
 
 def envoy_binary() -> str:
@@ -162,7 +162,7 @@ def translate_all(tmp_path: Path, registry: Registry) -> Result:
     token = tmp_path / "token"
     token.write_text("Bearer test\n")
     upstreams = every_option_upstreams(write_certificates(tmp_path), str(token))
-    endpoints = EndpointList(
+    endpoints = answer(
         (
             endpoint("web", "10.0.0.2", labels={"zone": "us-central1-a", "app": "web"}),
             endpoint("web", "fd00::2"),

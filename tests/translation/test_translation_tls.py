@@ -10,10 +10,10 @@ from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import UpstreamTlsContext
 from gce_plugin_gen.github.com.solo_io.gloo.projects.gloo.api.v1.ssl_pb2 import CallCredentials
 
 from gce_plugin.api import ResourceRef, SDSConfig, SSLFiles, SslParameters, Upstream, UpstreamSslConfig
+from gce_plugin.envoy_config.tls import TLS_TRANSPORT_SOCKET
 from gce_plugin.plugins.plugin import Params
 from gce_plugin.plugins.static.plugin import StaticPlugin
 from gce_plugin.translation import translate_upstream
-from gce_plugin.translation.tls import TLS_TRANSPORT_SOCKET
 from tests.translation.translation_fakes import FakeEdsPlugin, gce_upstream, static_upstream
 
 

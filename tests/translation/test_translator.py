@@ -18,7 +18,7 @@ from gce_plugin.api import (
     Upstream,
     UpstreamSpec,
 )
-from gce_plugin.plugins.plugin import EndpointList, Params
+from gce_plugin.plugins.plugin import EndpointsUpdate, Params, UpstreamEndpoints
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.plugins.static.plugin import StaticPlugin
 from gce_plugin.translation import REPORTER, Translator
@@ -27,8 +27,10 @@ from tests.translation.translation_fakes import (
     CountingPlugin,
     ExplodingPlugin,
     FakeEdsPlugin,
+    answer,
     endpoint,
     gce_upstream,
+    only,
     static_upstream,
 )
 
@@ -58,7 +60,7 @@ def test_translate_names_clusters_like_gloo_and_accepts() -> None:
 
 def test_translate_with_endpoints_builds_assignments_for_eds_clusters_only() -> None:
     upstreams = [gce_upstream("web"), static_upstream("db", [("10.0.0.5", 5432)])]
-    endpoints = EndpointList(
+    endpoints = answer(
         endpoints=(endpoint("web", "10.0.0.2", labels={"zone": "a"}), endpoint("db", "10.0.0.7")),
         resolved=frozenset({("default", "web"), ("default", "db")}),
     )
@@ -159,7 +161,7 @@ def test_status_only_change_translates_but_publishes_nothing() -> None:
 def test_removed_upstream_removes_cluster_and_assignment() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web"), gce_upstream("api")])
-    translator.set_endpoints(EndpointList((endpoint("web", "10.0.0.1"),), frozenset({("default", "web")})))
+    translator.set_endpoints(answer((endpoint("web", "10.0.0.1"),), frozenset({("default", "web")})))
     delta = translator.set_upstreams([gce_upstream("api")])
     assert delta.cluster_removals == {"web_default"}
     assert delta.assignment_removals == {"web_default"}
@@ -170,7 +172,7 @@ def test_removed_upstream_removes_cluster_and_assignment() -> None:
 def test_invalid_edit_keeps_serving_the_last_accepted_cluster() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web")])
-    translator.set_endpoints(EndpointList((endpoint("web", "10.0.0.1"),), frozenset({("default", "web")})))
+    translator.set_endpoints(answer((endpoint("web", "10.0.0.1"),), frozenset({("default", "web")})))
     bad = gce_upstream("web", connection_config=ConnectionConfig(connect_timeout=Duration(seconds=-1)))
     delta = translator.set_upstreams([bad])
     assert not delta.resources_changed
@@ -199,14 +201,14 @@ def test_translation_runs_are_counted_by_kind() -> None:
     translator = make_translator()
     translator.translate([gce_upstream("web")])
     translator.set_upstreams([gce_upstream("web")])
-    translator.set_upstream_endpoints(("default", "web"), [])
+    translator.set_endpoints(only(("default", "web"), []))
     assert (count("full") - full, count("incremental") - incremental) == (1, 2)
 
 
 def test_switching_away_from_eds_withdraws_the_assignment() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web")])
-    translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1")])
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
     delta = translator.set_upstreams([static_upstream("web", [("10.0.0.1", 80)])])
     assert delta.assignment_removals == {"web_default"}
     assert delta.cluster_upserts["web_default"].type == Cluster.STATIC
@@ -218,7 +220,7 @@ def test_switching_away_from_eds_withdraws_the_assignment() -> None:
 def test_unresolved_upstream_gets_no_assignment_resolved_empty_gets_an_empty_one() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web"), gce_upstream("api")])
-    delta = translator.set_endpoints(EndpointList((), frozenset({("default", "api")})))
+    delta = translator.set_endpoints(answer((), frozenset({("default", "api")})))
     assert list(delta.assignment_upserts) == ["api_default"]
     assert not delta.assignment_upserts["api_default"].endpoints[0].lb_endpoints
     assert "web_default" not in translator.result().assignments
@@ -227,13 +229,13 @@ def test_unresolved_upstream_gets_no_assignment_resolved_empty_gets_an_empty_one
 def test_failed_or_unfinished_discovery_never_replaces_good_endpoints() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web")])
-    translator.set_endpoints(EndpointList((endpoint("web", "10.0.0.1"),), frozenset({("default", "web")})))
+    translator.set_endpoints(answer((endpoint("web", "10.0.0.1"),), frozenset({("default", "web")})))
     # a later answer that does not know "web" (not resolved, no endpoints) leaves it alone
-    delta = translator.set_endpoints(EndpointList((), frozenset()))
+    delta = translator.set_endpoints(answer((), frozenset()))
     assert not delta.resources_changed
     assert hosts_of(translator, "web_default") == ["10.0.0.1"]
     # once discovery says it has none, it has none
-    delta = translator.set_endpoints(EndpointList((), frozenset({("default", "web")})))
+    delta = translator.set_endpoints(answer((), frozenset({("default", "web")})))
     assert list(delta.assignment_upserts) == ["web_default"]
     assert hosts_of(translator, "web_default") == []
 
@@ -243,12 +245,12 @@ def test_set_endpoints_rebuilds_only_changed_upstreams() -> None:
     translator.set_upstreams([gce_upstream(f"us{i}") for i in range(4)])
     resolved = frozenset(("default", f"us{i}") for i in range(4))
     endpoints = [endpoint(f"us{i}", f"10.0.{i}.{j}") for i in range(4) for j in range(3)]
-    first = translator.set_endpoints(EndpointList(tuple(endpoints), resolved))
+    first = translator.set_endpoints(answer(tuple(endpoints), resolved))
     assert len(first.assignment_upserts) == 4
     reordered = list(reversed(endpoints))
-    assert not translator.set_endpoints(EndpointList(tuple(reordered), resolved)).resources_changed
+    assert not translator.set_endpoints(answer(tuple(reordered), resolved)).resources_changed
     reordered[0] = endpoint("us3", "10.0.3.99")
-    delta = translator.set_endpoints(EndpointList(tuple(reordered), resolved))
+    delta = translator.set_endpoints(answer(tuple(reordered), resolved))
     assert list(delta.assignment_upserts) == ["us3_default"]
     assert hosts_of(translator, "us3_default") == ["10.0.3.0", "10.0.3.1", "10.0.3.99"]
 
@@ -256,17 +258,17 @@ def test_set_endpoints_rebuilds_only_changed_upstreams() -> None:
 def test_label_change_is_an_endpoint_change() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web")])
-    translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1", labels={"v": "1"})])
-    delta = translator.set_upstream_endpoints(
-        ("default", "web"), [endpoint("web", "10.0.0.1", labels={"v": "2"})]
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1", labels={"v": "1"})]))
+    delta = translator.set_endpoints(
+        only(("default", "web"), [endpoint("web", "10.0.0.1", labels={"v": "2"})])
     )
     assert list(delta.assignment_upserts) == ["web_default"]
 
 
 def test_endpoints_before_their_upstream_are_kept_until_it_arrives() -> None:
     translator = make_translator()
-    assert not translator.set_upstream_endpoints(
-        ("default", "web"), [endpoint("web", "10.0.0.1")]
+    assert not translator.set_endpoints(
+        only(("default", "web"), [endpoint("web", "10.0.0.1")])
     ).resources_changed
     delta = translator.set_upstreams([gce_upstream("web")])
     assert list(delta.assignment_upserts) == ["web_default"]
@@ -276,7 +278,7 @@ def test_endpoints_before_their_upstream_are_kept_until_it_arrives() -> None:
 def test_readded_upstream_waits_for_fresh_discovery() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web")])
-    translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1")])
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
     translator.set_upstreams([])
     delta = translator.set_upstreams([gce_upstream("web")])
     assert list(delta.cluster_upserts) == ["web_default"] and not delta.assignment_upserts
@@ -285,7 +287,7 @@ def test_readded_upstream_waits_for_fresh_discovery() -> None:
 def test_a_new_spec_waits_for_discovery_of_it_and_keeps_serving_meanwhile() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web")])
-    translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1")])
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
     repointed = gce_upstream("web")
     repointed.upstream_spec.gce.instance_group_name = "web-v2"
     delta = translator.set_upstreams([repointed])
@@ -294,16 +296,16 @@ def test_a_new_spec_waits_for_discovery_of_it_and_keeps_serving_meanwhile() -> N
     assert hosts_of(translator, "web_default") == ["10.0.0.1"]
     # ... and an answer that does not know the upstream yet does not bring the old endpoints back.
     translator.set_upstreams([gce_upstream("web")])
-    delta = translator.set_endpoints(EndpointList((), frozenset()))
+    delta = translator.set_endpoints(answer((), frozenset()))
     assert not delta.resources_changed
-    delta = translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.2")])
+    delta = translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.2")]))
     assert hosts_of(translator, "web_default") == ["10.0.0.2"]
 
 
 def test_gce_to_static_and_back_does_not_republish_old_endpoints() -> None:
     translator = make_translator()
     translator.set_upstreams([gce_upstream("web")])
-    translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1")])
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
     translator.set_upstreams([static_upstream("web", [("10.9.9.9", 80)])])
     delta = translator.set_upstreams([gce_upstream("web")])
     assert list(delta.cluster_upserts) == ["web_default"] and not delta.assignment_upserts
@@ -317,7 +319,7 @@ def test_identical_inputs_give_byte_identical_output() -> None:
             endpoint(f"us{i}", f"10.1.{i}.{j}", labels={"j": str(j)}) for i in range(3) for j in range(4)
         )
         resolved = frozenset(("default", f"us{i}") for i in range(3))
-        result = make_translator().translate(upstreams, EndpointList(endpoints[::order], resolved))
+        result = make_translator().translate(upstreams, answer(endpoints[::order], resolved))
         resources = [*result.clusters.values(), *result.assignments.values()]
         return sorted(r.SerializeToString(deterministic=True) for r in resources)
 
@@ -333,7 +335,7 @@ def test_one_upstream_endpoint_update_costs_a_tiny_fraction_of_full_translation(
         for i in range(count)
         for j in range(10)
     )
-    endpoint_list = EndpointList(endpoints, frozenset(("default", f"us{i}") for i in range(count)))
+    endpoint_list = answer(endpoints, frozenset(("default", f"us{i}") for i in range(count)))
     translator = make_translator()
     started = time.perf_counter()
     translator.set_upstreams(upstreams)
@@ -344,22 +346,22 @@ def test_one_upstream_endpoint_update_costs_a_tiny_fraction_of_full_translation(
     for round_ in range(5):
         new = [endpoint("us500", f"10.200.0.{round_ * 10 + j}") for j in range(10)]
         started = time.perf_counter()
-        delta = translator.set_upstream_endpoints(("default", "us500"), new)
+        delta = translator.set_endpoints(only(("default", "us500"), new))
         incremental.append(time.perf_counter() - started)
         assert list(delta.assignment_upserts) == ["us500_default"]
     assert min(incremental) < full / 100
 
-    # The same through set_endpoints: a complete answer where only us500's tuple is new, as gce
-    # discovery hands them on.
-    by_upstream: dict[tuple[str, str], tuple[Endpoint, ...]] = {}
+    # The same through a complete answer that says only us500 changed, as discovery hands them on.
+    by_upstream: dict[tuple[str, str], list[Endpoint]] = {}
     for e in endpoints:
-        key = (e.upstreams[0].namespace, e.upstreams[0].name)
-        by_upstream[key] = (*by_upstream.get(key, ()), e)
-    translator.set_endpoints(EndpointList.of_upstreams(by_upstream))
+        by_upstream.setdefault((e.upstreams[0].namespace, e.upstreams[0].name), []).append(e)
+    previous = EndpointsUpdate.first({k: UpstreamEndpoints.of(v) for k, v in by_upstream.items()})
+    translator.set_endpoints(previous)
     answers = []
     for round_ in range(5):
-        moved = tuple(endpoint("us500", f"10.201.0.{round_ * 10 + j}") for j in range(10))
-        answers.append(EndpointList.of_upstreams({**by_upstream, ("default", "us500"): moved}))
+        moved = UpstreamEndpoints.of(endpoint("us500", f"10.201.0.{round_ * 10 + j}") for j in range(10))
+        previous = previous.next({**previous.upstreams, ("default", "us500"): moved}, [("default", "us500")])
+        answers.append(previous)
     incremental = []
     for endpoint_list in answers:
         started = time.perf_counter()
@@ -385,9 +387,49 @@ def test_assignment_is_named_by_the_eds_service_name_when_there_is_one() -> None
     plugin = ServiceNamePlugin("web-svc")
     translator = make_translator(plugin)
     translator.set_upstreams([gce_upstream("web")])
-    delta = translator.set_upstream_endpoints(("default", "web"), [endpoint("web", "10.0.0.1")])
+    delta = translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
     assert list(delta.assignment_upserts) == ["web-svc"]
     plugin.service_name = "web-svc-2"
     delta = translator.set_upstreams([gce_upstream("web", use_http2=True)])
     assert list(delta.assignment_upserts) == ["web-svc-2"]
     assert delta.assignment_removals == {"web-svc"}
+
+
+# -- the EDS warming rule -------------------------------------------------------------------------
+
+
+def test_an_eds_cluster_without_endpoints_is_held_until_discovery_answers() -> None:
+    translator = make_translator()
+    delta = translator.set_upstreams(
+        [gce_upstream("web"), gce_upstream("api"), static_upstream("db", [("10.0.0.5", 5432)])]
+    )
+    assert delta.held == frozenset({"web_default", "api_default"})
+    assert translator.set_upstreams([gce_upstream("web"), gce_upstream("api")]).held is None  # unchanged
+    delta = translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
+    assert delta.held == frozenset({"api_default"}) and list(delta.assignment_upserts) == ["web_default"]
+    delta = translator.set_upstreams([gce_upstream("web")])
+    assert delta.held == frozenset()
+    assert translator.held() == frozenset()
+
+
+def test_a_repointed_upstream_keeps_its_assignment_and_is_not_held() -> None:
+    translator = make_translator()
+    translator.set_upstreams([gce_upstream("web")])
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
+    repointed = gce_upstream("web")
+    repointed.upstream_spec.gce.instance_group_name = "web-v2"
+    delta = translator.set_upstreams([repointed])
+    assert delta.held is None and translator.held() == frozenset()
+
+
+def test_a_new_service_name_without_endpoints_is_held() -> None:
+    plugin = ServiceNamePlugin("web-svc")
+    translator = make_translator(plugin)
+    translator.set_upstreams([gce_upstream("web")])
+    assert translator.held() == {"web-svc"}
+    translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")]))
+    assert translator.held() == frozenset()
+    translator.set_upstreams([])
+    plugin.service_name = "web-svc-2"
+    translator.set_upstreams([gce_upstream("web")])
+    assert translator.held() == {"web-svc-2"}

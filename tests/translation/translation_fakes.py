@@ -6,8 +6,9 @@ with an ADS config source, which is all translation needs from it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3.config_source_pb2 import ApiVersion
 
 from gce_plugin.api import (
     Endpoint,
@@ -19,7 +20,8 @@ from gce_plugin.api import (
     Upstream,
     UpstreamSpec,
 )
-from gce_plugin.plugins.plugin import Params, UpstreamPlugin
+from gce_plugin.envoy_config.sources import eds_over_ads
+from gce_plugin.plugins.plugin import EndpointsUpdate, Params, UpstreamEndpoints, UpstreamKey, UpstreamPlugin
 
 
 class FakeEdsPlugin(UpstreamPlugin):
@@ -28,10 +30,7 @@ class FakeEdsPlugin(UpstreamPlugin):
     def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
         if upstream.upstream_spec.WhichOneof("upstream_type") != "gce":
             return
-        cluster.type = Cluster.EDS
-        source = cluster.eds_cluster_config.eds_config
-        source.ads.SetInParent()
-        source.resource_api_version = ApiVersion.V3
+        eds_over_ads(cluster)
 
 
 class CountingPlugin(UpstreamPlugin):
@@ -96,3 +95,18 @@ def endpoint(
         port=port,
         metadata=Metadata(name=name or f"{upstream}-{address}", namespace=namespace, labels=labels or {}),
     )
+
+
+def answer(endpoints: Iterable[Endpoint] = (), resolved: Iterable[UpstreamKey] = ()) -> EndpointsUpdate:
+    """A complete discovery answer as a watch's first one (every upstream in it changed): each endpoint
+    under every upstream it references; ``resolved`` names upstreams known even with no endpoints."""
+    groups: dict[UpstreamKey, list[Endpoint]] = {key: [] for key in resolved}
+    for e in endpoints:
+        for ref in e.upstreams:
+            groups.setdefault((ref.namespace, ref.name), []).append(e)
+    return EndpointsUpdate.first({key: UpstreamEndpoints.of(found) for key, found in groups.items()})
+
+
+def only(key: UpstreamKey, endpoints: Iterable[Endpoint]) -> EndpointsUpdate:
+    """An answer for one upstream: all its endpoints."""
+    return EndpointsUpdate.first({key: UpstreamEndpoints.of(endpoints)})

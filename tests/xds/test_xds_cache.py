@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse
@@ -161,3 +162,18 @@ def test_more_types_can_be_registered() -> None:
     cache.set_resources(ROUTE.type_url, {"r": RouteConfiguration(name="r")})
     assert [t.type_url for t in cache.types()] == [CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE.type_url]
     assert list(cache.resources(ROUTE.type_url)) == ["r"]
+
+
+def test_consistent_names_eds_clusters_with_neither_an_assignment_nor_a_hold() -> None:
+    cache = SnapshotCache()
+    assert cache.consistent() == []
+    web = Cluster(name="web", type=Cluster.EDS)
+    api = Cluster(name="api", type=Cluster.EDS)
+    api.eds_cluster_config.service_name = "api-svc"
+    static = Cluster(name="db", type=Cluster.STATIC)
+    cache.update_resources(CLUSTER_TYPE, {"web": web, "api": api, "db": static}, ())
+    assert cache.consistent() == ["api-svc", "web"]
+    cache.hold(ENDPOINT_TYPE, ["api-svc"])
+    assert cache.consistent() == ["web"]
+    cache.update_resources(ENDPOINT_TYPE, {"web": ClusterLoadAssignment(cluster_name="web")}, ())
+    assert cache.consistent() == []

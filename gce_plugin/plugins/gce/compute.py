@@ -17,14 +17,17 @@ threads must not share one).
 Timeouts: ``timeout`` is httplib2's socket timeout, so no call blocks its thread longer than that
 per connect/read; with bounded retries one call is bounded in time, and so is a poll.
 
-Retries: 429, 403 ``rateLimitExceeded``/``userRateLimitExceeded``, 5xx, timeouts and connection
-errors are retried with exponential backoff and full jitter, bounded in attempts and total time.
+Retries, in asyncio: each HTTP attempt is one job on the client's bounded thread pool; 429, 403
+``rateLimitExceeded``/``userRateLimitExceeded``, 5xx, timeouts and connection errors are retried
+after ``await asyncio.sleep`` (exponential backoff with full jitter, at least the server's
+``Retry-After``), bounded in attempts and total time. Cancelling a call is cancelling its task.
 404 and other 4xx are final. Every HTTP attempt counts in ``COMPUTE_API_CALLS{method,code}``, every
 final failure in ``COMPUTE_API_ERRORS{method,code}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import json
@@ -32,7 +35,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,7 @@ from gce_plugin import metrics
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the Compute API's maximum maxResults
+MAX_CONCURRENT_CALLS = 8
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
 JsonObject = dict[str, Any]
@@ -91,10 +96,6 @@ class _Failure:
     error: ComputeError
     retryable: bool
     retry_after: float | None = None  # the server's Retry-After, in seconds
-
-
-class Aborted(Exception):
-    """The caller gave up (its ``abort`` event was set) while a call was waiting to retry."""
 
 
 def api_root(endpoint: str) -> str:
@@ -200,8 +201,9 @@ def _document() -> JsonObject:
 
 
 class ComputeClient:
-    """The Compute v1 calls of discovery. Methods block (call them from worker threads), return the
-    API's JSON objects, and raise ``ComputeError`` (or ``Aborted``)."""
+    """The Compute v1 calls of discovery. Methods are coroutines returning the API's JSON objects and
+    raising ``ComputeError``; cancelling one cancels its retries (an attempt already running in a
+    thread ends within the timeout, its answer unused)."""
 
     def __init__(
         self,
@@ -209,11 +211,12 @@ class ComputeClient:
         endpoint: str | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[float, float], float] = random.uniform,
         clock: Callable[[], float] = time.monotonic,
         http_factory: Callable[[], Any] | None = None,
         page_size: int = PAGE_SIZE,
+        max_concurrent_calls: int = MAX_CONCURRENT_CALLS,
     ) -> None:
         self._credentials = credentials
         self._page_size = page_size  # maxResults of list calls; smaller only in tests
@@ -226,98 +229,90 @@ class ComputeClient:
         self._rand = rand
         self._clock = clock
         self._local = threading.local()
+        # Every HTTP attempt is one job here (httplib2 blocks); bounded, so a poll never opens more
+        # than this many connections at once.
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_concurrent_calls, thread_name_prefix="gce-compute"
+        )
+
+    def close(self, wait: bool = False) -> None:
+        """Stop the thread pool (``wait``: until its threads are done): attempts in flight end within
+        the timeout, queued ones never start."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
 
     # --- the calls ---------------------------------------------------------------------------
 
-    def get_instance_group(
-        self, project: str, zone: str, name: str, abort: threading.Event | None = None
-    ) -> JsonObject:
-        return self._call(
+    async def get_instance_group(self, project: str, zone: str, name: str) -> JsonObject:
+        return await self._call(
             "instanceGroups.get",
             lambda s: s.instanceGroups().get(project=project, zone=zone, instanceGroup=name),
-            abort,
         )
 
-    def get_region_instance_group(
-        self, project: str, region: str, name: str, abort: threading.Event | None = None
-    ) -> JsonObject:
-        return self._call(
+    async def get_region_instance_group(self, project: str, region: str, name: str) -> JsonObject:
+        return await self._call(
             "regionInstanceGroups.get",
             lambda s: s.regionInstanceGroups().get(project=project, region=region, instanceGroup=name),
-            abort,
         )
 
-    def aggregated_instance_groups(
-        self, project: str, expression: str, abort: threading.Event | None = None
-    ) -> dict[str, list[JsonObject]]:
+    async def aggregated_instance_groups(self, project: str, expression: str) -> dict[str, list[JsonObject]]:
         """``instanceGroups.aggregatedList``: scope (``zones/us-central1-a``) -> groups."""
         scopes: dict[str, list[JsonObject]] = {}
-        for page in self._pages(
+        for page in await self._pages(
             "instanceGroups.aggregatedList",
             lambda s, token: s.instanceGroups().aggregatedList(
                 project=project, filter=expression, maxResults=self._page_size, pageToken=token
             ),
-            abort,
         ):
             for scope, scoped in (page.get("items") or {}).items():
                 scopes.setdefault(scope, []).extend(scoped.get("instanceGroups") or [])
         return scopes
 
-    def list_group_instances(
-        self, project: str, scope: str, location: str, name: str, abort: threading.Event | None = None
+    async def list_group_instances(
+        self, project: str, scope: str, location: str, name: str
     ) -> list[JsonObject]:
         """RUNNING members of a zonal (``scope="zones"``) or regional (``"regions"``) group, as
         ``InstanceWithNamedPorts`` objects."""
         body = {"instanceState": "RUNNING"}
         if scope == "zones":
-            return self._list(
+            return await self._list(
                 "instanceGroups.listInstances",
                 lambda s, token: s.instanceGroups().listInstances(
                     project=project, zone=location, instanceGroup=name, body=body,
                     maxResults=self._page_size, pageToken=token,
                 ),
-                abort,
             )  # fmt: skip
-        return self._list(
+        return await self._list(
             "regionInstanceGroups.listInstances",
             lambda s, token: s.regionInstanceGroups().listInstances(
                 project=project, region=location, instanceGroup=name, body=body,
                 maxResults=self._page_size, pageToken=token,
             ),
-            abort,
         )  # fmt: skip
 
-    def list_instances(
-        self, project: str, zone: str, abort: threading.Event | None = None
-    ) -> list[JsonObject]:
+    async def list_instances(self, project: str, zone: str) -> list[JsonObject]:
         """Every instance of a zone (one walk serves all groups of the zone)."""
-        return self._list(
+        return await self._list(
             "instances.list",
             lambda s, token: s.instances().list(
                 project=project, zone=zone, maxResults=self._page_size, pageToken=token
             ),
-            abort,
         )
 
     # --- paging ------------------------------------------------------------------------------
 
-    def _pages(
-        self, method: str, make: Callable[[Any, str | None], Any], abort: threading.Event | None
-    ) -> list[JsonObject]:
+    async def _pages(self, method: str, make: Callable[[Any, str | None], Any]) -> list[JsonObject]:
         """Every page of a list call, following ``nextPageToken`` to the end."""
         pages: list[JsonObject] = []
         token: str | None = None
         while True:
-            page = self._call(method, _bind_token(make, token), abort)
+            page = await self._call(method, _bind_token(make, token))
             pages.append(page)
             token = page.get("nextPageToken") or None
             if token is None:
                 return pages
 
-    def _list(
-        self, method: str, make: Callable[[Any, str | None], Any], abort: threading.Event | None
-    ) -> list[JsonObject]:
-        return [item for page in self._pages(method, make, abort) for item in page.get("items") or []]
+    async def _list(self, method: str, make: Callable[[Any, str | None], Any]) -> list[JsonObject]:
+        return [item for page in await self._pages(method, make) for item in page.get("items") or []]
 
     # --- one call with retries ---------------------------------------------------------------
 
@@ -336,20 +331,19 @@ class ComputeClient:
             self._local.service = service
         return service
 
-    def _call(self, method: str, make: Callable[[Any], Any], abort: threading.Event | None) -> JsonObject:
+    async def _call(self, method: str, make: Callable[[Any], Any]) -> JsonObject:
+        """One call: an HTTP attempt per job on the thread pool, backoff awaited in between, within
+        the policy's attempts and time budget (the per-call deadline)."""
         policy = self._retry
         started = self._clock()
+        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
-            if abort is not None and abort.is_set():
-                raise Aborted(method)
-            response, failure = self._attempt(method, make)
+            response, failure = await loop.run_in_executor(self._executor, self._attempt, method, make)
             if failure is None:
                 return response
             attempt += 1
-            delay = self._rand(0.0, min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1)))
-            if failure.retry_after is not None:
-                delay = max(delay, min(failure.retry_after, policy.max_delay))
+            delay = self._backoff(attempt, failure)
             out_of_budget = (
                 attempt >= policy.max_attempts or self._clock() - started + delay > policy.max_elapsed
             )
@@ -360,17 +354,15 @@ class ComputeClient:
                     log.warning("compute call failed after %d attempts: %s", attempt, failure.error)
                 raise failure.error
             log.info("compute call failed (attempt %d), retrying in %.2fs: %s", attempt, delay, failure.error)
-            self._wait(delay, method, abort)
+            await self._sleep(delay)
 
-    def _wait(self, delay: float, method: str, abort: threading.Event | None) -> None:
-        """Sleep before a retry; an abort (the poll was cancelled) ends the wait and the call."""
-        if self._sleep is not None:
-            self._sleep(delay)
-        elif abort is not None:
-            if abort.wait(delay):
-                raise Aborted(method)
-        else:
-            time.sleep(delay)
+    def _backoff(self, attempt: int, failure: _Failure) -> float:
+        """Full jitter, capped; at least the server's Retry-After (capped too)."""
+        policy = self._retry
+        delay = self._rand(0.0, min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1)))
+        if failure.retry_after is not None:
+            delay = max(delay, min(failure.retry_after, policy.max_delay))
+        return delay
 
     def _attempt(self, method: str, make: Callable[[Any], Any]) -> tuple[JsonObject, _Failure | None]:
         """One HTTP attempt, counted in COMPUTE_API_CALLS by status (or timeout/connection/auth)."""

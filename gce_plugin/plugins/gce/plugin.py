@@ -4,29 +4,21 @@ of its instance group) come from ``discovery.GceDiscovery`` over ADS."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVersion, ConfigSource
 
 from gce_plugin.api import Upstream
+from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.plugins.gce.compute import ComputeClient
 from gce_plugin.plugins.gce.credentials import CredentialsError, load_credentials
-from gce_plugin.plugins.gce.discovery import GceDiscovery, is_gce, parse_target
-from gce_plugin.plugins.plugin import (
-    DiscoveryError,
-    DiscoveryPlugin,
-    EndpointList,
-    InitParams,
-    Params,
-    Settings,
-    UpstreamPlugin,
-    WatchOpts,
-)
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.spec import is_gce, parse_target
+from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Params, Settings, UpstreamPlugin
+from gce_plugin.plugins.refresh import PollingPlugin, PollResult
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +39,7 @@ def new_discovery(settings: Settings) -> GceDiscovery:
     return GceDiscovery(client)
 
 
-class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
+class GcePlugin(UpstreamPlugin, PollingPlugin):
     name = "gce"
 
     def __init__(self, discovery: GceDiscovery | None = None) -> None:
@@ -63,13 +55,7 @@ class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
         if not is_gce(upstream):
             return
         parse_target(upstream)  # ValueError with the reason when the spec is invalid
-        cluster.type = Cluster.EDS
-        # ADS with no service_name: Envoy asks for the cluster's own name, which is what the
-        # control plane publishes the ClusterLoadAssignment under.
-        cluster.eds_cluster_config.eds_config.CopyFrom(
-            ConfigSource(ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3)
-        )
-        cluster.eds_cluster_config.ClearField("service_name")
+        eds_over_ads(cluster)
 
     def discovery(self) -> GceDiscovery:
         """The plugin's discovery (made on first use from the settings, then kept: it holds the
@@ -86,22 +72,13 @@ class GcePlugin(UpstreamPlugin, DiscoveryPlugin):
         if discovery is not None:
             discovery.close()
 
-    async def watch_endpoints(
-        self, write_namespace: str, upstreams: Sequence[Upstream], opts: WatchOpts
-    ) -> AsyncIterator[EndpointList]:
-        if not any(is_gce(u) for u in upstreams):
-            # Nothing to discover, and no reason to need credentials: say so once, then idle.
-            yield EndpointList()
-            await asyncio.Event().wait()
-            return
-        while True:
-            try:
-                # In a thread: google.auth.default() may block for seconds probing a metadata server.
-                discovery = await asyncio.to_thread(self.discovery)
-                break
-            except CredentialsError as exc:  # e.g. a bad credentials file: retried next interval
-                opts.on_error(DiscoveryError(f"gce: no credentials: {exc}"))
-                await asyncio.sleep(opts.refresh_interval)
-        async with contextlib.aclosing(discovery.watch(write_namespace, upstreams, opts)) as endpoint_lists:
-            async for endpoint_list in endpoint_lists:
-                yield endpoint_list
+    def handles(self, upstream: Upstream) -> bool:
+        return is_gce(upstream)
+
+    async def poll(self, write_namespace: str, upstreams: Sequence[Upstream]) -> PollResult:
+        try:
+            # In a thread: google.auth.default() may block for seconds probing a metadata server.
+            discovery = await asyncio.to_thread(self.discovery)
+        except CredentialsError as exc:  # e.g. a bad credentials file: retried next interval
+            raise DiscoveryError(f"gce: no credentials: {exc}") from None
+        return await discovery.poll_once(write_namespace, upstreams)

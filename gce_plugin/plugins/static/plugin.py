@@ -11,9 +11,9 @@ from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import UpstreamTlsContext
 
 from gce_plugin.api import StaticUpstreamSpec, Upstream
+from gce_plugin.envoy_config.addresses import is_ip
+from gce_plugin.envoy_config.tls import upstream_tls_socket
 from gce_plugin.plugins.plugin import Params, UpstreamPlugin
-from gce_plugin.translation.addresses import is_ip
-from gce_plugin.translation.tls import upstream_tls_socket
 
 TLS_PORT = 443
 

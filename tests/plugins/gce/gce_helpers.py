@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 from google.auth.credentials import AnonymousCredentials, Credentials
@@ -12,7 +12,10 @@ from gce_plugin.api import GceUpstreamSpec, StaticHost, Upstream
 from gce_plugin.emulator.fixture import Fixture
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.compute import ComputeClient, RetryPolicy
-from gce_plugin.plugins.gce.discovery import GceDiscovery, PollResult
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.spec import is_gce
+from gce_plugin.plugins.plugin import EndpointsUpdate, WatchedUpstreams, WatchOpts
+from gce_plugin.plugins.refresh import PollResult, refresh_loop
 
 PROJECT = "demo"
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_elapsed=5.0)
@@ -126,3 +129,14 @@ def poll(discovery: GceDiscovery, *upstreams: Upstream) -> PollResult:
 async def next_item(iterator: AsyncIterator[T], timeout: float = 10.0) -> T:
     """The next item, or fail after ``timeout`` seconds (a deadline, not a sleep)."""
     return await asyncio.wait_for(anext(iterator), timeout)
+
+
+def watch_of(
+    discovery: GceDiscovery, upstreams: Sequence[Upstream], opts: WatchOpts
+) -> AsyncGenerator[EndpointsUpdate, None]:
+    """The watch the gce plugin runs: the shared refresh loop around ``discovery.poll_once``."""
+
+    async def poll(batch: Sequence[Upstream]) -> PollResult:
+        return await discovery.poll_once("gloo-system", batch)
+
+    return refresh_loop("gce", poll, WatchedUpstreams(upstreams), opts, is_gce)

@@ -1,20 +1,22 @@
-"""ComputeClient with a fake Http: paging, which failures are retried, backoff, abort, metrics."""
+"""ComputeClient with a fake Http: paging, which failures are retried, backoff, cancellation, metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import threading
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httplib2
 import pytest
 
 from gce_plugin import metrics
-from gce_plugin.plugins.gce.compute import Aborted, ComputeClient, ComputeError, RetryPolicy, api_root
+from gce_plugin.plugins.gce.compute import ComputeClient, ComputeError, RetryPolicy, api_root
 
 Reply = tuple[int, Any] | BaseException
+T = TypeVar("T")
 
 
 class FakeHttp:
@@ -47,7 +49,7 @@ class Recorder:
         self.bounds: list[float] = []
         self.upper = upper
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
 
     def rand(self, low: float, high: float) -> float:
@@ -64,6 +66,10 @@ def client_for(http: FakeHttp, rec: Recorder, policy: RetryPolicy | None = None)
         rand=rec.rand,
         http_factory=lambda: http,
     )
+
+
+def run(call: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(call)
 
 
 def counter(metric: Any, **labels: str) -> float:
@@ -87,7 +93,7 @@ def test_list_follows_next_page_token_to_the_end_with_max_results_500() -> None:
             (200, {"items": [{"name": "c"}]}),
         ]
     )
-    items = client_for(http, Recorder()).list_instances("p", "us-central1-a")
+    items = run(client_for(http, Recorder()).list_instances("p", "us-central1-a"))
     assert [i["name"] for i in items] == ["a", "b", "c"]
     queries = [parse_qs(urlsplit(uri).query) for _, uri in http.requests]
     assert [q.get("pageToken") for q in queries] == [None, ["t1"], ["t2"]]
@@ -98,8 +104,8 @@ def test_list_follows_next_page_token_to_the_end_with_max_results_500() -> None:
 def test_list_group_instances_posts_running_only_for_zonal_and_regional_groups() -> None:
     http = FakeHttp([(200, {"items": [{"instance": "x"}]}), (200, {})])
     client = client_for(http, Recorder())
-    assert client.list_group_instances("p", "zones", "us-central1-a", "web") == [{"instance": "x"}]
-    assert client.list_group_instances("p", "regions", "us-central1", "api") == []
+    assert run(client.list_group_instances("p", "zones", "us-central1-a", "web")) == [{"instance": "x"}]
+    assert run(client.list_group_instances("p", "regions", "us-central1", "api")) == []
     paths = [(m, urlsplit(u).path) for m, u in http.requests]
     assert paths == [
         ("POST", "/compute/v1/projects/p/zones/us-central1-a/instanceGroups/web/listInstances"),
@@ -123,7 +129,7 @@ def test_list_group_instances_posts_running_only_for_zonal_and_regional_groups()
 def test_transient_failures_are_retried_with_exponential_full_jitter(failure: Reply) -> None:
     http = FakeHttp([failure, failure, failure, (200, {"name": "web"})])
     rec = Recorder()
-    group = client_for(http, rec).get_instance_group("p", "us-central1-a", "web")
+    group = run(client_for(http, rec).get_instance_group("p", "us-central1-a", "web"))
     assert group == {"name": "web"}
     assert len(http.requests) == 4
     assert rec.bounds == [0.5, 1.0, 2.0]  # base * 2**n: the upper bound of the jitter
@@ -134,7 +140,7 @@ def test_jitter_is_full_the_sleep_can_be_zero_and_is_capped() -> None:
     http = FakeHttp([(503, error(503))] * 6 + [(200, {})])
     rec = Recorder(upper=False)
     policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=4.0, max_elapsed=1000)
-    client_for(http, rec, policy).get_instance_group("p", "z-a-b", "g")
+    run(client_for(http, rec, policy).get_instance_group("p", "z-a-b", "g"))
     assert rec.sleeps == [0.0] * 6
     assert rec.bounds == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
 
@@ -142,7 +148,7 @@ def test_jitter_is_full_the_sleep_can_be_zero_and_is_capped() -> None:
 def test_retry_after_is_honoured_up_to_the_cap() -> None:
     http = FakeHttp([(429, (error(429, "rateLimitExceeded"), {"retry-after": "3"})), (200, {})])
     rec = Recorder(upper=False)
-    client_for(http, rec).get_instance_group("p", "z-a-b", "g")
+    run(client_for(http, rec).get_instance_group("p", "z-a-b", "g"))
     assert rec.sleeps == [3.0]
 
 
@@ -154,7 +160,7 @@ def test_other_client_errors_are_final(code: int, reason: str) -> None:
     rec = Recorder()
     before = counter(metrics.COMPUTE_API_ERRORS, method="instanceGroups.get", code=str(code))
     with pytest.raises(ComputeError) as caught:
-        client_for(http, rec).get_instance_group("p", "us-central1-a", "web")
+        run(client_for(http, rec).get_instance_group("p", "us-central1-a", "web"))
     assert caught.value.code == code
     assert caught.value.reason == reason
     assert caught.value.not_found == (code == 404)
@@ -169,7 +175,7 @@ def test_attempts_are_bounded_and_every_attempt_is_counted() -> None:
     calls_before = counter(metrics.COMPUTE_API_CALLS, method="instances.list", code="500")
     errors_before = counter(metrics.COMPUTE_API_ERRORS, method="instances.list", code="500")
     with pytest.raises(ComputeError) as caught:
-        client_for(http, rec, RetryPolicy(max_attempts=3)).list_instances("p", "us-central1-a")
+        run(client_for(http, rec, RetryPolicy(max_attempts=3)).list_instances("p", "us-central1-a"))
     assert caught.value.code == 500
     assert len(http.requests) == 3
     assert len(rec.sleeps) == 2
@@ -182,7 +188,7 @@ def test_total_time_is_bounded() -> None:
     http = FakeHttp([(503, error(503))] * 10)
     rec = Recorder()
 
-    def sleep(seconds: float) -> None:
+    async def sleep(seconds: float) -> None:
         rec.sleeps.append(seconds)
         now[0] += seconds
 
@@ -196,13 +202,12 @@ def test_total_time_is_bounded() -> None:
         http_factory=lambda: http,
     )
     with pytest.raises(ComputeError):
-        client.list_instances("p", "us-central1-a")
+        run(client.list_instances("p", "us-central1-a"))
     assert rec.sleeps == [1.0, 2.0]  # the next one (4 s) would end past 5 s
     assert len(http.requests) == 3
 
 
-def test_an_abort_ends_the_backoff_wait_at_once() -> None:
-    abort = threading.Event()
+def test_cancelling_a_call_ends_its_backoff_wait_at_once() -> None:
     http = FakeHttp([(503, error(503)), (200, {})])
     client = ComputeClient(
         None,
@@ -211,30 +216,49 @@ def test_an_abort_ends_the_backoff_wait_at_once() -> None:
         rand=lambda lo, hi: hi,
         http_factory=lambda: http,
     )
-    abort.set()  # set before the call: it must not even start
-    with pytest.raises(Aborted):
-        client.list_instances("p", "us-central1-a", abort)
-    assert http.requests == []
-    abort.clear()
-    timer = threading.Timer(0.05, abort.set)
-    timer.start()
-    with pytest.raises(Aborted):  # without the abort this would wait an hour
-        client.list_instances("p", "us-central1-a", abort)
-    timer.cancel()
-    assert len(http.requests) == 1
+
+    async def body() -> float:
+        call = asyncio.create_task(client.list_instances("p", "us-central1-a"))
+        for _ in range(500):  # until the first attempt failed (polling, with a deadline)
+            if http.requests:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        call.cancel()  # without it this would wait an hour
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        return time.monotonic() - started
+
+    try:
+        assert run(body()) < 1.0
+        assert len(http.requests) == 1
+    finally:
+        client.close()
 
 
 def test_each_thread_gets_its_own_http() -> None:
     made: list[FakeHttp] = []
 
+    class SlowHttp(FakeHttp):
+        def request(
+            self, uri: str, method: str = "GET", body: Any = None, headers: Any = None, **_: Any
+        ) -> Any:
+            time.sleep(0.05)  # long enough for the calls to overlap
+            return super().request(uri, method, body, headers)
+
     def factory() -> FakeHttp:
-        made.append(FakeHttp([(200, {})] * 5))
+        made.append(SlowHttp([(200, {})] * 5))
         return made[-1]
 
-    client = ComputeClient(None, endpoint="http://127.0.0.1:1/", http_factory=factory)
-    client.list_instances("p", "us-central1-a")
-    client.list_instances("p", "us-central1-a")
-    thread = threading.Thread(target=client.list_instances, args=("p", "us-central1-a"))
-    thread.start()
-    thread.join()
-    assert [len(h.requests) for h in made] == [2, 1]
+    client = ComputeClient(None, endpoint="http://127.0.0.1:1/", http_factory=factory, max_concurrent_calls=2)
+
+    async def three_at_once() -> None:
+        await asyncio.gather(*(client.list_instances("p", "us-central1-a") for _ in range(3)))
+
+    try:
+        run(three_at_once())
+    finally:
+        client.close()
+    # Two threads, one Http each; the third call reused one of them.
+    assert sorted(len(h.requests) for h in made) == [1, 2]

@@ -12,7 +12,7 @@ from gce_plugin.api import Endpoint, GceUpstreamSpec
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.compute import RetryPolicy
 from gce_plugin.plugins.gce.discovery import GceDiscovery
-from gce_plugin.plugins.plugin import DiscoveryError, EndpointList, WatchOpts
+from gce_plugin.plugins.plugin import DiscoveryError, EndpointsUpdate, WatchOpts
 from tests.plugins.gce.gce_helpers import (
     PROJECT,
     discovery_for,
@@ -21,6 +21,7 @@ from tests.plugins.gce.gce_helpers import (
     poll,
     static_upstream,
     vm,
+    watch_of,
 )
 
 WEB = ("default", "web")
@@ -263,7 +264,7 @@ def test_watch_keeps_serving_the_live_zone_when_another_zones_group_is_deleted(
     async def body() -> None:
         errors: list[DiscoveryError] = []
         upstream = gce_upstream("regional-web", instance_group_region="us-central1")
-        watch = discovery.watch("gloo-system", [upstream], watch_opts(errors))
+        watch = watch_of(discovery, [upstream], watch_opts(errors))
         try:
             first = await next_item(watch)
             assert len(first.endpoints) == 3
@@ -306,7 +307,7 @@ def watch_opts(errors: list[DiscoveryError]) -> WatchOpts:
 def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDiscovery) -> None:
     async def body() -> None:
         errors: list[DiscoveryError] = []
-        watch = discovery.watch("gloo-system", [gce_upstream("web"), static_upstream()], watch_opts(errors))
+        watch = watch_of(discovery, [gce_upstream("web"), static_upstream()], watch_opts(errors))
         polls = sample("gce_plugin_discovery_polls_total", plugin="gce", result="ok")
         try:
             first = await next_item(watch)
@@ -331,21 +332,25 @@ def test_watch_yields_after_changes_only(emulator: Emulator, discovery: GceDisco
     asyncio.run(body())
 
 
-def test_watch_answers_per_upstream_and_an_unchanged_upstream_keeps_its_tuple(
+def test_watch_answers_per_upstream_and_names_only_the_changed_upstream(
     emulator: Emulator, discovery: GceDiscovery
 ) -> None:
     async def body() -> None:
         api = gce_upstream("api", instance_group_name="api", instance_group_region="us-central1")
-        watch = discovery.watch("gloo-system", [gce_upstream("web"), api], watch_opts([]))
+        watch = watch_of(discovery, [gce_upstream("web"), api], watch_opts([]))
         try:
             first = await next_item(watch)
-            assert first.by_upstream is not None and first.by_upstream.keys() == {WEB, API}
+            assert first.upstreams.keys() == {WEB, API} and first.changed == {WEB, API}
             assert first.resolved == frozenset({WEB, API})
             emulator.add_instance(PROJECT, vm("web-9", "10.0.0.19"), ["web"], zone="us-central1-a")
             second = await next_item(watch)
-            assert second.by_upstream is not None
-            assert second.by_upstream[API] is first.by_upstream[API]
-            assert [e.address for e in second.by_upstream[WEB]] == ["10.0.0.11", "10.0.0.12", "10.0.0.19"]
+            assert second.changed == {WEB} and second.removed == frozenset()
+            assert second.upstreams[API].version == first.upstreams[API].version
+            assert [e.address for e in second.upstreams[WEB].endpoints] == [
+                "10.0.0.11",
+                "10.0.0.12",
+                "10.0.0.19",
+            ]
             names = [(e.metadata.namespace, e.metadata.name) for e in second.endpoints]
             assert names == sorted(names) and len(names) == 5
         finally:
@@ -360,7 +365,7 @@ def test_watch_keeps_last_good_endpoints_through_server_errors(
     async def body() -> None:
         errors: list[DiscoveryError] = []
         api = gce_upstream("api", instance_group_name="api", instance_group_region="us-central1")
-        watch = discovery.watch("gloo-system", [gce_upstream("web"), api], watch_opts(errors))
+        watch = watch_of(discovery, [gce_upstream("web"), api], watch_opts(errors))
         try:
             first = await next_item(watch)
             web_before = [e for e in first.endpoints if e.upstreams[0].name == "web"]
@@ -389,7 +394,7 @@ def test_watch_ends_promptly_when_cancelled_during_a_slow_call(emulator: Emulato
     slow = discovery_for(emulator, timeout=2.0, retry=RetryPolicy(max_attempts=3, base_delay=5, max_delay=5))
 
     async def body() -> None:
-        watch = slow.watch("gloo-system", [gce_upstream("web")], watch_opts([]))
+        watch = watch_of(slow, [gce_upstream("web")], watch_opts([]))
         first = await next_item(watch)
         assert len(first.endpoints) == 2
         emulator.inject_fault("instances.list", status=503)
@@ -414,4 +419,4 @@ def test_watch_ends_promptly_when_cancelled_during_a_slow_call(emulator: Emulato
 
 
 def test_nothing_known_before_the_first_success() -> None:
-    assert EndpointList().resolved == frozenset()
+    assert EndpointsUpdate().resolved == frozenset()

@@ -11,7 +11,8 @@ import pytest
 
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.emulator.server import Emulator
-from gce_plugin.plugins.gce.discovery import GceDiscovery, Target
+from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.spec import Target
 from gce_plugin.plugins.plugin import UpstreamKey
 from tests.plugins.gce.gce_helpers import PROJECT, gce_upstream, poll
 
@@ -101,10 +102,10 @@ def test_a_failed_listing_is_not_mistaken_for_unchanged(
     again = poll(discovery, *upstreams())
     assert again.errors == {}
     assert joined == [WEB]  # joined afresh after the failure (api's group was listed both times)
-    assert again.endpoints[WEB] is first.endpoints[WEB]  # into the same endpoints: the same tuple
+    assert again.found[WEB] == first.found[WEB]  # into the same endpoints: the same version
 
 
-def test_a_group_joined_afresh_into_the_same_endpoints_keeps_its_tuple(
+def test_a_group_joined_afresh_into_the_same_endpoints_keeps_its_version(
     emulator: Emulator, discovery: GceDiscovery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = poll(discovery, *upstreams())
@@ -112,8 +113,9 @@ def test_a_group_joined_afresh_into_the_same_endpoints_keeps_its_tuple(
     emulator.set_named_ports(PROJECT, "web", ["http:8080", "admin:9001"], zone=ZONE)  # admin is not used
     second = poll(discovery, *upstreams())
     assert joined == [WEB]
-    assert second.endpoints[WEB] is first.endpoints[WEB]
+    assert second.found[WEB].version == first.found[WEB].version
+    assert second.endpoints[WEB] == first.endpoints[WEB]
     emulator.set_instance_labels(PROJECT, ZONE, "web-2", {"env": "staging"})  # a real change
     third = poll(discovery, *upstreams())
-    assert third.endpoints[WEB] is not first.endpoints[WEB]
+    assert third.found[WEB].version != first.found[WEB].version
     assert {e.metadata.labels["env"] for e in third.endpoints[WEB]} == {"prod", "staging"}

@@ -17,7 +17,14 @@ from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce import plugin as gce_plugin_module
 from gce_plugin.plugins.gce.credentials import CredentialsError, LoadedCredentials
 from gce_plugin.plugins.gce.plugin import GcePlugin
-from gce_plugin.plugins.plugin import DiscoveryError, EndpointList, InitParams, Settings, WatchOpts
+from gce_plugin.plugins.plugin import (
+    DiscoveryError,
+    EndpointsUpdate,
+    InitParams,
+    Settings,
+    WatchedUpstreams,
+    WatchOpts,
+)
 from tests.plugins.gce.gce_helpers import gce_upstream, make_fixture, next_item, static_upstream
 from tests.service_account import service_account_info
 
@@ -28,14 +35,16 @@ def secured() -> Iterator[Emulator]:
         yield running
 
 
-def first_list(plugin: GcePlugin, errors: list[DiscoveryError]) -> EndpointList:
-    async def body() -> EndpointList:
+def first_list(plugin: GcePlugin, errors: list[DiscoveryError]) -> EndpointsUpdate:
+    async def body() -> EndpointsUpdate:
         opts = WatchOpts(refresh_interval=0.05, on_error=errors.append)
-        watch = plugin.watch_endpoints("gloo-system", [gce_upstream("web"), static_upstream()], opts)
+        watch = plugin.watch_endpoints(
+            "gloo-system", WatchedUpstreams([gce_upstream("web"), static_upstream()]), opts
+        )
         try:
             return await next_item(watch)
         finally:
-            await watch.aclose()  # type: ignore[attr-defined]
+            await watch.aclose()
 
     try:
         return asyncio.run(body())
@@ -78,7 +87,7 @@ def test_anonymous_calls_are_refused_by_a_server_that_wants_a_token(secured: Emu
     plugin.init(InitParams(Settings(compute_endpoint=secured.url)))
     errors: list[DiscoveryError] = []
     endpoints = first_list(plugin, errors)
-    assert endpoints == EndpointList()  # nothing known yet: not resolved, not "zero endpoints"
+    assert endpoints == EndpointsUpdate()  # nothing known yet: not resolved, not "zero endpoints"
     assert [e.upstream for e in errors] == [("default", "web")]
     assert "HTTP 401" in str(errors[0])
 
@@ -104,7 +113,7 @@ def test_bad_credentials_are_reported_and_the_watch_goes_on(tmp_path: Path) -> N
 
     async def body() -> None:
         opts = WatchOpts(refresh_interval=0.01, on_error=errors.append)
-        watch = plugin.watch_endpoints("gloo-system", [gce_upstream("web")], opts)
+        watch = plugin.watch_endpoints("gloo-system", WatchedUpstreams([gce_upstream("web")]), opts)
         pending = asyncio.ensure_future(anext(watch))
         deadline = asyncio.get_running_loop().time() + 5
         while len(errors) < 2 and asyncio.get_running_loop().time() < deadline:
@@ -122,14 +131,14 @@ def test_without_gce_upstreams_no_credentials_are_needed() -> None:
     plugin = GcePlugin()
     plugin.init(InitParams(Settings()))  # no endpoint, no credentials: ADC would be needed
 
-    async def body() -> EndpointList:
-        watch = plugin.watch_endpoints("gloo-system", [static_upstream()], WatchOpts())
+    async def body() -> EndpointsUpdate:
+        watch = plugin.watch_endpoints("gloo-system", WatchedUpstreams([static_upstream()]), WatchOpts())
         try:
             return await next_item(watch)
         finally:
-            await watch.aclose()  # type: ignore[attr-defined]
+            await watch.aclose()
 
-    assert asyncio.run(body()) == EndpointList()
+    assert asyncio.run(body()) == EndpointsUpdate()
 
 
 def test_a_slow_credentials_lookup_does_not_stall_the_event_loop(
@@ -164,15 +173,15 @@ def test_a_slow_credentials_lookup_does_not_stall_the_event_loop(
                 released.set()
             await asyncio.sleep(0.001)
 
-    async def body() -> EndpointList:
+    async def body() -> EndpointsUpdate:
         opts = WatchOpts(refresh_interval=0.05, on_error=errors.append)
-        watch = plugin.watch_endpoints("gloo-system", [gce_upstream("web")], opts)
+        watch = plugin.watch_endpoints("gloo-system", WatchedUpstreams([gce_upstream("web")]), opts)
         ticking = asyncio.create_task(ticker())
         try:
             return await next_item(watch)
         finally:
             ticking.cancel()
-            await watch.aclose()  # type: ignore[attr-defined]
+            await watch.aclose()
 
     try:
         endpoints = asyncio.run(body())

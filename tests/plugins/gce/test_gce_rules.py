@@ -9,7 +9,8 @@ from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.core.v3.config_source_pb2 import ApiVersion
 
 from gce_plugin.api import StaticHost, Upstream
-from gce_plugin.plugins.gce.discovery import (
+from gce_plugin.plugins.gce.plugin import GcePlugin
+from gce_plugin.plugins.gce.spec import (
     DEFAULT_PORT,
     Target,
     endpoint_name,
@@ -22,7 +23,6 @@ from gce_plugin.plugins.gce.discovery import (
     url_path,
     zone_of_instance,
 )
-from gce_plugin.plugins.gce.plugin import GcePlugin
 from gce_plugin.plugins.plugin import Params
 from tests.plugins.gce.gce_helpers import gce_upstream
 

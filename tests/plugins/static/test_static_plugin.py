@@ -14,9 +14,9 @@ from gce_plugin.api import (
     Upstream,
     UpstreamSpec,
 )
+from gce_plugin.envoy_config.tls import TLS_TRANSPORT_SOCKET
 from gce_plugin.plugins.plugin import Params
 from gce_plugin.plugins.static.plugin import StaticPlugin
-from gce_plugin.translation.tls import TLS_TRANSPORT_SOCKET
 
 
 def static(hosts: list[tuple[str, int]], use_tls: bool = False) -> Upstream:

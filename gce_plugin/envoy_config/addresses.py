@@ -1,4 +1,4 @@
-"""Address helpers shared by translation and the static plugin."""
+"""Address checks, shared by translation and the plugins."""
 
 from __future__ import annotations
 

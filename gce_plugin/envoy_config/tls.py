@@ -23,7 +23,7 @@ from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import CommonTlsContext, 
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
 
 from gce_plugin.api import SDSConfig, SslParameters, UpstreamSslConfig
-from gce_plugin.translation.addresses import is_ip
+from gce_plugin.envoy_config.addresses import is_ip
 
 TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 # Gloo's names for the SDS channel's stats and its token-file call credentials.
