@@ -11,7 +11,7 @@ import abc
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
@@ -96,20 +96,85 @@ class UpstreamEndpoints:
     """The endpoints of one upstream and their content ``version``: a digest of their deterministic
     serialization, in ``(namespace, name)`` order. Equal versions mean equal endpoints, whoever
     computed them, so a consumer compares versions, never the endpoints (or object identities).
-    Make one with ``UpstreamEndpoints.of``; endpoints handed on must not be changed afterwards."""
+    Make one with ``UpstreamEndpoints.of``.
 
-    endpoints: tuple[Endpoint, ...]
+    What is kept is compact: ``serialized``, the endpoints' deterministic serializations in that
+    order, each as a length-delimited field 1 (the wire form of a message ``repeated Endpoint = 1``),
+    and their ``count``; no ``Endpoint`` message outlives ``of``. ``endpoints`` decodes them on
+    demand (new messages every call): for the few readers that need messages, not for holding."""
+
+    serialized: bytes
     version: str
+    count: int
 
     @classmethod
     def of(cls, endpoints: Iterable[Endpoint]) -> UpstreamEndpoints:
-        ordered = tuple(sorted(endpoints, key=lambda e: (e.metadata.namespace, e.metadata.name)))
+        ordered = sorted(endpoints, key=lambda e: (e.metadata.namespace, e.metadata.name))
         digest = hashlib.blake2b(digest_size=16)
+        parts: list[bytes] = []
         for endpoint in ordered:
             data = endpoint.SerializeToString(deterministic=True)
             digest.update(len(data).to_bytes(4, "big"))
             digest.update(data)
-        return cls(ordered, digest.hexdigest())
+            parts.append(_ENDPOINT_TAG + _varint(len(data)))
+            parts.append(data)
+        return cls(b"".join(parts), digest.hexdigest(), len(ordered))
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """The endpoints, decoded from ``serialized``, in ``(namespace, name)`` order. The last few
+        decoded are memoized by version (equal versions are equal endpoints), so readers asking twice
+        get the same messages; treat them as read-only."""
+        decoded = _DECODED.get(self.version)
+        if decoded is None:
+            decoded = tuple(Endpoint.FromString(data) for data in self.serialized_endpoints())
+            _remember_decoded(self.version, decoded)
+        return decoded
+
+    def serialized_endpoints(self) -> Iterator[bytes]:
+        """Each endpoint's deterministic serialization, in order, without decoding it."""
+        data, at, end = self.serialized, 0, len(self.serialized)
+        while at < end:
+            at += 1  # the field tag, always _ENDPOINT_TAG
+            size, shift = 0, 0
+            while True:
+                byte = data[at]
+                at += 1
+                size |= (byte & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    break
+            yield data[at : at + size]
+            at += size
+
+
+_ENDPOINT_TAG = b"\x0a"  # field 1, length-delimited
+# Recently decoded endpoints by version, bounded by how many endpoints they hold in all (a reader
+# that walks every upstream keeps only the last few alive, never all of them).
+_DECODED: dict[str, tuple[Endpoint, ...]] = {}
+_MAX_DECODED_ENDPOINTS = 4096
+_decoded_count = 0
+
+
+def _remember_decoded(version: str, decoded: tuple[Endpoint, ...]) -> None:
+    global _decoded_count
+    if len(decoded) > _MAX_DECODED_ENDPOINTS:
+        return
+    while _DECODED and _decoded_count + len(decoded) > _MAX_DECODED_ENDPOINTS:
+        with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # another thread got there
+            _decoded_count -= len(_DECODED.pop(next(iter(_DECODED))))
+    if version not in _DECODED:
+        _DECODED[version] = decoded
+        _decoded_count += len(decoded)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 NO_ENDPOINTS = UpstreamEndpoints.of(())

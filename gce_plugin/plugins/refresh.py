@@ -163,7 +163,7 @@ class _Refresh:
             if key not in self.mine or (known is not None and known.version == endpoints.version):
                 continue  # left while it was polled, or unchanged
             self.published[key] = endpoints
-            metrics.UPSTREAM_ENDPOINTS.labels(upstream=_label(key)).set(len(endpoints.endpoints))
+            metrics.UPSTREAM_ENDPOINTS.labels(upstream=_label(key)).set(endpoints.count)
             changed.add(key)
         return changed
 

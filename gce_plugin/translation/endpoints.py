@@ -31,11 +31,23 @@ LB_METADATA_NAMESPACE = "envoy.lb"
 def endpoint_record(endpoint: Endpoint) -> EndpointRecord:
     labels = endpoint.metadata.labels
     # Indexing by sorted keys is cheaper than the map's items() view, which iterates in Python.
-    return (
-        endpoint.address,
-        endpoint.port,
-        tuple([(k, labels[k]) for k in sorted(labels)]) if labels else (),
-    )
+    found = tuple([(k, labels[k]) for k in sorted(labels)]) if labels else ()
+    return (endpoint.address, endpoint.port, _shared_labels(found))
+
+
+# Label sets seen, so that the records kept per endpoint share one tuple per distinct set (the
+# endpoints of a group mostly have the same labels): bounded, cleared when full.
+_LABEL_SETS: dict[Labels, Labels] = {}
+_MAX_LABEL_SETS = 4096
+
+
+def _shared_labels(labels: Labels) -> Labels:
+    shared = _LABEL_SETS.get(labels)
+    if shared is None:
+        if len(_LABEL_SETS) >= _MAX_LABEL_SETS:
+            _LABEL_SETS.clear()
+        shared = _LABEL_SETS[labels] = labels
+    return shared
 
 
 @contextlib.contextmanager

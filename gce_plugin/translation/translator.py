@@ -188,8 +188,12 @@ class Translator:
         self._endpoints: dict[UpstreamKey, tuple[EndpointRecord, ...]] = {}
         # The version (UpstreamEndpoints.version) an upstream's records were made from.
         self._versions: dict[UpstreamKey, str] = {}
-        # Published assignments per upstream, with the records they were built from.
-        self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], ClusterLoadAssignment]] = {}
+        # Published assignments per upstream: the records they were built from and their name. The
+        # message itself goes to the cache in the Delta and is not kept here (``result`` rebuilds it).
+        self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], str]] = {}
+        # Assignment messages ``result`` built, kept until the assignment changes (so asking twice
+        # gives the same messages); empty unless someone asked (the control plane never does).
+        self._built: dict[UpstreamKey, ClusterLoadAssignment] = {}
         # The EDS warming rule, decided here: per upstream, the assignment name its EDS cluster asks
         # for while no assignment of that name is published (discovery has not answered for it).
         self._awaited: dict[UpstreamKey, str] = {}
@@ -294,7 +298,12 @@ class Translator:
     def result(self) -> Result:
         """The current state, as served."""
         clusters = {s.name: s.cluster for s in self._upstreams.values() if s.cluster is not None}
-        assignments = {cla.cluster_name: cla for _, cla in self._assignments.values()}
+        assignments = {}
+        for key, (records, name) in self._assignments.items():
+            built = self._built.get(key)
+            if built is None:
+                built = self._built[key] = build_assignment(name, records, upstream=f"{key[0]}.{key[1]}")
+            assignments[name] = built
         statuses = {key: s.status for key, s in self._upstreams.items()}
         return Result(clusters=clusters, assignments=assignments, statuses=statuses)
 
@@ -358,8 +367,9 @@ class Translator:
         if self._owners.get(state.name) == key:
             del self._owners[state.name]
         published = self._assignments.pop(key, None)
+        self._built.pop(key, None)
         if published is not None:
-            delta.remove_assignment(published[1].cluster_name)
+            delta.remove_assignment(published[1])
         self._awaited.pop(key, None)
         # A re-added upstream waits for discovery again rather than trusting old endpoints.
         self._forget_endpoints(key)
@@ -373,15 +383,16 @@ class Translator:
         say; then note whether its EDS cluster awaits one."""
         if state.cluster is None or state.cluster.type != Cluster.EDS:
             published = self._assignments.pop(key, None)
+            self._built.pop(key, None)
             if published is not None:
-                delta.remove_assignment(published[1].cluster_name)
+                delta.remove_assignment(published[1])
             self._awaited.pop(key, None)
             return
         # EDS asks for a cluster's endpoints by its service_name when it has one.
         name = state.cluster.eds_cluster_config.service_name or state.name
         self._publish_assignment(key, name, delta)
         published = self._assignments.get(key)
-        if published is not None and published[1].cluster_name == name:
+        if published is not None and published[1] == name:
             self._awaited.pop(key, None)
         else:
             self._awaited[key] = name
@@ -392,12 +403,13 @@ class Translator:
         if records is None:
             return  # discovery has not answered for it yet: publish nothing rather than nothing known
         if published is not None:
-            if published[0] == records and published[1].cluster_name == name:
+            if published[0] == records and published[1] == name:
                 return
-            if published[1].cluster_name != name:
-                delta.remove_assignment(published[1].cluster_name)
+            if published[1] != name:
+                delta.remove_assignment(published[1])
         assignment = build_assignment(name, records, upstream=f"{key[0]}.{key[1]}")
-        self._assignments[key] = (records, assignment)
+        self._assignments[key] = (records, name)
+        self._built.pop(key, None)
         delta.upsert_assignment(assignment)
 
     def _count(self, kind: str) -> None:

@@ -46,14 +46,16 @@ def _mix(name: str, version: str) -> int:
 
 
 class Entry:
-    """One resource as stored: its message, version and ready-made wire encodings."""
+    """One resource as stored: its serialized value, version and ready-made wire encodings. The
+    message given is not kept (bytes are what the cache serves): ``message`` decodes a new copy on
+    demand, for the few readers that need one."""
 
-    __slots__ = ("_delta_field", "message", "mix", "name", "sotw_field", "type_url", "value", "version")
+    __slots__ = ("_cls", "_delta_field", "mix", "name", "sotw_field", "type_url", "value", "version")
 
     def __init__(self, type_url: str, name: str, message: Message, value: bytes) -> None:
         self.type_url = type_url
         self.name = name
-        self.message = message
+        self._cls = type(message)
         self.value = value
         self.version = hashlib.blake2b(value, digest_size=8).hexdigest()
         # The entry's share of the type version (XOR of all entries': O(1) to update per change).
@@ -61,6 +63,11 @@ class Entry:
         # ``resources`` field of a DiscoveryResponse holding this resource; responses are joins of these.
         self.sotw_field: bytes = DiscoveryResponse(resources=[self._any()]).SerializeToString()
         self._delta_field: bytes | None = None
+
+    @property
+    def message(self) -> Message:
+        """The resource, decoded anew from ``value`` (a copy: changing it changes nothing here)."""
+        return self._cls.FromString(self.value)
 
     def _any(self) -> AnyPb:
         return AnyPb(type_url=self.type_url, value=self.value)
@@ -114,7 +121,7 @@ class _TypeState:
 
 
 class _MessagesView(Mapping[str, Message]):
-    """Read-only name -> message view over the entries (no copy)."""
+    """Read-only name -> message view over the entries, each message decoded on access."""
 
     def __init__(self, entries: dict[str, Entry]) -> None:
         self._entries = entries
@@ -168,7 +175,7 @@ class SnapshotCache:
     def set_resources(self, type_url: str, resources: Mapping[str, Message]) -> None:
         """Replace the full set of one type. Unchanged resources keep their version; no-op if nothing
         changed. Raises (changing nothing) on a wrong message type or a name that does not match.
-        The cache keeps the messages given (serialized at once): do not change them afterwards."""
+        The messages given are serialized at once and not kept."""
         st = self._state(type_url)
         upserts = self._changed_entries(st, resources)
         removals = [name for name in st.entries if name not in resources]

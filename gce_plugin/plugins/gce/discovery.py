@@ -67,6 +67,7 @@ from gce_plugin.plugins.gce.spec import (
     address_kind,
     group_text,
     is_gce,
+    join_facts,
     make_endpoint,
     matches,
     parse_target,
@@ -108,8 +109,11 @@ class _Listing:
     unchanged: set[GroupRef]
 
 
-# A group's members and, for each, its instance (None: not listed), as one poll saw them.
-_GroupInputs = tuple[list[JsonObject], list[JsonObject | None]]
+# A hash of what a group's join reads (its named ports, its members and, for each, its instance or
+# None: not listed), as one poll saw it: one int per group kept between polls, not the listed JSON.
+# String hashes are keyed per process (SipHash), so equal hashes of unequal inputs (a missed change)
+# are as unlikely as a 64-bit collision, and cannot be aimed at.
+_GroupInputs = int
 
 
 class GceDiscovery:
@@ -242,15 +246,17 @@ class GceDiscovery:
         for ref, listed in members.items():
             if listed.error is not None:
                 continue
-            found: list[JsonObject | None] = []
+            group: list[object] = [named_ports(listed.value[0]) if listed.value else ()]
             for member in listed.value:
                 url = str(member.get("instance", ""))
                 zone = instances.get(zone_of_instance(url))
                 if zone is not None and zone.error is not None:
                     break
-                found.append(by_url.get(url_path(url)))
+                instance = by_url.get(url_path(url))
+                group.append(url)
+                group.append(None if instance is None else join_facts(instance))
             else:
-                current[ref] = (listed.value, found)
+                current[ref] = hash(tuple(group))
         unchanged = {ref for ref, inputs in current.items() if self._group_inputs.get(ref) == inputs}
         self._group_inputs = current
         return unchanged

@@ -171,6 +171,26 @@ def make_endpoint(
     return endpoint
 
 
+def join_facts(instance: JsonObject) -> tuple[object, ...]:
+    """Everything of ``instance`` the join reads (``matches``, ``select_address``, ``make_endpoint``
+    and the RUNNING check), hashable: a poll remembers a hash of these, not the instance, to tell
+    whether a group's endpoints can have changed. A field one of those starts reading must be added
+    here."""
+    nics = instance.get("networkInterfaces") or ()
+    nic = nics[0] if nics else {}
+    configs = nic.get("accessConfigs") or ()
+    labels = instance.get("labels")
+    return (
+        instance.get("selfLink"),
+        instance.get("status"),
+        instance.get("name"),
+        instance.get("id"),
+        tuple(labels.items()) if labels else (),
+        nic.get("networkIP"),
+        configs[0].get("natIP") if configs else None,
+    )
+
+
 def sorted_endpoints(endpoints: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
     return tuple(sorted(endpoints, key=lambda e: (e.metadata.namespace, e.metadata.name)))
 
