@@ -11,6 +11,7 @@ import abc
 import asyncio
 import contextlib
 import hashlib
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -98,10 +99,10 @@ class UpstreamEndpoints:
     computed them, so a consumer compares versions, never the endpoints (or object identities).
     Make one with ``UpstreamEndpoints.of``.
 
-    What is kept is compact: ``serialized``, the endpoints' deterministic serializations in that
-    order, each as a length-delimited field 1 (the wire form of a message ``repeated Endpoint = 1``),
-    and their ``count``; no ``Endpoint`` message outlives ``of``. ``endpoints`` decodes them on
-    demand (new messages every call): for the few readers that need messages, not for holding."""
+    What is kept is compact: ``serialized``, each endpoint's deterministic serialization in that
+    order, preceded by its length (4 bytes, big-endian), exactly the bytes ``version`` digests, and
+    their ``count``; no ``Endpoint`` message outlives ``of``. ``endpoints`` decodes them on demand:
+    for the few readers that need messages, not for holding."""
 
     serialized: bytes
     version: str
@@ -110,15 +111,13 @@ class UpstreamEndpoints:
     @classmethod
     def of(cls, endpoints: Iterable[Endpoint]) -> UpstreamEndpoints:
         ordered = sorted(endpoints, key=lambda e: (e.metadata.namespace, e.metadata.name))
-        digest = hashlib.blake2b(digest_size=16)
         parts: list[bytes] = []
         for endpoint in ordered:
             data = endpoint.SerializeToString(deterministic=True)
-            digest.update(len(data).to_bytes(4, "big"))
-            digest.update(data)
-            parts.append(_ENDPOINT_TAG + _varint(len(data)))
+            parts.append(len(data).to_bytes(4, "big"))
             parts.append(data)
-        return cls(b"".join(parts), digest.hexdigest(), len(ordered))
+        serialized = b"".join(parts)
+        return cls(serialized, hashlib.blake2b(serialized, digest_size=16).hexdigest(), len(ordered))
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -127,31 +126,27 @@ class UpstreamEndpoints:
         get the same messages; treat them as read-only."""
         decoded = _DECODED.get(self.version)
         if decoded is None:
-            decoded = tuple(Endpoint.FromString(data) for data in self.serialized_endpoints())
+            decoded = self.decode()
             _remember_decoded(self.version, decoded)
         return decoded
+
+    def decode(self) -> tuple[Endpoint, ...]:
+        """New messages decoded from ``serialized`` (not memoized: for a reader that reads each once)."""
+        return tuple(Endpoint.FromString(data) for data in self.serialized_endpoints())
 
     def serialized_endpoints(self) -> Iterator[bytes]:
         """Each endpoint's deterministic serialization, in order, without decoding it."""
         data, at, end = self.serialized, 0, len(self.serialized)
         while at < end:
-            at += 1  # the field tag, always _ENDPOINT_TAG
-            size, shift = 0, 0
-            while True:
-                byte = data[at]
-                at += 1
-                size |= (byte & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    break
+            size = int.from_bytes(data[at : at + 4], "big")
+            at += 4
             yield data[at : at + size]
             at += size
 
 
-_ENDPOINT_TAG = b"\x0a"  # field 1, length-delimited
 # Recently decoded endpoints by version, bounded by how many endpoints they hold in all (a reader
 # that walks every upstream keeps only the last few alive, never all of them).
-_DECODED: dict[str, tuple[Endpoint, ...]] = {}
+_DECODED: OrderedDict[str, tuple[Endpoint, ...]] = OrderedDict()
 _MAX_DECODED_ENDPOINTS = 4096
 _decoded_count = 0
 
@@ -160,21 +155,12 @@ def _remember_decoded(version: str, decoded: tuple[Endpoint, ...]) -> None:
     global _decoded_count
     if len(decoded) > _MAX_DECODED_ENDPOINTS:
         return
-    while _DECODED and _decoded_count + len(decoded) > _MAX_DECODED_ENDPOINTS:
-        with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # another thread got there
-            _decoded_count -= len(_DECODED.pop(next(iter(_DECODED))))
-    if version not in _DECODED:
-        _DECODED[version] = decoded
-        _decoded_count += len(decoded)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    with contextlib.suppress(KeyError):  # another thread got there first
+        while _DECODED and _decoded_count + len(decoded) > _MAX_DECODED_ENDPOINTS:
+            _decoded_count -= len(_DECODED.popitem(last=False)[1])
+        if version not in _DECODED:
+            _DECODED[version] = decoded
+            _decoded_count += len(decoded)
 
 
 NO_ENDPOINTS = UpstreamEndpoints.of(())

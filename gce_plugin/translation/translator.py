@@ -286,7 +286,7 @@ class Translator:
             found = update.upstreams[key]
             if versions.get(key) == found.version:
                 continue
-            records = canonical(endpoint_record(e) for e in found.endpoints)
+            records = canonical(endpoint_record(e) for e in found.decode())
             versions[key] = found.version
             if self._endpoints.get(key) == records:
                 continue

@@ -50,19 +50,26 @@ class Entry:
     message given is not kept (bytes are what the cache serves): ``message`` decodes a new copy on
     demand, for the few readers that need one."""
 
-    __slots__ = ("_cls", "_delta_field", "mix", "name", "sotw_field", "type_url", "value", "version")
+    __slots__ = ("_cls", "_delta_field", "_offset", "mix", "name", "sotw_field", "type_url", "version")
 
     def __init__(self, type_url: str, name: str, message: Message, value: bytes) -> None:
         self.type_url = type_url
         self.name = name
         self._cls = type(message)
-        self.value = value
         self.version = hashlib.blake2b(value, digest_size=8).hexdigest()
         # The entry's share of the type version (XOR of all entries': O(1) to update per change).
         self.mix = _mix(name, self.version)
-        # ``resources`` field of a DiscoveryResponse holding this resource; responses are joins of these.
-        self.sotw_field: bytes = DiscoveryResponse(resources=[self._any()]).SerializeToString()
+        # ``resources`` field (2) of a DiscoveryResponse holding this resource (an Any of type_url and
+        # value), encoded by hand; responses are joins of these. The value is kept only in it.
+        head = _field(0x0A, type_url.encode()) + (_length(0x12, len(value)) if value else b"")
+        self.sotw_field: bytes = _length(0x12, len(head) + len(value)) + head + value
+        self._offset = len(self.sotw_field) - len(value)
         self._delta_field: bytes | None = None
+
+    @property
+    def value(self) -> bytes:
+        """The resource's deterministic serialization."""
+        return self.sotw_field[self._offset :]
 
     @property
     def message(self) -> Message:
@@ -79,6 +86,20 @@ class Entry:
             resource = Resource(name=self.name, version=self.version, resource=self._any())
             self._delta_field = DeltaDiscoveryResponse(resources=[resource]).SerializeToString()
         return self._delta_field
+
+
+def _length(tag: int, size: int) -> bytes:
+    """A length-delimited field's tag byte (fields 1-15) and length varint."""
+    out = bytearray((tag,))
+    while size >= 0x80:
+        out.append((size & 0x7F) | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    return _length(tag, len(payload)) + payload
 
 
 class Changes(NamedTuple):
