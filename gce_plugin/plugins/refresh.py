@@ -113,6 +113,7 @@ class _Refresh:
         self._targets: dict[UpstreamKey, bytes] = {}
         self.published: dict[UpstreamKey, UpstreamEndpoints] = {}
         self.last: EndpointsUpdate | None = None
+        self._succeeded: set[UpstreamKey] = set()
 
     def retarget(self, upstreams: Iterable[Upstream]) -> list[Upstream]:
         """Take a new set of upstreams; forget the endpoints of those that left or were pointed
@@ -145,9 +146,15 @@ class _Refresh:
         errors = [DiscoveryError(message, upstream=key) for key, message in result.errors.items()]
         errors += [DiscoveryError(m, upstream=k) for k, m in result.invalid.items() if k in fresh]
         self._report(errors)
-        for key in result.found.keys() - result.errors.keys():
-            self._call(self._opts.on_success, key)
+        self._succeeded = result.found.keys() - result.errors.keys()
         return self._take(result.found)
+
+    def report_successes(self) -> None:
+        """Tell ``opts.on_success`` about every upstream the last poll resolved. Called once the
+        poll's answer was handed on: one call per upstream, so not between a change and its publish."""
+        succeeded, self._succeeded = self._succeeded, set()
+        for key in succeeded:
+            self._call(self._opts.on_success, key)
 
     @staticmethod
     def _call(callback: Callable[[T], None], arg: T) -> None:
@@ -216,6 +223,7 @@ async def refresh_loop(
                 update = refresh.answer(set())  # removals only; or nothing to discover: say so once
             if update is not None:
                 yield update
+            refresh.report_successes()
             await upstreams.wait_changed(seen, due - loop.time() if refresh.mine else 3600.0)
     finally:
         for key in list(refresh.published):
