@@ -214,8 +214,14 @@ class Translator:
         fresh = Translator(self._plugins, self._reporter, file_roots=self._file_roots, _record_metrics=False)
         fresh.set_upstreams(upstreams)
         if endpoints is not None:
+            delta = Delta()
             with gc_paused():
-                fresh._apply(endpoints, endpoints.upstreams, Delta())
+                fresh._apply(endpoints, endpoints.upstreams, delta)
+            # The assignments just built are the result's: kept, not built a second time.
+            for key, (_, name) in fresh._assignments.items():
+                built = delta.assignment_upserts.get(name)
+                if built is not None:
+                    fresh._built[key] = built
         metrics.TRANSLATIONS.labels(kind="full").inc()
         return fresh.result()
 
