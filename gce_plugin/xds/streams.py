@@ -203,6 +203,11 @@ class SotwSubscription(_Subscription):
         self.wildcard = wildcard
 
     def _mark(self, names: Iterable[str]) -> None:
+        if self.everything:
+            # The next response covers every subscribed name anyway. An initial request naming
+            # 10,000 assignments would otherwise copy them into a set of its own per stream (~0.5 MB,
+            # held while the stream waits for the SendGate: a reconnect storm's peak).
+            return
         if self.rtype.full_state:
             self.dirty.add(WILDCARD)  # any relevant change resends the whole set: a flag is enough
         else:
