@@ -61,6 +61,7 @@ from gce_plugin.plugins.gce.locations import (
     named_ports,
     not_found_text,
 )
+from gce_plugin.plugins.gce.managed import is_forbidden, list_members, member_health
 from gce_plugin.plugins.gce.spec import (
     NO_ZONE,
     Target,
@@ -121,8 +122,12 @@ class GceDiscovery:
         client: ComputeClient,
         location_ttl: float = DEFAULT_LOCATION_TTL,
         clock: Callable[[], float] = time.monotonic,
+        honour_health: bool = True,
     ) -> None:
         self.client = client
+        # Managed groups: map each VM's state to its endpoint's health (health.py); False: RUNNING
+        # members are endpoints of unknown health, the behaviour before managed groups were read.
+        self.honour_health = honour_health
         self._locations = GroupLocations(client, location_ttl, clock)
         self._warned: set[tuple[UpstreamKey, str]] = set()
         # The join's memo: a target whose groups' members and instances are what the previous poll
@@ -159,12 +164,16 @@ class GceDiscovery:
     async def _list_all(self, located: dict[Where, Outcome]) -> _Listing:
         """2. Members of each group, and instances of every zone known so far, then of the zones the
         members reveal."""
-        groups = sorted({g.ref for o in located.values() if o.error is None for g in o.value})
+        by_ref = {g.ref: g for o in located.values() if o.error is None for g in o.value}
+        groups = sorted(by_ref)
         zones = sorted({(g.project, g.location) for g in groups if g.scope == "zones"})
         outcomes = await gather_outcomes(
-            [self._list_members(g) for g in groups] + [self._list_zone(z) for z in zones]
+            [self._list_members(by_ref[g]) for g in groups] + [self._list_zone(z) for z in zones]
         )
         members = dict(zip(groups, outcomes[: len(groups)], strict=True))
+        for ref, listed in members.items():
+            if by_ref[ref].membership.managed_listing and is_forbidden(listed.error):
+                self._locations.forget_group(ref)  # its manager is read again next poll
         instances = dict(zip(zones, outcomes[len(groups) :], strict=True))
         more = sorted(
             {
@@ -282,6 +291,9 @@ class GceDiscovery:
             raise ValueError(f"instance group {group.ref.name} ({group.ref.location}): {exc}") from None
         group_path = f"{group.ref.scope}/{group.ref.location}/{group.ref.name}"
         for member in group_members:
+            health = member_health(member, group.membership, self.honour_health)
+            if not health.is_endpoint:
+                continue
             instance = _running_instance(str(member.get("instance", "")), listing)
             if instance is None or not matches(instance, target.selector):
                 continue
@@ -291,7 +303,7 @@ class GceDiscovery:
                     target, f"instance {instance.get('name')} has no {address_kind(target)} address"
                 )
                 continue
-            yield make_endpoint(target, write_namespace, group_path, instance, address, port)
+            yield make_endpoint(target, write_namespace, group_path, instance, address, port, health.value)
 
     def _warn_once(self, target: Target, message: str) -> None:
         first = (target.key, message) not in self._warned
@@ -307,8 +319,9 @@ class GceDiscovery:
 
     # --- the calls ---
 
-    def _list_members(self, group: GroupRef) -> Awaitable[list[JsonObject]]:
-        return self.client.list_group_instances(group.project, group.scope, group.location, group.name)
+    def _list_members(self, group: Group) -> Awaitable[list[JsonObject]]:
+        ref = group.ref
+        return list_members(self.client, ref.project, ref.scope, ref.location, ref.name, group.membership)
 
     def _list_zone(self, zone: tuple[str, str]) -> Awaitable[list[JsonObject]]:
         return self.client.list_instances(zone[0], zone[1])

@@ -36,7 +36,7 @@ def new_discovery(settings: Settings) -> GceDiscovery:
     loaded = load_credentials(settings.credentials_file, endpoint)
     log.info("compute credentials from %s", loaded.source)
     client = ComputeClient(loaded.credentials, endpoint=endpoint, timeout=settings.api_timeout)
-    return GceDiscovery(client)
+    return GceDiscovery(client, honour_health=settings.mig_health)
 
 
 class GcePlugin(UpstreamPlugin, PollingPlugin):
