@@ -294,6 +294,9 @@ def run(quick: bool) -> Report:
         },
     )
     with RolloutRig(size, surge) as rig, rig.traffic(rate) as loads:
+        time.sleep(1.0)
+        for load in loads.values():
+            load.take()  # connections warming up: not the baseline
         time.sleep(3.0)  # the baseline: steady traffic before the rollout
         baseline = {mode: load.take() for mode, load in loads.items()}
         started = time.monotonic()
