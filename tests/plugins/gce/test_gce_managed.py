@@ -6,8 +6,10 @@ and the calls per cycle."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,10 +18,10 @@ from envoy.config.core.v3.health_check_pb2 import HealthStatus
 from gce_plugin.emulator.fixture import Fixture
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce.discovery import GceDiscovery
-from gce_plugin.plugins.plugin import HEALTH_STATUS_ANNOTATION
+from gce_plugin.plugins.plugin import HEALTH_STATUS_ANNOTATION, EndpointsUpdate, WatchOpts
 from gce_plugin.plugins.refresh import PollResult
 from gce_plugin.translation.endpoints import build_assignment, canonical, endpoint_record
-from tests.plugins.gce.gce_helpers import PROJECT, discovery_for, gce_upstream, poll
+from tests.plugins.gce.gce_helpers import PROJECT, discovery_for, gce_upstream, poll, watch_of
 
 ZONE_A, ZONE_B, REGION = "us-central1-a", "us-central1-b", "us-central1"
 SHOP = ("default", "shop")
@@ -307,3 +309,56 @@ def test_a_manager_that_becomes_unreadable_is_read_again_then_listed_running_onl
     assert set(statuses(again).values()) == {"UNKNOWN"} and len(statuses(again)) == len(statuses(first))
     assert emulator.stats()["counts"]["instanceGroupManagers.get"] == 1  # located again
     assert emulator.stats()["counts"]["instanceGroups.listInstances"] == 1
+
+
+def test_the_watch_keeps_the_last_good_health_through_a_failing_listing(
+    running: tuple[Emulator, GceDiscovery],
+) -> None:
+    """Envoy is never sent hosts made unhealthy (or none) by a fault: while listManagedInstances
+    fails, the watch answers nothing new for the upstream; once it answers again, the real states."""
+    emulator, discovery = running
+    errors: list[str] = []
+    opts = WatchOpts(refresh_interval=0.05, on_error=lambda err: errors.append(str(err)))
+
+    async def until(check: Callable[[], bool]) -> None:
+        async with asyncio.timeout(20):
+            while not check():
+                await asyncio.sleep(0.02)
+
+    async def body() -> list[EndpointsUpdate]:
+        updates: list[EndpointsUpdate] = []
+        watch = watch_of(discovery, [gce_upstream("shop", instance_group_name="shop")], opts)
+
+        async def collect() -> None:
+            async for update in watch:
+                updates.append(update)
+
+        task = asyncio.create_task(collect())
+        try:
+            await until(lambda: len(updates) == 1)
+            emulator.inject_fault("instanceGroupManagers.listManagedInstances", status=503, count=10_000)
+            name = emulator.managed_instances(PROJECT, "shop", zone=ZONE_A)[0]["name"]
+            emulator.set_instance_health(PROJECT, ZONE_A, name, "UNHEALTHY")
+            await until(lambda: len(errors) >= 2)
+            assert len(updates) == 1  # nothing answered while the listing fails
+            emulator.clear_faults()
+            await until(lambda: len(updates) == 2)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return updates
+
+    first, healed = asyncio.run(body())[:2]
+    assert "HTTP 503" in errors[0]
+    assert healed.changed == {SHOP}
+    before = {
+        e.address: e.metadata.annotations.get(HEALTH_STATUS_ANNOTATION)
+        for e in first.upstreams[SHOP].endpoints
+    }
+    after = {
+        e.address: e.metadata.annotations.get(HEALTH_STATUS_ANNOTATION)
+        for e in healed.upstreams[SHOP].endpoints
+    }
+    assert set(before.values()) == {"HEALTHY"}
+    assert sorted(after.values()) == sorted(["UNHEALTHY"] + ["HEALTHY"] * (len(before) - 1))
