@@ -14,7 +14,8 @@ One poll cycle, for all gce upstreams at once:
    by its form: zones are ``<region>-<letter>``, so they have two or more dashes. Locations (with
    named ports) are cached for ``location_ttl``; a 404 on a cached group drops that group from its
    location, and the location once none of its groups is left.
-2. **List members** of each distinct group once (``listInstances``, RUNNING only), and **list
+2. **List members** of each distinct group once (``listInstances``, RUNNING only; for a managed
+   group ``listManagedInstances``, with each VM's action and health: ``managed.py``), and **list
    instances** of each distinct (project, zone) once (``instances.list``), for every group and
    upstream in that zone: calls per cycle grow with distinct groups and zones, not with upstreams.
    Zonal groups' zones are known up front and listed alongside the members; zones that only the
@@ -26,6 +27,8 @@ One poll cycle, for all gce upstreams at once:
    (INTERNAL: the first NIC's ``networkIP``; EXTERNAL: its first access config's ``natIP``; an
    instance without one is skipped with a warning) and port (explicit ``port``; else the named port
    ``port_name``, an error when the group has none; else the group's ``http`` named port; else 80).
+   A managed group's VM is an endpoint, and of which health, as ``health.endpoint_health`` says
+   (``honour_health``; the health rides on the endpoint as ``HEALTH_STATUS_ANNOTATION``).
 
 Faults stay local. An upstream whose group or zone failed keeps its last good endpoints and gets an
 error; the others go on. A group that no longer exists (404) is reported ("instance group X not

@@ -1,5 +1,6 @@
 """The ``gce`` upstream plugin: a gce upstream becomes an EDS cluster whose endpoints (the RUNNING VMs
-of its instance group) come from ``discovery.GceDiscovery`` over ADS."""
+of its instance group; for a managed group, with each VM's health) come from
+``discovery.GceDiscovery`` over ADS."""
 
 from __future__ import annotations
 
