@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from google.protobuf.message import Message
 
-from gce_plugin.api import Endpoint, ResourceRef, Upstream
+from gce_plugin.api import Endpoint, Upstream
 
 # (namespace, name): how upstreams are keyed everywhere in memory.
 UpstreamKey = tuple[str, str]
@@ -27,8 +27,9 @@ def upstream_key(upstream: Upstream) -> UpstreamKey:
     return (upstream.metadata.namespace, upstream.metadata.name)
 
 
-def upstream_ref(upstream: Upstream) -> ResourceRef:
-    return ResourceRef(name=upstream.metadata.name, namespace=upstream.metadata.namespace)
+def upstream_label(key: UpstreamKey) -> str:
+    """``namespace.name``: how logs, metrics, statuses and errors name an upstream."""
+    return f"{key[0]}.{key[1]}"
 
 
 def discovery_target(upstream: Upstream) -> bytes:
@@ -51,15 +52,10 @@ def cluster_name(upstream: Upstream) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Process-wide settings handed to every plugin at ``init``."""
+    """Process-wide settings handed to every plugin at ``init``. A plugin's own settings are given to
+    it when the registry is assembled (``gce_plugin.builtin``), not put here."""
 
     refresh_interval: float = 30.0
-    # Compute API root override, e.g. "http://127.0.0.1:8085/" for the emulator.
-    compute_endpoint: str | None = None
-    # Path to a service-account or authorized-user JSON file.
-    credentials_file: str | None = None
-    # Per-call timeout for cloud APIs, in seconds: one slow call never blocks a poll forever.
-    api_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +76,11 @@ class DiscoveryError(Exception):
     def __init__(self, message: str, upstream: UpstreamKey | None = None) -> None:
         super().__init__(message)
         self.upstream = upstream
+
+    @property
+    def label(self) -> str:
+        """The upstream's label, or ``*`` when all are affected."""
+        return upstream_label(self.upstream) if self.upstream else "*"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -33,6 +32,7 @@ from gce_plugin.plugins.plugin import (
     cluster_name,
     discovery_target,
     upstream_key,
+    upstream_label,
 )
 from gce_plugin.translation.endpoints import (
     EndpointRecord,
@@ -151,23 +151,17 @@ class _UpstreamState:
     target: bytes = b""
 
 
-class PluginSource(Protocol):
-    """Where the translator gets its plugins from, e.g. a ``Registry``."""
-
-    def upstream_plugins(self) -> list[UpstreamPlugin]: ...
-
-
 class Translator:
     """Incremental translation state. Not thread-safe: use it from one task."""
 
     def __init__(
         self,
-        plugins: PluginSource | Sequence[UpstreamPlugin],
+        plugins: Sequence[UpstreamPlugin],
         reporter: str = REPORTER,
         *,
         _record_metrics: bool = True,
     ) -> None:
-        self._plugins = list(plugins) if isinstance(plugins, Sequence) else plugins.upstream_plugins()
+        self._plugins = list(plugins)
         self._reporter = reporter
         self._record_metrics = _record_metrics
         self._upstreams: dict[UpstreamKey, _UpstreamState] = {}
@@ -303,7 +297,7 @@ class Translator:
         owner = self._owners.get(name)
         if owner is not None and owner != key:
             state.fingerprint = None  # retried once the owner is gone
-            reason = f"cluster name {name!r} is already used by upstream {owner[0]}.{owner[1]}"
+            reason = f"cluster name {name!r} is already used by upstream {upstream_label(owner)}"
             self._set_status(key, state, self._rejected(reason), delta)
             return
         try:
@@ -383,7 +377,7 @@ class Translator:
                 return
             if published[1].cluster_name != name:
                 delta.remove_assignment(published[1].cluster_name)
-        assignment = build_assignment(name, records, upstream=f"{key[0]}.{key[1]}")
+        assignment = build_assignment(name, records, upstream=upstream_label(key))
         self._assignments[key] = (records, assignment)
         delta.upsert_assignment(assignment)
 
