@@ -264,11 +264,11 @@ class ControlPlane:
         for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
             self.sync.set_latest(type_url, self.cache.version(type_url))
         self.statuses.update(delta.statuses)
-        for (namespace, name), status in delta.statuses.items():
+        for key, status in delta.statuses.items():
             level = logging.WARNING if status.state == Status.Rejected else logging.INFO
             log.log(
                 level,
                 "upstream %s",
                 Status.State.Name(status.state).lower(),
-                extra={"upstream": f"{namespace}.{name}", "reason": status.reason},
+                extra={"upstream": upstream_label(key), "reason": status.reason},
             )

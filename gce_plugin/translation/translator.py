@@ -64,8 +64,9 @@ def translate_upstream(plugins: Sequence[UpstreamPlugin], params: Params, upstre
         except ValueError:
             raise
         except Exception as err:  # a plugin bug fails this upstream only, with a reason that says so
-            log.exception("plugin %s failed", _plugin_name(plugin), extra={"upstream": _display(upstream)})
-            raise ValueError(f"internal error in plugin {_plugin_name(plugin)}: {err!r}") from err
+            name, label = _plugin_name(plugin), upstream_label(upstream_key(upstream))
+            log.exception("plugin %s failed", name, extra={"upstream": label})
+            raise ValueError(f"internal error in plugin {name}: {err!r}") from err
     apply_upstream_options(upstream.upstream_spec, cluster)
     _check_cluster(upstream, cluster)
     return cluster
@@ -218,7 +219,7 @@ class Translator:
         for upstream in upstreams:
             key = upstream_key(upstream)
             if key in incoming:
-                log.warning("duplicate upstream; the last one wins", extra={"upstream": _display(upstream)})
+                log.warning("duplicate upstream; the last one wins", extra={"upstream": upstream_label(key)})
             incoming[key] = upstream
         for key in self._upstreams.keys() - incoming.keys():
             self._remove_upstream(key, delta)
@@ -307,7 +308,7 @@ class Translator:
             reason = str(err)
             if state.cluster is not None:
                 reason += " (still serving the last accepted version)"
-            log.debug("upstream rejected: %s", reason, extra={"upstream": _display(upstream)})
+            log.debug("upstream rejected: %s", reason, extra={"upstream": upstream_label(key)})
             self._set_status(key, state, self._rejected(reason), delta)
             return
         state.fingerprint = fingerprint
@@ -399,7 +400,3 @@ def _fingerprint(upstream: Upstream) -> tuple[bytes, bytes]:
 
 def _plugin_name(plugin: UpstreamPlugin) -> str:
     return plugin.name or type(plugin).__name__
-
-
-def _display(upstream: Upstream) -> str:
-    return f"{upstream.metadata.namespace}.{upstream.metadata.name}"
