@@ -36,9 +36,6 @@ from gce_plugin.plugins.plugin import (
 )
 from gce_plugin.plugins.refresh import PollingPlugin
 
-DEFAULT_WRITE_NAMESPACE = "gloo-system"  # Gloo's
-
-
 # Logs go to stderr beside the errors printed for people: text by default, as before.
 PARENTS = (compute_parent, lambda: logging_parent("warning", "text"))
 
