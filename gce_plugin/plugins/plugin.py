@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from google.protobuf.message import Message
 
-from gce_plugin.api import Endpoint, Upstream
+from gce_plugin.api import Endpoint, ResourceRef, Upstream
 
 # (namespace, name): how upstreams are keyed everywhere in memory.
 UpstreamKey = tuple[str, str]
@@ -25,6 +25,10 @@ UpstreamKey = tuple[str, str]
 
 def upstream_key(upstream: Upstream) -> UpstreamKey:
     return (upstream.metadata.namespace, upstream.metadata.name)
+
+
+def upstream_ref(upstream: Upstream) -> ResourceRef:
+    return ResourceRef(name=upstream.metadata.name, namespace=upstream.metadata.namespace)
 
 
 def upstream_label(key: UpstreamKey) -> str:
