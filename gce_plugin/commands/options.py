@@ -72,6 +72,14 @@ def compute_parent() -> argparse.ArgumentParser:
         help="timeout of one Compute call",
     )
     group.add_argument(
+        "--mig-health",
+        choices=("on", "off"),
+        default="on",
+        help="managed instance groups: on: each VM's currentAction and health check state set its "
+        "endpoint's health (DRAINING, UNHEALTHY, ...; docs/managed-instance-groups.md); off: every "
+        "RUNNING member takes traffic (the behaviour of plain instance groups)",
+    )
+    group.add_argument(
         "--write-namespace",
         default="gloo-system",
         help="namespace of discovered endpoints (metadata.namespace)",
@@ -85,6 +93,7 @@ def gce_settings(args: argparse.Namespace) -> GceSettings:
         compute_endpoint=args.compute_endpoint,
         credentials_file=args.credentials_file,
         api_timeout=args.api_timeout,
+        mig_health=args.mig_health == "on",
     )
 
 

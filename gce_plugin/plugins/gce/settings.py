@@ -19,6 +19,9 @@ class GceSettings:
     credentials_file: str | None = None
     # Per-call timeout for cloud APIs, in seconds: one slow call never blocks a poll forever.
     api_timeout: float = 10.0
+    # Managed instance groups: each VM's state (currentAction, health) decides its endpoint's health
+    # (docs/managed-instance-groups.md). False: every RUNNING member is an endpoint of unknown health.
+    mig_health: bool = True
 
     def endpoint(self) -> str | None:
         """The Compute API root: the setting, else the environment variable, else None (the real API)."""
