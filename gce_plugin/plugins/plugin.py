@@ -112,8 +112,10 @@ class UpstreamEndpoints:
 
     What is kept is compact: ``serialized``, each endpoint's deterministic serialization in that
     order, preceded by its length (4 bytes, big-endian), exactly the bytes ``version`` digests, and
-    their ``count``; no ``Endpoint`` message outlives ``of``. ``endpoints`` decodes them on demand:
-    for the few readers that need messages, not for holding."""
+    their ``count``. ``endpoints`` decodes them on demand, for the few readers that need messages;
+    the last few endpoints made or decoded (at most ``_MAX_DECODED_ENDPOINTS`` in all) are memoized by
+    version, so the translator reading a poll's few changed upstreams finds the messages the plugin
+    just built instead of decoding them. Endpoints handed to ``of`` must not be changed afterwards."""
 
     serialized: bytes
     version: str
@@ -128,7 +130,9 @@ class UpstreamEndpoints:
             parts.append(len(data).to_bytes(4, "big"))
             parts.append(data)
         serialized = b"".join(parts)
-        return cls(serialized, hashlib.blake2b(serialized, digest_size=16).hexdigest(), len(ordered))
+        version = hashlib.blake2b(serialized, digest_size=16).hexdigest()
+        _remember_decoded(version, tuple(ordered))
+        return cls(serialized, version, len(ordered))
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -155,10 +159,10 @@ class UpstreamEndpoints:
             at += size
 
 
-# Recently decoded endpoints by version, bounded by how many endpoints they hold in all (a reader
-# that walks every upstream keeps only the last few alive, never all of them).
+# Recently made or decoded endpoints by version, bounded by how many endpoints they hold in all (a
+# poll or a reader that walks every upstream keeps only the last few alive, never all of them).
 _DECODED: OrderedDict[str, tuple[Endpoint, ...]] = OrderedDict()
-_MAX_DECODED_ENDPOINTS = 4096
+_MAX_DECODED_ENDPOINTS = 1024
 _decoded_count = 0
 
 

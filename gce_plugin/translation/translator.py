@@ -287,7 +287,7 @@ class Translator:
             found = update.upstreams[key]
             if versions.get(key) == found.version:
                 continue
-            records = canonical(endpoint_record(e) for e in found.decode())
+            records = canonical(endpoint_record(e) for e in found.endpoints)
             versions[key] = found.version
             if self._endpoints.get(key) == records:
                 continue

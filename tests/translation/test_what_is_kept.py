@@ -9,6 +9,7 @@ import gc
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 
 from gce_plugin.api import Endpoint
+from gce_plugin.plugins import plugin as plugin_module
 from gce_plugin.plugins.plugin import EndpointsUpdate, UpstreamEndpoints
 from gce_plugin.translation.translator import Translator
 from gce_plugin.xds import ENDPOINT_TYPE, SnapshotCache
@@ -35,18 +36,20 @@ def test_upstream_endpoints_keep_bytes_not_messages() -> None:
 
 
 def test_the_translator_and_the_cache_keep_no_messages_of_an_answer() -> None:
+    names = [f"web{i}" for i in range(300)]
     translator = Translator([FakeEdsPlugin()])
     cache = SnapshotCache()
-    translator.set_upstreams([gce_upstream("web")])
+    translator.set_upstreams([gce_upstream(name) for name in names])
     before_endpoints, before_assignments = live(Endpoint), live(ClusterLoadAssignment)
-    found = UpstreamEndpoints.of(endpoint("web", f"10.0.0.{i}") for i in range(1, 6))
-    delta = translator.set_endpoints(EndpointsUpdate.first({WEB: found}))
+    found = {
+        ("default", name): UpstreamEndpoints.of(endpoint(name, f"10.0.{i}.{j}") for j in range(1, 11))
+        for i, name in enumerate(names)
+    }
+    delta = translator.set_endpoints(EndpointsUpdate.first(found))
     cache.update_resources(ENDPOINT_TYPE, delta.assignment_upserts)
     del delta
-    held = found.decode()  # the count sees messages that are alive
-    assert live(Endpoint) == before_endpoints + 5
-    del held
-    assert live(Endpoint) == before_endpoints
+    # 3,000 endpoints answered: only the bounded memo of the last few made or decoded is alive.
+    assert 0 < live(Endpoint) - before_endpoints <= plugin_module._MAX_DECODED_ENDPOINTS < 3000
     assert live(ClusterLoadAssignment) == before_assignments
-    served = cache.resources(ENDPOINT_TYPE)["web_default"]
-    assert isinstance(served, ClusterLoadAssignment) and len(served.endpoints[0].lb_endpoints) == 5
+    served = cache.resources(ENDPOINT_TYPE)["web0_default"]
+    assert isinstance(served, ClusterLoadAssignment) and len(served.endpoints[0].lb_endpoints) == 10
