@@ -7,8 +7,17 @@ thread rather than per call, so a thread reuses its keep-alive connection (and T
 the calls of a poll; nothing of httplib2 or googleapiclient is shared between threads. Credentials
 are shared: google-auth refreshes them in whichever thread finds them expired.
 
-Timeouts: ``timeout`` is httplib2's socket timeout, so no call blocks its thread longer than that
-per connect/read; with bounded retries one call is bounded in time, and so is a poll.
+Timeouts: ``timeout`` is httplib2's socket timeout (per connect/read), and every HTTP attempt also
+has a total deadline (``attempt_deadline``, default three times ``timeout``): a response that trickles
+in a byte every few seconds never passes a read timeout, so the attempt is abandoned at its deadline
+and its connection shut down (the thread ends at once, its answer unused), then retried like a
+timeout. With bounded retries one call is bounded in time (``RetryPolicy.max_elapsed``), and the
+refresh loop bounds a whole poll.
+
+Bodies: a body that is not a JSON object (truncated, HTML, ``null``, bad JSON) is a failure of that
+method (``code="malformed"``, retried like a transport error), never counted as a 200. A response
+larger than ``max_response_bytes`` is refused (``code="too_large"``, final). Paging ends with an error
+when a ``nextPageToken`` repeats or a list exceeds ``max_pages`` pages.
 
 Retries, in asyncio: each HTTP attempt is one job on the client's bounded thread pool; 429, 403
 ``rateLimitExceeded``/``userRateLimitExceeded``, 5xx, timeouts and connection errors are retried
@@ -21,9 +30,13 @@ final failure in ``COMPUTE_API_ERRORS{method,code}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from http.client import HTTPException
+import itertools
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +57,8 @@ from gce_plugin import metrics
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the Compute API's maximum maxResults
+MAX_PAGES = 1000  # 500,000 items per list: far beyond any group or zone; a longer list is a fault
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # one page of 500 instances is well under 2 MB
 MAX_CONCURRENT_CALLS = 8
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
@@ -118,6 +133,35 @@ def _retry_after(exc: HttpError) -> float | None:
         return None
 
 
+class _TooLarge(Exception):
+    pass
+
+
+class _GuardedHttp:
+    """An httplib2.Http-like wrapper: refuses bodies over a size limit, and can be aborted from
+    another thread (its connections' sockets shut down, so a blocked read ends at once)."""
+
+    def __init__(self, http: Any, max_bytes: int) -> None:
+        self.http = http
+        self._max_bytes = max_bytes
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        resp, content = self.http.request(*args, **kwargs)
+        if content is not None and len(content) > self._max_bytes:
+            raise _TooLarge(f"response of {len(content)} bytes exceeds the limit of {self._max_bytes}")
+        return resp, content
+
+    def abort(self) -> None:
+        for conn in list((getattr(self.http, "connections", None) or {}).values()):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.http, name)
+
+
 def _bind_token(make: Callable[[Any, str | None], Any], token: str | None) -> Callable[[Any], Any]:
     return lambda service: make(service, token)
 
@@ -139,9 +183,19 @@ class ComputeClient:
         http_factory: Callable[[], Any] | None = None,
         page_size: int = PAGE_SIZE,
         max_concurrent_calls: int = MAX_CONCURRENT_CALLS,
+        attempt_deadline: float | None = None,
+        max_pages: int = MAX_PAGES,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self._credentials = credentials
         self._page_size = page_size  # maxResults of list calls; smaller only in tests
+        self._max_pages = max_pages
+        self._max_response_bytes = max_response_bytes
+        # The total time of one HTTP attempt (socket timeouts are per read only).
+        self._attempt_deadline = attempt_deadline if attempt_deadline is not None else 3 * timeout
+        # The Http of each attempt in flight (by job number), to abort it past its deadline.
+        self._jobs = itertools.count()
+        self._in_flight: dict[int, _GuardedHttp] = {}
         # A fresh httplib2.Http-like object for a thread (tests pass fakes).
         self._http_factory = http_factory or (lambda: httplib2.Http(timeout=timeout))
         self._root = api_root(endpoint) if endpoint else None
@@ -223,8 +277,10 @@ class ComputeClient:
     # --- paging ------------------------------------------------------------------------------
 
     async def _pages(self, method: str, make: Callable[[Any, str | None], Any]) -> list[JsonObject]:
-        """Every page of a list call, following ``nextPageToken`` to the end."""
+        """Every page of a list call, following ``nextPageToken`` to the end; a token seen before
+        (the list would never end) or more than ``max_pages`` pages end it with an error."""
         pages: list[JsonObject] = []
+        seen: set[str] = set()
         token: str | None = None
         while True:
             page = await self._call(method, _bind_token(make, token))
@@ -232,17 +288,30 @@ class ComputeClient:
             token = page.get("nextPageToken") or None
             if token is None:
                 return pages
+            if not isinstance(token, str) or token in seen:
+                raise self._final(method, "paging", f"nextPageToken repeated after {len(pages)} pages")
+            if len(pages) >= self._max_pages:
+                raise self._final(method, "paging", f"more than {self._max_pages} pages")
+            seen.add(token)
+
+    @staticmethod
+    def _final(method: str, code: str, message: str) -> ComputeError:
+        metrics.COMPUTE_API_ERRORS.labels(method=method, code=code).inc()
+        log.warning("compute call failed: %s: %s", method, message)
+        return ComputeError(method, None, code, message)
 
     async def _list(self, method: str, make: Callable[[Any, str | None], Any]) -> list[JsonObject]:
         return [item for page in await self._pages(method, make) for item in page.get("items") or []]
 
     # --- one call with retries ---------------------------------------------------------------
 
-    def _service(self) -> Any:
-        """This thread's service object (and, inside it, this thread's Http)."""
+    def _service(self) -> tuple[Any, _GuardedHttp]:
+        """This thread's service object and, inside it, this thread's Http."""
         service = getattr(self._local, "service", None)
         if service is None:
-            http: Any = self._http_factory()
+            guarded = _GuardedHttp(self._http_factory(), self._max_response_bytes)
+            self._local.http = guarded
+            http: Any = guarded
             # Anonymous: a plain Http (AuthorizedHttp would try to "refresh" them on a 401).
             if self._credentials is not None and not isinstance(self._credentials, AnonymousCredentials):
                 http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=http)
@@ -257,7 +326,7 @@ class ComputeClient:
                 client_options=options,
             )
             self._local.service = service
-        return service
+        return service, self._local.http
 
     async def _call(self, method: str, make: Callable[[Any], Any]) -> JsonObject:
         """One call: an HTTP attempt per job on the thread pool, backoff awaited in between, within
@@ -267,7 +336,10 @@ class ComputeClient:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
-            response, failure = await loop.run_in_executor(self._executor, self._attempt, method, make)
+            remaining = policy.max_elapsed - (self._clock() - started)
+            response, failure = await self._bounded_attempt(
+                loop, method, make, max(0.0, min(self._attempt_deadline, remaining))
+            )
             if failure is None:
                 return response
             attempt += 1
@@ -284,6 +356,24 @@ class ComputeClient:
             log.info("compute call failed (attempt %d), retrying in %.2fs: %s", attempt, delay, failure.error)
             await self._sleep(delay)
 
+    async def _bounded_attempt(
+        self, loop: asyncio.AbstractEventLoop, method: str, make: Callable[[Any], Any], deadline: float
+    ) -> tuple[JsonObject, _Failure | None]:
+        """One attempt within ``deadline`` seconds in all; past it (or when cancelled) its connection
+        is shut down, so its thread ends now instead of when the server stops trickling."""
+        job = next(self._jobs)
+        attempt = loop.run_in_executor(self._executor, self._attempt, method, make, job)
+        try:
+            return await asyncio.wait_for(attempt, max(deadline, 0.001))
+        except TimeoutError:
+            metrics.COMPUTE_API_CALLS.labels(method=method, code="deadline").inc()
+            message = f"{self._where}: no complete answer within {deadline:.1f}s"
+            return {}, _Failure(ComputeError(method, None, "deadline", message), True)
+        finally:
+            http = self._in_flight.pop(job, None)
+            if http is not None:
+                http.abort()
+
     def _backoff(self, attempt: int, failure: _Failure) -> float:
         """Full jitter, capped; at least the server's Retry-After (capped too)."""
         policy = self._retry
@@ -292,10 +382,18 @@ class ComputeClient:
             delay = max(delay, min(failure.retry_after, policy.max_delay))
         return delay
 
-    def _attempt(self, method: str, make: Callable[[Any], Any]) -> tuple[JsonObject, _Failure | None]:
-        """One HTTP attempt, counted in COMPUTE_API_CALLS by status (or timeout/connection/auth)."""
+    def _attempt(
+        self, method: str, make: Callable[[Any], Any], job: int = -1
+    ) -> tuple[JsonObject, _Failure | None]:
+        """One HTTP attempt, counted in COMPUTE_API_CALLS by status (or timeout/connection/auth/
+        malformed/too_large)."""
         try:
-            response: JsonObject = make(self._service()).execute(num_retries=0)
+            service, guarded = self._service()
+            self._in_flight[job] = guarded
+            try:
+                response: object = make(service).execute(num_retries=0)
+            finally:
+                self._in_flight.pop(job, None)
         except HttpError as exc:
             status = int(exc.resp.status)
             reason, message = _http_error_details(exc)
@@ -312,10 +410,30 @@ class ComputeClient:
             return {}, _Failure(
                 ComputeError(method, None, "timeout", f"{self._where}: {exc or 'timed out'}"), True
             )
-        except (OSError, httplib2.HttpLib2Error, google.auth.exceptions.TransportError) as exc:
+        except _TooLarge as exc:
+            metrics.COMPUTE_API_CALLS.labels(method=method, code="too_large").inc()
+            return {}, _Failure(ComputeError(method, None, "too_large", f"{self._where}: {exc}"), False)
+        except (
+            OSError,
+            HTTPException,  # e.g. IncompleteRead: a truncated body
+            httplib2.HttpLib2Error,
+            google.auth.exceptions.TransportError,
+        ) as exc:
             metrics.COMPUTE_API_CALLS.labels(method=method, code="connection").inc()
             return {}, _Failure(
                 ComputeError(method, None, "connection", f"{self._where}: {exc or type(exc).__name__}"), True
             )
+        except ValueError as exc:  # the body is not JSON (HTML, truncated, garbage)
+            return {}, self._malformed(method, f"the body is not JSON: {_short(str(exc))}")
+        if not isinstance(response, dict):
+            return {}, self._malformed(method, f"the body is {type(response).__name__}, not a JSON object")
         metrics.COMPUTE_API_CALLS.labels(method=method, code="200").inc()
         return response, None
+
+    def _malformed(self, method: str, message: str) -> _Failure:
+        metrics.COMPUTE_API_CALLS.labels(method=method, code="malformed").inc()
+        return _Failure(ComputeError(method, None, "malformed", f"{self._where}: {message}"), True)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
