@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from gce_plugin.api import Status, Upstream
 from gce_plugin.builtin import default_registry
 from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
 from gce_plugin.hostport import parse_host_port
+from gce_plugin.last_good import EndpointsArchive, UpstreamArchive
 from gce_plugin.manifest_watch import ManifestDirectory
 from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
 from gce_plugin.plugins.plugin import (
@@ -39,11 +41,16 @@ from gce_plugin.plugins.plugin import (
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry
+from gce_plugin.state import StateStore
 from gce_plugin.sync_status import SyncTracker
 from gce_plugin.translation.translator import REPORTER, Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 
 log = logging.getLogger(__name__)
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,23 @@ class Options:
     write_namespace: str = "gloo-system"
     # How often the manifest directory is checked for changes.
     manifest_poll_interval: float = 1.0
+    # Where last good manifests, upstreams and endpoints are kept across restarts (None: nowhere).
+    state_dir: str | None = None
+    # A manifest change is applied once stable this long (0: at once); see manifest_watch.py.
+    settle: float = 0.0
+    # A discovery poll is cancelled (a failure of every upstream in it) after this many seconds.
+    poll_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class _Substitute:
+    """An upstream that fails validation and has no accepted version in this process, served from
+    its last accepted version in the state directory."""
+
+    rejected: Upstream  # the manifest's version
+    served: Upstream  # the saved one
+    reason: str
+    saved_at: float
 
 
 class ControlPlane:
@@ -63,7 +87,12 @@ class ControlPlane:
         self.options = options
         self.registry = registry or default_registry()
         self.registry.init(InitParams(settings=options.settings))
-        self.manifests = ManifestDirectory(options.config_dir)
+        self.state = StateStore(options.state_dir) if options.state_dir else None
+        self._archive = UpstreamArchive(self.state) if self.state else None
+        self._endpoints_archive = EndpointsArchive(self.state) if self.state else None
+        self._substitutes: dict[UpstreamKey, _Substitute] = {}
+        self._saved: dict[UpstreamKey, Upstream] = {}  # accepted definitions saved in this process
+        self.manifests = ManifestDirectory(options.config_dir, settle=options.settle, archive=self._archive)
         self.translator = Translator(self.registry)
         self.cache = SnapshotCache()
         # Operator view: per-Envoy sync state, discovery and manifest health (gce_plugin/health.py).
@@ -108,9 +137,20 @@ class ControlPlane:
                     )
                 statuses[key] = status
         health = self.discovery_health.snapshot()
+        sources, stale_files = dict(self.manifests.sources), dict(self.manifests.stale)
+        substitutes = dict(self._substitutes)
         report: dict[str, Any] = {}
         for key, st in sorted(statuses.items()):
             entry = json_format.MessageToDict(st)
+            source = sources.get(key)
+            if source in stale_files:
+                entry["stale"] = {"file": str(source), "savedAt": _iso(stale_files[source])}
+            elif key in substitutes:
+                sub = substitutes[key]
+                saved = _iso(sub.saved_at)
+                entry["state"] = Status.State.Name(Status.Rejected)
+                entry["reason"] = f"{sub.reason} (serving its last accepted version, saved at {saved}: stale)"
+                entry["stale"] = {"upstream": True, "savedAt": saved}
             if key in health:
                 entry["discovery"] = health[key].as_dict()
             counts = self._endpoint_counts.get(self._cluster_of.get(key, ""))
@@ -128,6 +168,7 @@ class ControlPlane:
             )
             self.admin.start()
         metrics.HEALTH.attach(self.discovery_health.ages)
+        metrics.HEALTH.attach_stale(self.discovery_health.stale)
         watcher = asyncio.create_task(self._follow_manifests(), name="manifests")
         config_health = asyncio.create_task(self._follow_config_health(), name="config-health")
         stopping = asyncio.create_task(stop.wait())
@@ -150,6 +191,9 @@ class ControlPlane:
                 task.cancel()
             await asyncio.gather(watcher, config_health, stopping, *self._discovery, return_exceptions=True)
             metrics.HEALTH.detach(self.discovery_health.ages)
+            metrics.HEALTH.detach_stale(self.discovery_health.stale)
+            if self.state is not None:
+                await asyncio.to_thread(self.state.flush)
             await self.xds.stop(grace=1.0)
             if self.admin is not None:
                 self.admin.stop()
@@ -159,7 +203,7 @@ class ControlPlane:
 
     async def _follow_manifests(self) -> None:
         async for upstreams in self.manifests.watch(self.options.manifest_poll_interval):
-            self.apply_upstreams(upstreams)
+            upstreams = self.apply_upstreams(upstreams)
             self.discovery_health.retain(upstream_key(u) for u in upstreams)
             self._watched.replace(upstreams)
             if not self._discovery:
@@ -167,15 +211,74 @@ class ControlPlane:
             self._loaded.set()
             self._record_config_health()
 
-    def apply_upstreams(self, upstreams: Sequence[Upstream]) -> None:
-        delta = self.translator.set_upstreams(upstreams)
+    def apply_upstreams(self, upstreams: Sequence[Upstream]) -> list[Upstream]:
+        """Translate and publish ``upstreams``; return the ones served (an upstream that fails
+        validation with no accepted version in this process is served its saved one, see
+        ``_substitute``), which discovery is then asked for."""
+        served = self._substitute(upstreams, None)
+        delta = self.translator.set_upstreams(served)
+        again = self._substitute(upstreams, delta)
         present = {upstream_key(u) for u in upstreams}
-        self._cluster_of = {upstream_key(u): cluster_name(u) for u in upstreams}
+        self._cluster_of = {upstream_key(u): cluster_name(u) for u in again}
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
         self._publish(delta)
+        if again != served:  # newly rejected ones with a saved version: served that instead
+            self._publish(self.translator.set_upstreams(again))
+        self._remember_accepted(again, present)
         log.info(
             "upstreams applied", extra={"upstreams": len(upstreams), "clusters": len(delta.cluster_upserts)}
         )
+        return again
+
+    def _substitute(self, upstreams: Sequence[Upstream], delta: Delta | None) -> list[Upstream]:
+        """``upstreams`` with the rejected ones that have no accepted cluster replaced by their last
+        accepted version from the state directory (stale). With ``delta``, also look for newly
+        rejected ones; without, only keep the substitutes already made."""
+        served: list[Upstream] = []
+        for upstream in upstreams:
+            key = upstream_key(upstream)
+            known = self._substitutes.get(key)
+            if known is not None and known.rejected == upstream:
+                served.append(known.served)
+                continue
+            self._substitutes.pop(key, None)
+            status = delta.statuses.get(key) if delta is not None else None
+            if (
+                status is not None
+                and status.state == Status.Rejected
+                and self._archive is not None
+                and not self.translator.serving(key)
+                and (saved := self._archive.load_upstream(key)) is not None
+            ):
+                found, saved_at = saved
+                self._substitutes[key] = _Substitute(upstream, found, status.reason, saved_at)
+                log.error(
+                    "upstream rejected; serving its last accepted version saved at %s (stale)",
+                    _iso(saved_at),
+                    extra={"upstream": f"{key[0]}.{key[1]}", "reason": status.reason},
+                )
+                served.append(found)
+                continue
+            served.append(upstream)
+        metrics.CONFIG_STALE.labels(kind="upstream").set(len(self._substitutes))
+        return served
+
+    def _remember_accepted(self, served: Sequence[Upstream], present: set[UpstreamKey]) -> None:
+        """Save every accepted upstream's definition (for ``_substitute`` after a restart); forget
+        the ones that left."""
+        if self._archive is None:
+            return
+        for upstream in served:
+            key = upstream_key(upstream)
+            status = self.statuses.get(key)
+            if key in self._substitutes or status is None or status.state != Status.Accepted:
+                continue
+            if self._saved.get(key) != upstream:
+                self._archive.save_upstream(upstream)
+                self._saved[key] = upstream
+        for key in self._saved.keys() - present:
+            self._archive.forget_upstream(key)
+            del self._saved[key]
 
     # -- discovery -> endpoints -> translation ------------------------------------------------------
 
@@ -191,7 +294,12 @@ class ControlPlane:
         bug) is reported and started again after a refresh interval: endpoints never freeze silently."""
         interval = self.options.settings.refresh_interval
         opts = WatchOpts(
-            refresh_interval=interval, on_error=self._discovery_error, on_success=self._discovery_success
+            refresh_interval=interval,
+            on_error=self._discovery_error,
+            on_success=self._discovery_success,
+            poll_timeout=self.options.poll_timeout,
+            last_good=self._endpoints_archive,
+            on_stale=self.discovery_health.record_stale,
         )
         while True:
             watch = plugin.watch_endpoints(self.options.write_namespace, self._watched, opts)
@@ -228,6 +336,7 @@ class ControlPlane:
         if errors is self._config_seen or not self._loaded.is_set():
             return
         self._config_seen = errors
+        metrics.CONFIG_STALE.labels(kind="file").set(len(self.manifests.stale))
         ok = self.config_health.record(errors)
         metrics.CONFIG_RELOAD_SUCCESSFUL.set(1 if ok else 0)
         if ok:

@@ -16,13 +16,11 @@ Records are serialized protobuf messages behind length prefixes; the store check
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator, Sequence
 
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.plugins.plugin import UpstreamEndpoints, UpstreamKey
-from gce_plugin.state import Record, StateStore
+from gce_plugin.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -50,54 +48,26 @@ def _key_text(key: UpstreamKey) -> str:
 
 class EndpointsArchive:
     """Last discovered endpoints per upstream (see the module docstring). ``save`` never blocks on the
-    disk: a writer thread persists the newest endpoints of each upstream."""
+    disk: the store's writer thread persists the newest endpoints of each upstream."""
 
     KIND = "endpoints"
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
-        self._pending: dict[UpstreamKey, tuple[bytes, UpstreamEndpoints, float] | None] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._io = threading.Lock()  # one write at a time (flush waits for the one in progress)
-        self._thread: threading.Thread | None = None
 
     def save(self, key: UpstreamKey, target: bytes, found: UpstreamEndpoints) -> None:
-        self._queue(key, (target, found, time.time()))
+        data = _pack([target, *(e.SerializeToString(deterministic=True) for e in found.endpoints)])
+        self._store.save_later(self.KIND, _key_text(key), data)
 
     def forget(self, key: UpstreamKey) -> None:
         """The upstream left: its endpoints are not kept."""
-        self._queue(key, None)
+        self._store.delete_later(self.KIND, _key_text(key))
 
     def load(self, key: UpstreamKey, target: bytes) -> tuple[UpstreamEndpoints, float] | None:
         """The endpoints last saved for ``key`` if they were found for ``target``, and when."""
-        with self._lock:
-            if key in self._pending:
-                pending = self._pending[key]
-                return (pending[1], pending[2]) if pending is not None and pending[0] == target else None
         record = self._store.load(self.KIND, _key_text(key))
         if record is None:
             return None
-        return self._decode(key, target, record)
-
-    def flush(self) -> None:
-        """Write everything pending now (in the caller's thread), after any write in progress."""
-        while self._write_next():
-            pass
-
-    def _write_next(self) -> bool:
-        with self._io:
-            with self._lock:
-                if not self._pending:
-                    return False
-                key = next(iter(self._pending))
-                item = self._pending.pop(key)
-            self._write(key, item)
-            return True
-
-    def _decode(
-        self, key: UpstreamKey, target: bytes, record: Record
-    ) -> tuple[UpstreamEndpoints, float] | None:
         try:
             parts = list(_unpack(record.data))
             if not parts or parts[0] != target:
@@ -108,34 +78,13 @@ class EndpointsArchive:
             return None
         return UpstreamEndpoints.of(endpoints), record.saved_at
 
-    def _queue(self, key: UpstreamKey, item: tuple[bytes, UpstreamEndpoints, float] | None) -> None:
-        with self._lock:
-            self._pending[key] = item
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._drain, name="state-endpoints", daemon=True)
-                self._thread.start()
-            self._wake.notify()
-
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._pending and not self._wake.wait(timeout=5.0):
-                    self._thread = None
-                    return
-            self._write_next()
-
-    def _write(self, key: UpstreamKey, item: tuple[bytes, UpstreamEndpoints, float] | None) -> None:
-        if item is None:
-            self._store.delete(self.KIND, _key_text(key))
-            return
-        target, found, _ = item
-        data = _pack([target, *(e.SerializeToString(deterministic=True) for e in found.endpoints)])
-        self._store.save(self.KIND, _key_text(key), data)
+    def flush(self) -> None:
+        self._store.flush()
 
 
 class UpstreamArchive:
-    """Last accepted manifest files and upstreams (see the module docstring). Writes are synchronous:
-    they happen when a manifest changes, not per poll."""
+    """Last accepted manifest files and upstreams (see the module docstring). Writes are queued to
+    the store's writer thread."""
 
     FILES = "manifest"
     UPSTREAMS = "upstream"
@@ -145,7 +94,7 @@ class UpstreamArchive:
 
     def save_file(self, name: str, documents: Sequence[tuple[int, Upstream]]) -> None:
         parts = [b"%d" % index + b"\0" + u.SerializeToString(deterministic=True) for index, u in documents]
-        self._store.save(self.FILES, name, _pack(parts))
+        self._store.save_later(self.FILES, name, _pack(parts))
 
     def load_file(self, name: str) -> tuple[list[tuple[int, Upstream]], float] | None:
         record = self._store.load(self.FILES, name)
@@ -162,11 +111,11 @@ class UpstreamArchive:
         return documents, record.saved_at
 
     def forget_file(self, name: str) -> None:
-        self._store.delete(self.FILES, name)
+        self._store.delete_later(self.FILES, name)
 
     def save_upstream(self, upstream: Upstream) -> None:
         key = (upstream.metadata.namespace, upstream.metadata.name)
-        self._store.save(self.UPSTREAMS, _key_text(key), upstream.SerializeToString(deterministic=True))
+        self._store.save_later(self.UPSTREAMS, _key_text(key), upstream.SerializeToString(deterministic=True))
 
     def load_upstream(self, key: UpstreamKey) -> tuple[Upstream, float] | None:
         record = self._store.load(self.UPSTREAMS, _key_text(key))
@@ -179,4 +128,4 @@ class UpstreamArchive:
             return None
 
     def forget_upstream(self, key: UpstreamKey) -> None:
-        self._store.delete(self.UPSTREAMS, _key_text(key))
+        self._store.delete_later(self.UPSTREAMS, _key_text(key))

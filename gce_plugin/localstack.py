@@ -131,7 +131,11 @@ def start_control_plane(
     extra_args: Sequence[str] = (),
     timeout: float = 30.0,
 ) -> Process:
-    """``gce-plugin run`` as a child process, returned once its ``/readyz`` answers 200."""
+    """``gce-plugin run`` as a child process, returned once its ``/readyz`` answers 200. Its state
+    directory is ``work_dir/state`` unless ``extra_args`` name one (a restart in the same work
+    directory finds the state of the run before)."""
+    if "--state-dir" not in extra_args:
+        extra_args = [*extra_args, "--state-dir", str(work_dir / "state")]
     cp = Process(
         "control-plane",
         [

@@ -100,12 +100,30 @@ CONFIG_RELOAD_SUCCESS_TIME = Gauge(
 )
 
 
+CONFIG_STALE = Gauge(
+    "gce_plugin_config_stale",
+    "Manifest files (kind=file) and upstreams (kind=upstream) served from their last accepted version "
+    "in the state directory because they failed validation since a restart.",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
 class HealthCollector(Collector):
     """Per-upstream discovery age and failure, read from attached sources at each scrape (an age
     must grow between polls, which a gauge set at poll time would not show)."""
 
     def __init__(self) -> None:
         self._sources: list[Callable[[], dict[str, tuple[float, bool]]]] = []
+        self._stale_sources: list[Callable[[], dict[str, float]]] = []
+
+    def attach_stale(self, source: Callable[[], dict[str, float]]) -> None:
+        """``source``: upstream label -> when the stale endpoints it is served were saved."""
+        self._stale_sources.append(source)
+
+    def detach_stale(self, source: Callable[[], dict[str, float]]) -> None:
+        if source in self._stale_sources:
+            self._stale_sources.remove(source)
 
     def attach(self, source: Callable[[], dict[str, tuple[float, bool]]]) -> None:
         self._sources.append(source)
@@ -123,6 +141,9 @@ class HealthCollector(Collector):
             for upstream, (age, failing) in sorted(source().items()):
                 families[0].add_metric([upstream], age)
                 families[1].add_metric([upstream], 1.0 if failing else 0.0)
+        for stale_source in list(self._stale_sources):
+            for upstream, saved_at in sorted(stale_source().items()):
+                families[2].add_metric([upstream], saved_at)
         yield from families
 
     @staticmethod
@@ -136,6 +157,12 @@ class HealthCollector(Collector):
             GaugeMetricFamily(
                 "gce_plugin_upstream_discovery_failing",
                 "1 while the upstream's latest discovery failed, else 0.",
+                labels=["upstream"],
+            ),
+            GaugeMetricFamily(
+                "gce_plugin_upstream_endpoints_stale_saved_timestamp_seconds",
+                "Present while the upstream is served endpoints restored from the state directory "
+                "(discovery has not succeeded since a restart): Unix time they were saved.",
                 labels=["upstream"],
             ),
         ]

@@ -7,8 +7,10 @@ was served before instead of nothing. Any source of configuration can use it (ma
 etcd): the API is four calls on opaque bytes.
 
 - ``StateStore(directory)``; ``save(kind, key, data)`` writes one record atomically (a temporary file,
-  fsync, rename); ``load(kind, key)`` returns it (``Record``: data and when it was saved) or None;
-  ``delete(kind, key)``; ``keys(kind)``.
+  fsync, rename); ``save_later`` (and ``delete_later``) queue it for a background writer thread (the
+  newest data per record wins; ``flush`` writes what is queued), so a caller on the event loop never
+  waits for a disk; ``load(kind, key)`` returns a record (``Record``: data and when it was saved) or
+  None, queued data first; ``delete(kind, key)``; ``keys(kind)``.
 - A record is one file, ``<directory>/<kind>/<sha256 of key>.rec``: a JSON header line (the key, the
   sha256 of the data, the save time, the format version) then the data. A record whose checksum, key
   or header does not match is corrupt: ``load`` logs an error naming the file, counts it in
@@ -68,6 +70,53 @@ class StateStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self._lock = threading.Lock()
+        # Queued writes: (kind, key) -> (data, when queued), or None for a deletion.
+        self._queued: dict[tuple[str, str], tuple[bytes, float] | None] = {}
+        self._queue_lock = threading.Lock()
+        self._wake = threading.Condition(self._queue_lock)
+        self._io = threading.Lock()  # one queued write at a time (flush waits for one in progress)
+        self._writer: threading.Thread | None = None
+
+    def save_later(self, kind: str, key: str, data: bytes) -> None:
+        self._enqueue(kind, key, (data, time.time()))
+
+    def delete_later(self, kind: str, key: str) -> None:
+        self._enqueue(kind, key, None)
+
+    def flush(self) -> None:
+        """Write every queued record now, in the caller's thread."""
+        while self._write_next():
+            pass
+
+    def _enqueue(self, kind: str, key: str, item: tuple[bytes, float] | None) -> None:
+        self._checked(kind)
+        with self._queue_lock:
+            self._queued[(kind, key)] = item
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._drain, name="state-writer", daemon=True)
+                self._writer.start()
+            self._wake.notify()
+
+    def _drain(self) -> None:
+        while True:
+            with self._queue_lock:
+                if not self._queued and not self._wake.wait(timeout=5.0):
+                    self._writer = None
+                    return
+            self._write_next()
+
+    def _write_next(self) -> bool:
+        with self._io:
+            with self._queue_lock:
+                if not self._queued:
+                    return False
+                (kind, key), item = next(iter(self._queued.items()))
+                del self._queued[(kind, key)]
+            if item is None:
+                self.delete(kind, key)
+            else:
+                self.save(kind, key, item[0])
+            return True
 
     def save(self, kind: str, key: str, data: bytes) -> bool:
         """Write ``data`` as the record ``key`` of ``kind``; False (logged) when it cannot be written."""
@@ -101,6 +150,10 @@ class StateStore:
 
     def load(self, kind: str, key: str) -> Record | None:
         """The record, or None when there is none or it is corrupt (logged loudly, never trusted)."""
+        with self._queue_lock:
+            if (kind, key) in self._queued:
+                queued = self._queued[(kind, key)]
+                return None if queued is None else Record(*queued)
         path = self._path(kind, key)
         try:
             if path.stat().st_size > MAX_RECORD_BYTES:
@@ -165,10 +218,13 @@ class StateStore:
         return None
 
 
-def default_state_dir() -> str:
-    """``$GCE_PLUGIN_STATE_DIR``, else ``$XDG_STATE_HOME/gce-plugin``, else ``~/.local/state/gce-plugin``."""
+def default_state_dir(config_dir: str | os.PathLike[str]) -> Path:
+    """The state directory of a manifest directory: ``$GCE_PLUGIN_STATE_DIR``, else
+    ``$XDG_STATE_HOME/gce-plugin/<hash>``, else ``~/.local/state/gce-plugin/<hash>``, where ``<hash>``
+    names the manifest directory's absolute path (two control planes never share state by accident)."""
     explicit = os.environ.get("GCE_PLUGIN_STATE_DIR")
     if explicit:
-        return explicit
+        return Path(explicit)
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "gce-plugin")
+    digest = hashlib.sha256(os.path.abspath(config_dir).encode()).hexdigest()[:16]
+    return Path(base) / "gce-plugin" / digest

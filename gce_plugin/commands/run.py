@@ -14,11 +14,13 @@ from gce_plugin.commands.options import compute_parent, logging_parent, seconds
 from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.hostport import address
 from gce_plugin.plugins.plugin import Settings
+from gce_plugin.state import default_state_dir
 
 log = logging.getLogger("gce_plugin.run")
 
 
 PARENTS = (compute_parent, logging_parent)
+DEFAULT_SETTLE = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +48,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how often the manifest directory is checked for changes",
     )
 
+    parser.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="where the last good manifests, upstreams and endpoints are kept across restarts "
+        "(default: $GCE_PLUGIN_STATE_DIR, else $XDG_STATE_HOME/gce-plugin/<hash of --config>, else "
+        "~/.local/state/gce-plugin/<hash of --config>); 'off' keeps nothing",
+    )
+    parser.add_argument(
+        "--settle",
+        type=seconds(0.0),
+        default=DEFAULT_SETTLE,
+        metavar="SECONDS",
+        help="a manifest change is applied once the file has been stable this long, and a removal "
+        "once it has persisted this long (0: at once; docs/operating.md, failure model)",
+    )
+    parser.add_argument(
+        "--poll-timeout",
+        type=seconds(1.0),
+        default=300.0,
+        metavar="SECONDS",
+        help="a discovery poll still running after this long is cancelled and reported as failed",
+    )
+
+
+def state_dir(args: argparse.Namespace) -> str | None:
+    if args.state_dir == "off":
+        return None
+    return str(args.state_dir or default_state_dir(args.config))
+
 
 def main(args: argparse.Namespace) -> int:
     logs.setup(args.log_level, args.log_format)
@@ -61,6 +93,9 @@ def main(args: argparse.Namespace) -> int:
         ),
         write_namespace=args.write_namespace,
         manifest_poll_interval=args.manifest_poll,
+        state_dir=state_dir(args),
+        settle=args.settle,
+        poll_timeout=args.poll_timeout,
     )
     if not os.path.isdir(args.config):
         log.error("manifest directory does not exist", extra={"dir": args.config})

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from http.client import HTTPException
 import itertools
 import json
 import logging
@@ -42,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
 
