@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup generated-code check-generated test lint run bench bench-quick clean
+.PHONY: etcd-code check-etcd-code
 
 # Python 3.11+ is checked before anything is created; a venv left by an older Python (or a broken
 # one) is removed first, so switching interpreters needs no `make clean`. pip shows its progress.
@@ -49,3 +50,11 @@ bench-quick: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The etcd v3 API subset the store uses (gce_plugin/store/etcdpb), kept apart from gen/.
+etcd-code: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH PYTHON=$(abspath $(BIN))/python bash scripts/generate-etcd.sh
+
+check-etcd-code: etcd-code
+	@git diff --exit-code --stat gce_plugin/store/etcdpb/ && test -z "$$(git status --porcelain gce_plugin/store/etcdpb/)" \
+	  || { echo "gce_plugin/store/etcdpb is stale: run 'make etcd-code' and commit it" >&2; exit 1; }

@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "emulator": ("gce_plugin.emulator.command", "serve a Compute Engine API emulator from a fixture"),
     "demo": ("gce_plugin.demo", "the whole system on this machine: emulator, control plane and a real Envoy"),
+    "apply": ("gce_plugin.commands.apply", "create or update Upstreams in an etcd store from manifests"),
+    "get": ("gce_plugin.commands.get", "list the Upstreams of an etcd store, with their status"),
+    "delete": ("gce_plugin.commands.delete", "delete an Upstream from an etcd store"),
 }
 
 

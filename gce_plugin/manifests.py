@@ -231,6 +231,23 @@ def dumps(upstreams: Collection[Upstream]) -> str:
     return yaml.safe_dump_all([dump_upstream(u) for u in upstreams], sort_keys=False)
 
 
+def parse_yaml(text: str, source: str) -> list[tuple[int, object]]:
+    """The non-empty YAML documents of ``text`` as (1-based index, value), parsed exactly as manifest
+    files are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
+    return _parse_yaml(Path(source), text)
+
+
+def upstreams_from_document(doc: object, source: str, document: int | None = None) -> list[Upstream]:
+    """The Upstream of one parsed manifest document (or each item of a List), validated as in a
+    file. Raises ManifestError naming ``source``, ``document`` and the field."""
+    try:
+        return [upstream for _, upstream in _from_document(doc)]
+    except _FieldError as err:
+        raise ManifestError(source, err.reason, document=document, field=err.field or None) from None
+    except RecursionError:
+        raise ManifestError(source, "nested too deeply to be an Upstream manifest") from None
+
+
 # --- files and documents ---
 
 

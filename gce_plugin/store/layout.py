@@ -1,0 +1,97 @@
+"""Where things live in etcd. One place for every key the control plane reads or writes.
+
+Upstreams use Go Gloo's key-value layout (solo-kit's KV resource client, root key ``gloo``)::
+
+    <prefix>/gloo.solo.io/v1/Upstream/<namespace>/<name>     the Upstream, YAML (see codec.py)
+
+What the leader publishes lives beside it, under a root Gloo never lists::
+
+    <prefix>/gce-plugin/v1/leader                            the leader's identity, on its lease
+    <prefix>/gce-plugin/v1/endpoints/<namespace>/<name>      discovered endpoints of one upstream
+    <prefix>/gce-plugin/v1/statuses/<namespace>/<name>       status of one upstream (Accepted, ...)
+
+One key per upstream, so a change to one upstream writes one key, and a status write never touches
+the user's Upstream key (no re-translation, no lost concurrent edit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gce_plugin.store.client import prefix_end
+
+DEFAULT_PREFIX = "gloo"
+UPSTREAM_DIR = "gloo.solo.io/v1/Upstream"
+OWN_DIR = "gce-plugin/v1"
+
+UpstreamRef = tuple[str, str]  # (namespace, name)
+
+
+def check_ref(namespace: str, name: str) -> None:
+    """A namespace and name usable as key segments. Raises ValueError."""
+    for what, value in (("namespace", namespace), ("name", name)):
+        if not value or "/" in value or value in (".", ".."):
+            raise ValueError(f"upstream {what} {value!r}: must be non-empty and contain no '/'")
+
+
+@dataclass(frozen=True)
+class Layout:
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix or self.prefix.endswith("/"):
+            raise ValueError(f"store prefix {self.prefix!r}: must be non-empty, without a trailing '/'")
+
+    # --- upstreams (Gloo's layout) ---
+
+    def upstreams(self, namespace: str | None = None) -> bytes:
+        """The key prefix of every upstream, or of those of one namespace (trailing '/')."""
+        base = f"{self.prefix}/{UPSTREAM_DIR}/"
+        return (base + (f"{namespace}/" if namespace else "")).encode()
+
+    def upstream(self, namespace: str, name: str) -> bytes:
+        check_ref(namespace, name)
+        return f"{self.prefix}/{UPSTREAM_DIR}/{namespace}/{name}".encode()
+
+    def upstream_ref(self, key: bytes) -> UpstreamRef | None:
+        """(namespace, name) of an upstream key; None for a key of another shape."""
+        return _ref(key, self.upstreams())
+
+    # --- what the leader writes ---
+
+    @property
+    def leader(self) -> bytes:
+        return f"{self.prefix}/{OWN_DIR}/leader".encode()
+
+    @property
+    def endpoints_dir(self) -> bytes:
+        return f"{self.prefix}/{OWN_DIR}/endpoints/".encode()
+
+    def endpoints(self, namespace: str, name: str) -> bytes:
+        check_ref(namespace, name)
+        return self.endpoints_dir + f"{namespace}/{name}".encode()
+
+    @property
+    def statuses_dir(self) -> bytes:
+        return f"{self.prefix}/{OWN_DIR}/statuses/".encode()
+
+    def status(self, namespace: str, name: str) -> bytes:
+        check_ref(namespace, name)
+        return self.statuses_dir + f"{namespace}/{name}".encode()
+
+    def ref_under(self, directory: bytes, key: bytes) -> UpstreamRef | None:
+        return _ref(key, directory)
+
+
+def _ref(key: bytes, directory: bytes) -> UpstreamRef | None:
+    if not key.startswith(directory):
+        return None
+    parts = key[len(directory) :].decode(errors="replace").split("/")
+    if len(parts) != 2 or not all(parts):
+        return None
+    return parts[0], parts[1]
+
+
+def range_of(directory: bytes) -> tuple[bytes, bytes]:
+    """(key, range_end) covering every key under ``directory``."""
+    return directory, prefix_end(directory)
