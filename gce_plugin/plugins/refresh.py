@@ -173,9 +173,16 @@ class _Refresh:
         self._report(errors)
         for key in result.found.keys() - result.errors.keys():
             self._call(self._opts.on_success, key)
-        changed = self._take(result.found, result.errors.keys())
-        unresolved = [u for u in upstreams if upstream_key(u) not in result.found]
-        return changed | self._restore(unresolved)
+        # Not resolved, or failed with nothing found, with nothing served yet: saved endpoints first.
+        unresolved = [
+            u
+            for u in upstreams
+            if (key := upstream_key(u)) not in result.found
+            or (key in result.errors and not result.found[key].endpoints and key not in self.published)
+        ]
+        restored = self._restore(unresolved)
+        found = {k: v for k, v in result.found.items() if k not in restored}
+        return self._take(found, result.errors.keys()) | restored
 
     def _restore(self, upstreams: Iterable[Upstream]) -> set[UpstreamKey]:
         """Serve saved endpoints to the upstreams a poll could not resolve that have none yet."""

@@ -38,6 +38,7 @@ import random
 import socket
 import threading
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -144,6 +145,7 @@ class _GuardedHttp:
     def __init__(self, http: Any, max_bytes: int) -> None:
         self.http = http
         self._max_bytes = max_bytes
+        self.aborted = False
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         resp, content = self.http.request(*args, **kwargs)
@@ -152,6 +154,7 @@ class _GuardedHttp:
         return resp, content
 
     def abort(self) -> None:
+        self.aborted = True
         for conn in list((getattr(self.http, "connections", None) or {}).values()):
             sock = getattr(conn, "sock", None)
             if sock is not None:
@@ -196,6 +199,7 @@ class ComputeClient:
         # The Http of each attempt in flight (by job number), to abort it past its deadline.
         self._jobs = itertools.count()
         self._in_flight: dict[int, _GuardedHttp] = {}
+        self._abandoned: set[int] = set()  # attempts whose caller gave up before they started
         # A fresh httplib2.Http-like object for a thread (tests pass fakes).
         self._http_factory = http_factory or (lambda: httplib2.Http(timeout=timeout))
         self._root = api_root(endpoint) if endpoint else None
@@ -337,9 +341,7 @@ class ComputeClient:
         attempt = 0
         while True:
             remaining = policy.max_elapsed - (self._clock() - started)
-            response, failure = await self._bounded_attempt(
-                loop, method, make, max(0.0, min(self._attempt_deadline, remaining))
-            )
+            response, failure = await self._bounded_attempt(loop, method, make, max(0.0, remaining))
             if failure is None:
                 return response
             attempt += 1
@@ -357,22 +359,39 @@ class ComputeClient:
             await self._sleep(delay)
 
     async def _bounded_attempt(
-        self, loop: asyncio.AbstractEventLoop, method: str, make: Callable[[Any], Any], deadline: float
+        self, loop: asyncio.AbstractEventLoop, method: str, make: Callable[[Any], Any], budget: float
     ) -> tuple[JsonObject, _Failure | None]:
-        """One attempt within ``deadline`` seconds in all; past it (or when cancelled) its connection
-        is shut down, so its thread ends now instead of when the server stops trickling."""
+        """One attempt: queued for a thread at most ``budget`` seconds (what is left of the call's),
+        then running at most the attempt deadline; past either (or when cancelled) it is abandoned
+        and its connection shut down, so its thread ends now instead of when the server stops
+        trickling."""
         job = next(self._jobs)
-        attempt = loop.run_in_executor(self._executor, self._attempt, method, make, job)
+        began = asyncio.Event()
+        attempt = loop.run_in_executor(
+            self._executor, self._attempt, method, make, job, lambda: loop.call_soon_threadsafe(began.set)
+        )
+        waiting = asyncio.ensure_future(began.wait())
         try:
-            return await asyncio.wait_for(attempt, max(deadline, 0.001))
+            await asyncio.wait({attempt, waiting}, timeout=max(budget, 0.001), return_when=FIRST_COMPLETED)
+            if not attempt.done():
+                if not began.is_set():
+                    raise TimeoutError
+                return await asyncio.wait_for(attempt, max(min(self._attempt_deadline, budget), 0.001))
+            return attempt.result()
         except TimeoutError:
+            self._abandoned.add(job)  # still queued (a busy pool): it must not start later
             metrics.COMPUTE_API_CALLS.labels(method=method, code="deadline").inc()
-            message = f"{self._where}: no complete answer within {deadline:.1f}s"
+            message = f"{self._where}: no complete answer within {self._attempt_deadline:.1f}s"
             return {}, _Failure(ComputeError(method, None, "deadline", message), True)
+        except asyncio.CancelledError:
+            self._abandoned.add(job)
+            raise
         finally:
+            waiting.cancel()
             http = self._in_flight.pop(job, None)
             if http is not None:
                 http.abort()
+                self._abandoned.discard(job)
 
     def _backoff(self, attempt: int, failure: _Failure) -> float:
         """Full jitter, capped; at least the server's Retry-After (capped too)."""
@@ -383,17 +402,26 @@ class ComputeClient:
         return delay
 
     def _attempt(
-        self, method: str, make: Callable[[Any], Any], job: int = -1
+        self,
+        method: str,
+        make: Callable[[Any], Any],
+        job: int = -1,
+        began: Callable[[], None] = lambda: None,
     ) -> tuple[JsonObject, _Failure | None]:
         """One HTTP attempt, counted in COMPUTE_API_CALLS by status (or timeout/connection/auth/
         malformed/too_large)."""
+        if job in self._abandoned:  # its caller gave up while it was queued
+            self._abandoned.discard(job)
+            return {}, _Failure(ComputeError(method, None, "deadline", "abandoned before it started"), True)
         try:
             service, guarded = self._service()
             self._in_flight[job] = guarded
+            began()
             try:
                 response: object = make(service).execute(num_retries=0)
             finally:
-                self._in_flight.pop(job, None)
+                if self._in_flight.pop(job, None) is None or guarded.aborted:
+                    self._local.service = None  # aborted: this thread starts afresh next time
         except HttpError as exc:
             status = int(exc.resp.status)
             reason, message = _http_error_details(exc)
