@@ -367,12 +367,15 @@ class ComputeClient:
         trickling."""
         job = next(self._jobs)
         began = asyncio.Event()
-        attempt = loop.run_in_executor(
-            self._executor, self._attempt, method, make, job, lambda: loop.call_soon_threadsafe(began.set)
-        )
-        waiting = asyncio.ensure_future(began.wait())
+
+        def on_start() -> None:
+            loop.call_soon_threadsafe(began.set)
+
+        attempt = loop.run_in_executor(self._executor, self._attempt, method, make, job, on_start)
+        waiting: asyncio.Future[Any] = asyncio.ensure_future(began.wait())
+        pending: set[asyncio.Future[Any]] = {attempt, waiting}
         try:
-            await asyncio.wait({attempt, waiting}, timeout=max(budget, 0.001), return_when=FIRST_COMPLETED)
+            await asyncio.wait(pending, timeout=max(budget, 0.001), return_when=FIRST_COMPLETED)
             if not attempt.done():
                 if not began.is_set():
                     raise TimeoutError
