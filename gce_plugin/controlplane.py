@@ -29,6 +29,7 @@ from gce_plugin.hostport import parse_host_port
 from gce_plugin.last_good import EndpointsArchive, UpstreamArchive
 from gce_plugin.manifest_watch import ManifestDirectory
 from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
+from gce_plugin.paths import DEFAULT_FILE_ROOTS
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     DiscoveryPlugin,
@@ -41,10 +42,12 @@ from gce_plugin.plugins.plugin import (
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry
+from gce_plugin.safe_yaml import DEFAULT_MAX_BYTES
 from gce_plugin.state import StateStore
 from gce_plugin.sync_status import SyncTracker
 from gce_plugin.translation.translator import REPORTER, Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
+from gce_plugin.xds.security import XdsLimits, XdsTls
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,13 @@ class Options:
     write_namespace: str = "gloo-system"
     # How often the manifest directory is checked for changes.
     manifest_poll_interval: float = 1.0
+    # Failure model (docs/operating.md): a larger manifest file is refused.
+    max_manifest_bytes: int = DEFAULT_MAX_BYTES
+    # None: xDS without TLS (warned about when bound beyond loopback).
+    xds_tls: XdsTls | None = None
+    xds_limits: XdsLimits = field(default_factory=XdsLimits)
+    # Directories under which a cluster may name files for Envoy to open (sslConfig, SDS token files).
+    file_roots: tuple[str, ...] = DEFAULT_FILE_ROOTS
     # Where last good manifests, upstreams and endpoints are kept across restarts (None: nowhere).
     state_dir: str | None = None
     # A manifest change is applied once stable this long (0: at once); see manifest_watch.py.
@@ -92,15 +102,26 @@ class ControlPlane:
         self._endpoints_archive = EndpointsArchive(self.state) if self.state else None
         self._substitutes: dict[UpstreamKey, _Substitute] = {}
         self._saved: dict[UpstreamKey, Upstream] = {}  # accepted definitions saved in this process
-        self.manifests = ManifestDirectory(options.config_dir, settle=options.settle, archive=self._archive)
-        self.translator = Translator(self.registry)
+        self.manifests = ManifestDirectory(
+            options.config_dir,
+            settle=options.settle,
+            archive=self._archive,
+            max_bytes=options.max_manifest_bytes,
+        )
+        self.translator = Translator(self.registry, file_roots=options.file_roots)
         self.cache = SnapshotCache()
         # Operator view: per-Envoy sync state, discovery and manifest health (gce_plugin/health.py).
         self.sync = SyncTracker()
         self.discovery_health = DiscoveryHealth()
         self.config_health = ConfigHealth()
         self._config_seen: object = None  # the manifests' errors dict last recorded
-        self.xds = XdsServer(self.cache, options.xds_address, callbacks=self.sync)
+        self.xds = XdsServer(
+            self.cache,
+            options.xds_address,
+            callbacks=self.sync,
+            tls=options.xds_tls,
+            limits=options.xds_limits,
+        )
         self.admin: AdminServer | None = None
         self._ready = False
         self._loaded = asyncio.Event()
@@ -221,6 +242,7 @@ class ControlPlane:
         present = {upstream_key(u) for u in upstreams}
         self._cluster_of = {upstream_key(u): cluster_name(u) for u in again}
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
+        metrics.forget_upstreams({f"{ns}.{name}" for ns, name in present})
         self._publish(delta)
         if again != served:  # newly rejected ones with a saved version: served that instead
             self._publish(self.translator.set_upstreams(again))

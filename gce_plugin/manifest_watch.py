@@ -27,10 +27,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gce_plugin import manifests
+from gce_plugin import manifests, safe_yaml
 from gce_plugin.api import Upstream
 from gce_plugin.last_good import UpstreamArchive
 from gce_plugin.plugins.plugin import UpstreamKey, upstream_key
+from gce_plugin.redact import clip
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ class ManifestDirectory:
         settle: float = 0.0,
         archive: UpstreamArchive | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES,
     ) -> None:
         self.directory = Path(directory)
+        self.max_bytes = max_bytes
         self.settle = settle
         self._archive = archive
         self._clock = clock
@@ -146,7 +149,7 @@ class ManifestDirectory:
                     return False  # unchanged, not settled yet
                 digest = pending.digest
             else:
-                digest = hashlib.sha256(path.read_bytes()).digest()
+                digest = hashlib.sha256(self._bounded_read(path)).digest()
         except OSError as err:  # vanished between listing and reading: the next scan sees it gone
             log.warning("cannot read manifest", extra={"file": str(path), "error": str(err)})
             return False
@@ -163,6 +166,14 @@ class ManifestDirectory:
         self._pending.pop(path, None)
         return self._load(path, stat, digest, old)
 
+    def _bounded_read(self, path: Path) -> bytes:
+        """The file's bytes for change detection, read within the loader's limits (a refused file's
+        refusal stands for its content)."""
+        try:
+            return safe_yaml.read_file(path, self.directory, self.max_bytes)
+        except safe_yaml.LimitError as err:  # refused before (or instead of) reading it
+            return str(err).encode()
+
     def _load(self, path: Path, stat: tuple[int, int, int], digest: bytes, old: _FileState | None) -> bool:
         state = _FileState(
             stat=stat,
@@ -172,9 +183,11 @@ class ManifestDirectory:
         )
         self._files[path] = state
         try:
-            state.documents = manifests.load_documents(path)
+            state.documents = manifests.load_documents(path, root=self.directory, max_bytes=self.max_bytes)
         except Exception as err:  # ManifestError, or a loader bug: either way, this file only
-            state.error = str(err) if isinstance(err, manifests.ManifestError) else f"{path}: {err!r}"
+            state.error = (
+                str(err) if isinstance(err, manifests.ManifestError) else clip(f"{path}: {err!r}", 500)
+            )
             if old is None:
                 self._restore(path, state)
             kept = len(state.documents)

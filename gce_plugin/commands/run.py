@@ -9,12 +9,13 @@ import logging
 import os
 import signal
 
-from gce_plugin import logs
+from gce_plugin import logs, paths, safe_yaml
 from gce_plugin.commands.options import compute_parent, logging_parent, seconds
 from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.hostport import address
 from gce_plugin.plugins.plugin import Settings
 from gce_plugin.state import default_state_dir
+from gce_plugin.xds import security
 
 log = logging.getLogger("gce_plugin.run")
 
@@ -47,8 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often the manifest directory is checked for changes",
     )
+    _add_failure_model_arguments(parser)
+    _add_last_good_arguments(parser)
 
-    parser.add_argument(
+
+def _add_last_good_arguments(parser: argparse.ArgumentParser) -> None:
+    """Last good across restarts, settled changes, discovery deadlines (docs/operating.md)."""
+    group = parser.add_argument_group("last good state and settled changes")
+    group.add_argument(
         "--state-dir",
         default=None,
         metavar="DIR",
@@ -56,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: $GCE_PLUGIN_STATE_DIR, else $XDG_STATE_HOME/gce-plugin/<hash of --config>, else "
         "~/.local/state/gce-plugin/<hash of --config>); 'off' keeps nothing",
     )
-    parser.add_argument(
+    group.add_argument(
         "--settle",
         type=seconds(0.0),
         default=DEFAULT_SETTLE,
@@ -64,13 +71,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a manifest change is applied once the file has been stable this long, and a removal "
         "once it has persisted this long (0: at once; docs/operating.md, failure model)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--poll-timeout",
         type=seconds(1.0),
         default=300.0,
         metavar="SECONDS",
         help="a discovery poll still running after this long is cancelled and reported as failed",
     )
+
+
+def _add_failure_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Limits and security (docs/operating.md, "Failure model")."""
+    group = parser.add_argument_group("limits and security")
+    group.add_argument("--xds-tls-cert", metavar="FILE", help="serve xDS over TLS with this certificate")
+    group.add_argument("--xds-tls-key", metavar="FILE", help="the private key of --xds-tls-cert")
+    group.add_argument("--xds-client-ca", metavar="FILE", help="require xDS client certificates from this CA")
+    group.add_argument(
+        "--xds-max-request-bytes",
+        type=int,
+        default=security.DEFAULT_MAX_REQUEST_BYTES,
+        metavar="BYTES",
+        help="largest xDS request accepted (a larger one closes its stream, unparsed)",
+    )
+    group.add_argument(
+        "--xds-max-names",
+        type=int,
+        default=security.DEFAULT_MAX_NAMES,
+        metavar="N",
+        help="most resource names in one xDS request or delta subscription",
+    )
+    group.add_argument(
+        "--max-manifest-bytes",
+        type=int,
+        default=safe_yaml.DEFAULT_MAX_BYTES,
+        metavar="BYTES",
+        help="largest manifest file loaded (a larger one is reported and its last good version kept)",
+    )
+    group.add_argument(
+        "--allow-file-root",
+        action="append",
+        metavar="DIR",
+        help="a directory under which upstreams may name files for Envoy to open (sslConfig, SDS token "
+        f"files); repeatable; replaces the default {', '.join(paths.DEFAULT_FILE_ROOTS)}",
+    )
+
+
+def _xds_tls(args: argparse.Namespace) -> security.XdsTls | None:
+    if bool(args.xds_tls_cert) != bool(args.xds_tls_key):
+        raise ValueError("give both --xds-tls-cert and --xds-tls-key, or neither")
+    if args.xds_client_ca and not args.xds_tls_cert:
+        raise ValueError("--xds-client-ca needs --xds-tls-cert and --xds-tls-key")
+    if not args.xds_tls_cert:
+        return None
+    return security.XdsTls(args.xds_tls_cert, args.xds_tls_key, args.xds_client_ca)
 
 
 def state_dir(args: argparse.Namespace) -> str | None:
@@ -81,6 +134,12 @@ def state_dir(args: argparse.Namespace) -> str | None:
 
 def main(args: argparse.Namespace) -> int:
     logs.setup(args.log_level, args.log_format)
+    try:
+        xds_tls = _xds_tls(args)
+        roots = paths.normalize_roots(args.allow_file_root or paths.DEFAULT_FILE_ROOTS)
+    except ValueError as err:
+        log.error("bad flags: %s", err)
+        return 2
     options = Options(
         config_dir=args.config,
         xds_address=args.xds_address,
@@ -93,6 +152,10 @@ def main(args: argparse.Namespace) -> int:
         ),
         write_namespace=args.write_namespace,
         manifest_poll_interval=args.manifest_poll,
+        max_manifest_bytes=args.max_manifest_bytes,
+        xds_tls=xds_tls,
+        xds_limits=security.XdsLimits(args.xds_max_request_bytes, args.xds_max_names),
+        file_roots=roots,
         state_dir=state_dir(args),
         settle=args.settle,
         poll_timeout=args.poll_timeout,
