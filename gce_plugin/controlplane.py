@@ -20,7 +20,7 @@ from typing import Any
 from envoy.config.core.v3.health_check_pb2 import HealthStatus
 from google.protobuf import json_format
 
-from gce_plugin import metrics
+from gce_plugin import heap, metrics
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
 from gce_plugin.builtin import default_registry
@@ -328,6 +328,7 @@ class ControlPlane:
             try:
                 async for endpoint_list in watch:
                     self._publish(self.translator.set_endpoints(endpoint_list))
+                    heap.freeze_after_first_publish()
                 log.error("discovery watch ended; restarting", extra={"plugin": plugin.name})
             except Exception as exc:
                 log.exception("discovery watch crashed; restarting", extra={"plugin": plugin.name})

