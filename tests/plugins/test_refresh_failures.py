@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
 from gce_plugin.api import Upstream
+from gce_plugin.health import EVERYTHING, DiscoveryHealth
 from gce_plugin.last_good import EndpointsArchive
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
@@ -209,3 +210,38 @@ def test_saved_endpoints_of_another_target_or_a_corrupt_record_are_not_served(tm
     for record in tmp_path.rglob("*.rec"):
         record.write_bytes(record.read_bytes()[:-3] + b"xyz")  # bit rot
     assert asyncio.run(restart(gce_upstream("web"))) == []
+
+
+def test_a_hung_poll_shows_as_a_growing_discovery_age_then_as_failing() -> None:
+    now = [1000.0]
+    health = DiscoveryHealth(clock=lambda: now[0])
+
+    async def body() -> None:
+        poll = ScriptedPoll(["10.0.0.1"])
+        opts = WatchOpts(
+            refresh_interval=0.05,
+            poll_timeout=0.5,
+            on_success=health.record_success,
+            on_error=lambda err: health.record_error(err.upstream or EVERYTHING, str(err)),
+        )
+        watch = watch_of(poll, opts)
+        await asyncio.wait_for(anext(watch), 5)
+        poll.hang = True
+        start = poll.polls
+        nxt = asyncio.ensure_future(anext(watch))
+        while poll.polls == start:
+            await asyncio.sleep(0.01)
+        now[0] += 60  # the poll hangs: nobody records anything, the age grows at scrape time
+        assert health.ages()["default.web"] == (60.0, False)
+        for _ in range(300):
+            if "*" in health.ages():
+                break
+            await asyncio.sleep(0.01)
+        assert health.ages()["*"][1] is True  # then the deadline makes it a failure
+        assert health.ages()["default.web"][0] == 60.0
+        nxt.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await nxt
+        await watch.aclose()
+
+    asyncio.run(body())
