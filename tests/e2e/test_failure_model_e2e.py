@@ -220,6 +220,10 @@ def test_manifest_edits_through_broken_states_fail_0_requests(stack: LocalStack,
     assert len(envoy.cluster_hosts("web_default")) == 3
 
 
+def list_instances_calls(stack: LocalStack) -> int:
+    return int(stack.emulator_admin("GET", "stats")["counts"].get("instanceGroups.listInstances", 0))
+
+
 def test_one_transient_404_fails_0_requests(stack: LocalStack, envoy: Envoy) -> None:
     with Traffic(envoy) as traffic:
         traffic.wait_sent(20)
@@ -231,6 +235,9 @@ def test_one_transient_404_fails_0_requests(stack: LocalStack, envoy: Envoy) -> 
         wait_for(
             "the 404 to be served", lambda: stack.emulator_admin("GET", "faults")["faults"] == [], timeout=10
         )
-        traffic.wait_sent(300)  # several refreshes
+        # Three more polls of the group under traffic (an emptied group would reach Envoy at once).
+        polled = list_instances_calls(stack)
+        wait_for("three more polls", lambda: list_instances_calls(stack) >= polled + 3, timeout=30)
+        traffic.wait_sent(50)
     assert traffic.failed == [], f"{len(traffic.failed)} of {traffic.sent} failed"
     assert len(envoy.cluster_hosts("web_default")) == 3
