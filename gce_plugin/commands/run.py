@@ -10,10 +10,12 @@ import os
 import signal
 
 from gce_plugin import logs, paths, safe_yaml
-from gce_plugin.commands.options import compute_parent, logging_parent, seconds
+from gce_plugin.builtin import default_registry
+from gce_plugin.commands.options import compute_parent, gce_settings, logging_parent, seconds
 from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.hostport import address
 from gce_plugin.plugins.plugin import Settings
+from gce_plugin.plugins.registry import Registry
 from gce_plugin.state import default_state_dir
 from gce_plugin.xds import security
 
@@ -144,13 +146,7 @@ def main(args: argparse.Namespace) -> int:
         config_dir=args.config,
         xds_address=args.xds_address,
         admin_address=None if args.metrics_address == "off" else args.metrics_address,
-        settings=Settings(
-            refresh_interval=args.refresh,
-            compute_endpoint=args.compute_endpoint,
-            credentials_file=args.credentials_file,
-            api_timeout=args.api_timeout,
-            mig_health=args.mig_health == "on",
-        ),
+        settings=Settings(refresh_interval=args.refresh),
         write_namespace=args.write_namespace,
         manifest_poll_interval=args.manifest_poll,
         max_manifest_bytes=args.max_manifest_bytes,
@@ -165,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
         log.error("manifest directory does not exist", extra={"dir": args.config})
         return 2
     try:
-        asyncio.run(_serve(options))
+        asyncio.run(_serve(options, default_registry(gce_settings(args))))
     except OSError as err:
         # Bind errors name their address (the servers raise them so); anything else is named here.
         log.error("cannot start: %s", err)
@@ -173,11 +169,11 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(options: Options) -> None:
+async def _serve(options: Options, registry: Registry) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    plane = ControlPlane(options)
+    plane = ControlPlane(options, registry)
     await plane.run(stop)
     log.info("stopped")

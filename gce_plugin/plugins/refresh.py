@@ -52,6 +52,7 @@ from gce_plugin.plugins.plugin import (
     WatchOpts,
     discovery_target,
     upstream_key,
+    upstream_label,
 )
 
 log = logging.getLogger(__name__)
@@ -108,10 +109,6 @@ class PollingPlugin(DiscoveryPlugin):
         return refresh_loop(self.name, poll, upstreams, opts, self.handles)
 
 
-def _label(key: UpstreamKey) -> str:
-    return f"{key[0]}.{key[1]}"
-
-
 class _Refresh:
     """What one refresh loop knows: its upstreams, their targets and their last good endpoints."""
 
@@ -147,7 +144,7 @@ class _Refresh:
         self._restore_tried.discard(key)
         if self.published.pop(key, None) is not None:
             with contextlib.suppress(KeyError):
-                metrics.UPSTREAM_ENDPOINTS.remove(_label(key))
+                metrics.UPSTREAM_ENDPOINTS.remove(upstream_label(key))
 
     async def poll(self, upstreams: Sequence[Upstream], fresh: set[UpstreamKey]) -> set[UpstreamKey] | None:
         """Poll ``upstreams``, report the errors, take the changes; the upstreams whose endpoints
@@ -205,7 +202,7 @@ class _Refresh:
                 "discovery failed; serving the %d endpoints saved at %s (stale)",
                 len(found.endpoints),
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(saved_at)),
-                extra={"upstream": _label(key)},
+                extra={"upstream": upstream_label(key)},
             )
             self._call2(self._opts.on_stale, key, saved_at)
         return restored
@@ -256,13 +253,13 @@ class _Refresh:
             "discovery found %d endpoints where there were %d; kept until the next poll confirms it",
             len(new.endpoints),
             len(known.endpoints),
-            extra={"upstream": _label(key)},
+            extra={"upstream": upstream_label(key)},
         )
         return False
 
     def _set(self, key: UpstreamKey, endpoints: UpstreamEndpoints, save: bool = True) -> None:
         self.published[key] = endpoints
-        metrics.UPSTREAM_ENDPOINTS.labels(upstream=_label(key)).set(len(endpoints.endpoints))
+        metrics.UPSTREAM_ENDPOINTS.labels(upstream=upstream_label(key)).set(len(endpoints.endpoints))
         if save and self._opts.last_good is not None:
             self._opts.last_good.save(key, self._targets.get(key, b""), endpoints)
 
@@ -271,8 +268,7 @@ class _Refresh:
         for error in errors:
             # Counting and logging errors is the consumer's, in on_error: the control plane does it
             # alike for every discovery plugin.
-            label = _label(error.upstream) if error.upstream else "*"
-            log.debug("discovery error: %s", error, extra={"upstream": label})
+            log.debug("discovery error: %s", error, extra={"upstream": error.label})
             self._call(self._opts.on_error, error)
 
     def answer(self, changed: set[UpstreamKey]) -> EndpointsUpdate | None:
