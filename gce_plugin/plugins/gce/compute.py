@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import copy
 import functools
+import http.client
 import itertools
 import json
 import logging
@@ -51,7 +52,6 @@ from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -157,18 +157,51 @@ class _TooLarge(Exception):
     pass
 
 
+def _bounded_connection(base: type[http.client.HTTPConnection], max_bytes: int) -> type[Any]:
+    """``base`` (one of httplib2's connection classes) whose responses refuse a body over
+    ``max_bytes`` while reading it: a huge or endless answer costs at most that much memory."""
+
+    class BoundedResponse(http.client.HTTPResponse):
+        def read(self, amt: int | None = None) -> bytes:
+            if amt is not None:
+                return super().read(amt)
+            if self.length is not None:  # a Content-Length: checked before reading (a short body
+                if self.length > max_bytes:  # still ends in IncompleteRead)
+                    raise _TooLarge(f"response of {self.length} bytes exceeds the limit of {max_bytes}")
+                return super().read()
+            chunks: list[bytes] = []
+            total = 0
+            while chunk := super().read(min(1 << 16, max_bytes + 1 - total)):
+                total += len(chunk)
+                if total > max_bytes:
+                    self.close()
+                    raise _TooLarge(f"response exceeds the limit of {max_bytes} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    return type(base.__name__, (base,), {"response_class": BoundedResponse})
+
+
 class _GuardedHttp:
-    """An httplib2.Http-like wrapper: refuses bodies over a size limit, and can be aborted from
-    another thread (its connections' sockets shut down, so a blocked read ends at once)."""
+    """An httplib2.Http-like wrapper: refuses bodies over a size limit (while reading them, for a
+    real ``httplib2.Http``), and can be aborted from another thread (its connections' sockets shut
+    down, so a blocked read ends at once)."""
 
     def __init__(self, http: Any, max_bytes: int) -> None:
         self.http = http
         self._max_bytes = max_bytes
         self.aborted = False
+        self._connection_types = {
+            scheme: _bounded_connection(base, max_bytes)
+            for scheme, base in httplib2.SCHEME_TO_CONNECTION.items()
+        }
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        resp, content = self.http.request(*args, **kwargs)
-        if content is not None and len(content) > self._max_bytes:
+    def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self.http, httplib2.Http) and kwargs.get("connection_type") is None:
+            scheme = uri.partition(":")[0].lower()
+            kwargs["connection_type"] = self._connection_types.get(scheme)
+        resp, content = self.http.request(uri, *args, **kwargs)
+        if content is not None and len(content) > self._max_bytes:  # e.g. after decompression
             raise _TooLarge(f"response of {len(content)} bytes exceeds the limit of {self._max_bytes}")
         return resp, content
 
@@ -568,7 +601,7 @@ class ComputeClient:
             return {}, _Failure(ComputeError(method, None, "too_large", f"{self._where}: {exc}"), False)
         except (
             OSError,
-            HTTPException,  # e.g. IncompleteRead: a truncated body
+            http.client.HTTPException,  # e.g. IncompleteRead: a truncated body
             httplib2.HttpLib2Error,
             google.auth.exceptions.TransportError,
         ) as exc:

@@ -5,9 +5,12 @@ hangs, every fault is reported with its method and group, one bad item or group 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,7 +18,7 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 
 from gce_plugin import metrics
 from gce_plugin.emulator.server import Emulator
-from gce_plugin.plugins.gce.compute import ComputeClient, RetryPolicy
+from gce_plugin.plugins.gce.compute import ComputeClient, ComputeError, RetryPolicy
 from gce_plugin.plugins.gce.discovery import GceDiscovery
 from gce_plugin.plugins.plugin import DiscoveryError, EndpointsUpdate, UpstreamKey, WatchOpts
 from gce_plugin.plugins.refresh import PollResult
@@ -238,3 +241,43 @@ def test_the_malformed_counter_names_the_method(proxy: MeddlingProxy) -> None:
     result = poll(discovery_via(proxy))
     assert calls("instances.list", "malformed") > before
     assert "instances.list" in result.errors[WEB] and "malformed" in result.errors[WEB]
+
+
+class _EndlessBody(BaseHTTPRequestHandler):
+    """Answers every request with a 200 whose body never ends (no Content-Length, close-delimited),
+    written as fast as the client reads, for at most 20 s."""
+
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        chunk = b'{"items": [' + b" " * 65536
+        deadline = time.monotonic() + 20
+        with contextlib.suppress(OSError):
+            while time.monotonic() < deadline:
+                self.wfile.write(chunk)
+
+
+def test_an_endless_response_is_refused_while_it_is_read() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EndlessBody)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    anonymous: Credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/"
+    client = ComputeClient(anonymous, endpoint=endpoint, timeout=5.0, retry=QUICK, max_response_bytes=1 << 20)
+    try:
+        with pytest.raises(ComputeError) as caught:
+            asyncio.run(asyncio.wait_for(client.list_instances("demo", "us-central1-a"), 30))
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+    # Refused at the limit, not at the attempt's deadline (which is 15 s away with timeout=5).
+    assert caught.value.reason == "too_large", caught.value
+    assert "exceeds the limit" in str(caught.value)
