@@ -121,7 +121,7 @@ class Process:
 
 
 def start_control_plane(
-    config_dir: str | Path,
+    config_dir: str | Path | None,
     compute_endpoint: str,
     work_dir: Path,
     *,
@@ -130,15 +130,17 @@ def start_control_plane(
     metrics_port: int,
     extra_args: Sequence[str] = (),
     timeout: float = 30.0,
+    name: str = "control-plane",
 ) -> Process:
-    """``gce-plugin run`` as a child process, returned once its ``/readyz`` answers 200."""
+    """``gce-plugin run`` as a child process, returned once its ``/readyz`` answers 200.
+    ``config_dir`` None: the config source is in ``extra_args`` (``--store ...``)."""
+    source = [] if config_dir is None else ["--config", str(config_dir)]
     cp = Process(
-        "control-plane",
+        name,
         [
             *gce_plugin_command(),
             "run",
-            "--config",
-            str(config_dir),
+            *source,
             "--compute-endpoint",
             compute_endpoint,
             "--refresh",
@@ -279,13 +281,19 @@ class Envoy:
     get its clusters over ADS from the control plane."""
 
     def __init__(
-        self, work_dir: Path, xds_port: int, routes: Sequence[tuple[str, str]], node_id: str
+        self,
+        work_dir: Path,
+        xds_port: int | Sequence[int],
+        routes: Sequence[tuple[str, str]],
+        node_id: str,
     ) -> None:
+        """``xds_port``: the control plane's, or every replica's."""
         self.admin_port = free_port()
         self.listen_port = free_port()
         self.node_id = node_id
+        ports = [xds_port] if isinstance(xds_port, int) else list(xds_port)
         config = bootstrap.build(
-            f"127.0.0.1:{xds_port}",
+            [f"127.0.0.1:{port}" for port in ports],
             list(routes),
             listen=f"127.0.0.1:{self.listen_port}",
             admin=f"127.0.0.1:{self.admin_port}",
@@ -315,6 +323,16 @@ class Envoy:
             return self.admin("ready")[0] == 200
 
         wait_for(f"Envoy {self.node_id} to be ready", ready, timeout)
+
+    def stats(self, prefix: str) -> dict[str, int]:
+        """Envoy's counters and gauges whose names start with ``prefix`` (admin ``/stats``)."""
+        status, body = self.admin(f"stats?filter=^{prefix}")
+        found: dict[str, int] = {}
+        for line in body.splitlines() if status == 200 else ():
+            name, _, value = line.partition(": ")
+            if value.strip().lstrip("-").isdigit():
+                found[name] = int(value)
+        return found
 
     def cluster_hosts(self, cluster: str) -> set[str]:
         """``ip:port`` of the hosts Envoy has for ``cluster``, from admin ``/clusters``."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -53,14 +54,18 @@ def parse_route(value: str) -> tuple[str, str]:
 
 
 def build(
-    xds_address: str,
+    xds_address: str | Sequence[str],
     routes: list[tuple[str, str]],
     listen: str = "127.0.0.1:10000",
     admin: str = "127.0.0.1:9901",
     node_id: str = "envoy-1",
     node_cluster: str = "gateway",
 ) -> dict[str, Any]:
-    xds_host, xds_port = parse_host_port(xds_address)
+    """The bootstrap. ``xds_address``: one control plane, or every replica of a replicated one (the
+    ADS stream goes to one of them; when it breaks, Envoy reconnects to another)."""
+    xds_addresses = [xds_address] if isinstance(xds_address, str) else list(xds_address)
+    if not xds_addresses:
+        raise ValueError("at least one xDS address")
     listen_host, listen_port = parse_host_port(listen)
     admin_host, admin_port = parse_host_port(admin)
     ads = {"ads": {}, "resource_api_version": "V3"}
@@ -90,22 +95,7 @@ def build(
                     },
                     "load_assignment": {
                         "cluster_name": "xds_cluster",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {
-                                                    "address": xds_host,
-                                                    "port_value": xds_port,
-                                                }
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
+                        "endpoints": [{"lb_endpoints": [_xds_endpoint(a) for a in xds_addresses]}],
                     },
                 }
             ],
@@ -118,6 +108,11 @@ def build(
             ],
         },
     }
+
+
+def _xds_endpoint(xds_address: str) -> dict[str, Any]:
+    host, port = parse_host_port(xds_address)
+    return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
 
 
 def _http_connection_manager(routes: list[tuple[str, str]]) -> dict[str, Any]:
@@ -162,9 +157,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--xds-address",
         type=address,
-        default="127.0.0.1:18000",
+        action="append",
         metavar="HOST:PORT",
-        help="the control plane's xDS address",
+        help="the control plane's xDS address (default 127.0.0.1:18000); repeat it for every replica "
+        "of a replicated control plane",
     )
     parser.add_argument(
         "--route",
@@ -186,7 +182,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = build(args.xds_address, args.route, args.listen, args.admin, args.node_id, args.node_cluster)
+    config = build(
+        args.xds_address or ["127.0.0.1:18000"],
+        args.route,
+        args.listen,
+        args.admin,
+        args.node_id,
+        args.node_cluster,
+    )
     if args.output == "json":
         json.dump(config, sys.stdout, indent=2)
         sys.stdout.write("\n")

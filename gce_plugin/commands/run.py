@@ -1,5 +1,7 @@
 """``gce-plugin run``: the control plane. Loads the Upstream manifests of a directory (and follows
-changes), discovers endpoints, translates to Envoy v3 and serves them over xDS."""
+changes), discovers endpoints, translates to Envoy v3 and serves them over xDS. With ``--store``
+instead of ``--config``: one replica of a replicated control plane on etcd
+(docs/running-replicated.md)."""
 
 from __future__ import annotations
 
@@ -8,21 +10,45 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 
 from gce_plugin import logs
 from gce_plugin.commands.options import compute_parent, logging_parent, seconds
 from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.hostport import address
 from gce_plugin.plugins.plugin import Settings
+from gce_plugin.store.client import EtcdClient
+from gce_plugin.store.leader import DEFAULT_TTL
+from gce_plugin.store.options import store_from_args, store_parent
+from gce_plugin.store.replica import StoreReplica
 
 log = logging.getLogger("gce_plugin.run")
 
 
-PARENTS = (compute_parent, logging_parent)
+PARENTS = (compute_parent, logging_parent, lambda: store_parent(required=False))
+
+
+def _lease_ttl(value: str) -> int:
+    try:
+        ttl = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: want whole seconds") from None
+    if ttl < 2:
+        raise argparse.ArgumentTypeError(f"{ttl}: at least 2 seconds")
+    return ttl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="DIR", help="directory of Upstream manifests")
+    parser.add_argument(
+        "--config", metavar="DIR", help="directory of Upstream manifests (one machine; or --store)"
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=_lease_ttl,
+        default=DEFAULT_TTL,
+        metavar="SECONDS",
+        help="with --store: the leader's lease; a dead leader is replaced within it",
+    )
     parser.add_argument(
         "--xds-address",
         type=address,
@@ -49,8 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     logs.setup(args.log_level, args.log_format)
+    if (args.config is None) == (args.store is None):
+        log.error("give either --config DIR (one machine) or --store etcd://... (replicated)")
+        return 2
     options = Options(
-        config_dir=args.config,
+        config_dir=args.config or "",
         xds_address=args.xds_address,
         admin_address=None if args.metrics_address == "off" else args.metrics_address,
         settings=Settings(
@@ -62,11 +91,20 @@ def main(args: argparse.Namespace) -> int:
         write_namespace=args.write_namespace,
         manifest_poll_interval=args.manifest_poll,
     )
-    if not os.path.isdir(args.config):
+    store: tuple[EtcdClient, StoreReplica] | None = None
+    if args.store is not None:
+        try:
+            client, layout = store_from_args(args)
+        except (ValueError, OSError) as err:
+            log.error("store: %s", err)
+            return 2
+        identity = f"{socket.gethostname()}/{os.getpid()}/{args.xds_address}"
+        store = client, StoreReplica(client, layout, identity, lease_ttl=args.lease_ttl)
+    elif not os.path.isdir(args.config):
         log.error("manifest directory does not exist", extra={"dir": args.config})
         return 2
     try:
-        asyncio.run(_serve(options))
+        asyncio.run(_serve(options, store))
     except OSError as err:
         # Bind errors name their address (the servers raise them so); anything else is named here.
         log.error("cannot start: %s", err)
@@ -74,11 +112,17 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(options: Options) -> None:
+async def _serve(options: Options, store: tuple[EtcdClient, StoreReplica] | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    plane = ControlPlane(options)
-    await plane.run(stop)
+    if store is None:
+        await ControlPlane(options).run(stop)
+    else:
+        client, replica = store
+        try:
+            await ControlPlane(options, config=replica, endpoints=replica).run(stop)
+        finally:
+            await client.close()
     log.info("stopped")

@@ -198,6 +198,11 @@ class Publisher:
             _, kvs = await self.client.range_all(directory)
             self._written.update((kv.key, kv.value) for kv in kvs)
 
+    def stored(self, directory: bytes) -> set[UpstreamRef]:
+        """The upstreams that have a key under ``directory`` (as written or loaded)."""
+        refs = (self.layout.ref_under(directory, key) for key in self._written)
+        return {ref for ref in refs if ref is not None}
+
     async def publish_endpoints(
         self, leadership: Leadership, changes: Mapping[UpstreamRef, PublishedEndpoints | None]
     ) -> int:

@@ -10,7 +10,9 @@ NACK of it (as go-control-plane does). Changes meanwhile coalesce, a client that
 one pending response per type, and a NACKed version is never pushed again (the cursor has moved on;
 only a later change is sent). On ADS, types are pushed in order (CDS, EDS, LDS, RDS): a type whose
 update is waiting for an ACK holds back the later types, so an assignment never overtakes the cluster
-update it belongs to.
+update it belongs to; except the names a SotW client requested and never got (the assignments of
+clusters it is warming): Envoy ACKs a cluster update only once its new clusters are warm, so holding
+those back would stall both types until Envoy's initial fetch timeout.
 """
 
 from __future__ import annotations
@@ -120,6 +122,12 @@ class _Subscription:
 
 
 class SotwSubscription(_Subscription):
+    def __init__(self, rtype: ResourceType, cursor: int) -> None:
+        super().__init__(rtype, cursor)
+        # Newly requested names not answered with a resource yet (held ones): a client warming a
+        # cluster waits for them before it ACKs the cluster update, so they are never held back.
+        self.awaited: set[str] = set()
+
     def update_names(self, requested: Iterable[str]) -> None:
         names = set(requested)
         if not self.ever_named and not names:
@@ -134,6 +142,8 @@ class SotwSubscription(_Subscription):
         added = names - self.names
         if added:
             self._mark(added)
+        if not self.rtype.full_state:
+            self.awaited = (self.awaited | added) & names
         self.names = shared_names(names)
         self.wildcard = wildcard
 
@@ -166,12 +176,26 @@ class SotwSubscription(_Subscription):
         self.sent_version = version
         return body + encode(DiscoveryResponse(version_info=version, type_url=type_url))
 
+    def build_awaited(self, cache: SnapshotCache) -> bytes | None:
+        """While held back: a response with just the awaited names that can be answered now (their
+        resource arrived), or None. Other changes stay pending."""
+        ready = sorted(n for n in self.awaited if cache.entry_or_placeholder(self.type_url, n) is not None)
+        if not ready:
+            return None
+        body = self._join(cache, ready)
+        self.dirty.difference_update(ready)
+        self.first = False
+        version = cache.version(self.type_url)
+        self.sent_version = version
+        return body + encode(DiscoveryResponse(version_info=version, type_url=self.type_url))
+
     def _join(self, cache: SnapshotCache, names: Iterable[str]) -> bytes:
         parts = []
         for name in names:
             entry = cache.entry_or_placeholder(self.type_url, name)
             if entry is not None:
                 parts.append(entry.sotw_field)
+                self.awaited.discard(name)
         return b"".join(parts)
 
 
@@ -394,6 +418,17 @@ class Stream:
 
     # --- output
 
+    def _build(self, sub: SotwSubscription | DeltaSubscription, held_back: bool) -> bytes | None:
+        """The next response of ``sub`` without its nonce (see the module docstring), or None."""
+        if not held_back:
+            body = sub.build(self._cache)
+            if body is None:
+                sub.since = None
+            return body
+        if isinstance(sub, SotwSubscription) and sub.awaited:
+            return sub.build_awaited(self._cache)
+        return None
+
     async def responses(self) -> AsyncIterator[bytes]:
         """Serialized responses, as they become due; ends when the client half-closes."""
         cache = self._cache
@@ -405,14 +440,11 @@ class Stream:
             held_back = False
             for sub in self._ordered:
                 sub.fold(cache.changes_since(sub.type_url, sub.cursor))
-                if held_back:
-                    continue
                 if sub.awaiting_ack:
-                    held_back = sub.pending()
+                    held_back = held_back or sub.pending()
                     continue
-                body = sub.build(cache)
+                body = self._build(sub, held_back)
                 if body is None:
-                    sub.since = None
                     continue
                 self._nonce += 1
                 nonce = str(self._nonce)
