@@ -13,7 +13,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -163,6 +163,14 @@ def envoy_counters(envoy: Envoy) -> dict[str, int]:
     return {name: stats.get(name, 0) for name in (*CLUSTER_COUNTERS, "cluster_manager.cds.version")}
 
 
+def readyz_with(replica: Replica, *texts: str) -> Callable[[], bool]:
+    return lambda: all(text in replica.admin("readyz")[1] for text in texts)
+
+
+def readyz_without(replica: Replica, text: str) -> Callable[[], bool]:
+    return lambda: replica.admin("readyz")[0] == 200 and text not in replica.admin("readyz")[1]
+
+
 def connected_replica(stack: ReplicatedStack) -> Replica | None:
     for replica in stack.replicas:
         if not replica.alive():
@@ -186,6 +194,19 @@ def test_upstreams_from_apply_and_etcdctl_are_routable_and_a_bad_key_changes_not
     wait_for("api routable", lambda: http_get(f"{envoy.url}/api")[0] == 200, timeout=20)
     wait_for("replicas converged", lambda: converged(stack), timeout=10)
 
+    # The leader's statuses, under their own keys: shown by `get`, never a re-translation (a quiet
+    # window writes nothing and translates nothing on any replica).
+    wait_for("statuses published", lambda: stack.gce_plugin("get", "upstreams").stdout.count("Accepted") == 2)
+    quiet = [
+        (r.metric("gce_plugin_store_writes_total"), r.metric("gce_plugin_translations_total"))
+        for r in stack.replicas
+    ]
+    time.sleep(2 * REFRESH)
+    assert quiet == [
+        (r.metric("gce_plugin_store_writes_total"), r.metric("gce_plugin_translations_total"))
+        for r in stack.replicas
+    ]
+
     before = envoy_counters(envoy)
     with traffic(envoy):
         put = stack.etcdctl("put", f"{PREFIX}/broken", BAD_VALUE)
@@ -195,20 +216,26 @@ def test_upstreams_from_apply_and_etcdctl_are_routable_and_a_bad_key_changes_not
         key = f"{PREFIX}/broken"
         for replica in stack.replicas:
             wait_for(
-                f"{replica.name} to report {key}",
-                lambda r=replica: key in r.admin("readyz")[1] and f"{PREFIX}/api" in r.admin("readyz")[1],  # type: ignore[misc]
-                timeout=10,
+                f"{replica.name} to report both keys", readyz_with(replica, key, f"{PREFIX}/api"), timeout=10
             )
-        listing = stack.gce_plugin("get", "upstreams", "-o", "json")
+        listing = stack.gce_plugin("get", "upstreams")
         assert "noSuchField" in listing.stdout + listing.stderr
+        wait_for(
+            "broken's status Rejected",
+            lambda: (
+                "Rejected"
+                in stack.etcdctl(
+                    "get", "--print-value-only", "gloo/gce-plugin/v1/statuses/default/broken"
+                ).stdout
+            ),
+            timeout=10,
+        )
         time.sleep(2 * REFRESH)
     assert envoy_counters(envoy) == before  # nothing changed in Envoy
     assert stack.etcdctl("put", f"{PREFIX}/api", API_VALUE).returncode == 0
     assert stack.etcdctl("del", f"{PREFIX}/broken").returncode == 0
     for replica in stack.replicas:
-        wait_for(
-            f"{replica.name} clean", lambda r=replica: "degraded" not in r.admin("readyz")[1], timeout=10
-        )  # type: ignore[misc]
+        wait_for(f"{replica.name} clean", readyz_without(replica, "degraded"), timeout=10)
 
 
 def test_one_poller_whatever_the_replica_count(stack: ReplicatedStack) -> None:
