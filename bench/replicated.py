@@ -188,7 +188,8 @@ def run(quick: bool) -> Report:
         report.check(
             "one poller whatever the replica count",
             all(r["pollers"] == 1 for r in per_count.values())
-            and all(abs(r["per_poll"] - base) <= 0.5 for r in per_count.values()),
+            # calls of a poll cut by either end of the window: within a quarter
+            and all(abs(r["per_poll"] - base) <= 0.25 * base for r in per_count.values()),
             ", ".join(f"{n}: {r['per_poll']:.1f}" for n, r in per_count.items()),
         )
         samples = failover(work / "failover", trials)
