@@ -27,6 +27,7 @@ from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.manifest_watch import ManifestDirectory
 from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
+from gce_plugin.paths import DEFAULT_FILE_ROOTS
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     DiscoveryPlugin,
@@ -40,10 +41,12 @@ from gce_plugin.plugins.plugin import (
     upstream_key,
 )
 from gce_plugin.plugins.registry import Registry
+from gce_plugin.safe_yaml import DEFAULT_MAX_BYTES
 from gce_plugin.sources import ConfigSource, EndpointsSource, LocalDiscovery
 from gce_plugin.sync_status import SyncTracker
 from gce_plugin.translation.translator import REPORTER, Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
+from gce_plugin.xds.security import XdsLimits, XdsTls
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,13 @@ class Options:
     write_namespace: str = "gloo-system"
     # How often the manifest directory is checked for changes.
     manifest_poll_interval: float = 1.0
+    # Failure model (docs/operating.md): a larger manifest file is refused.
+    max_manifest_bytes: int = DEFAULT_MAX_BYTES
+    # None: xDS without TLS (warned about when bound beyond loopback).
+    xds_tls: XdsTls | None = None
+    xds_limits: XdsLimits = field(default_factory=XdsLimits)
+    # Directories under which a cluster may name files for Envoy to open (sslConfig, SDS token files).
+    file_roots: tuple[str, ...] = DEFAULT_FILE_ROOTS
 
 
 class ControlPlane:
@@ -76,16 +86,24 @@ class ControlPlane:
         self.options = options
         self.registry = registry or default_registry()
         self.registry.init(InitParams(settings=options.settings))
-        self.manifests: ConfigSource = config or ManifestDirectory(options.config_dir)
+        self.manifests: ConfigSource = config or ManifestDirectory(
+            options.config_dir, options.max_manifest_bytes
+        )
         self.endpoints: EndpointsSource = endpoints or LocalDiscovery()
-        self.translator = Translator(self.registry)
+        self.translator = Translator(self.registry, file_roots=options.file_roots)
         self.cache = SnapshotCache()
         # Operator view: per-Envoy sync state, discovery and manifest health (gce_plugin/health.py).
         self.sync = SyncTracker()
         self.discovery_health = DiscoveryHealth()
         self.config_health = ConfigHealth()
         self._config_seen: object = None  # the manifests' errors dict last recorded
-        self.xds = XdsServer(self.cache, options.xds_address, callbacks=self.sync)
+        self.xds = XdsServer(
+            self.cache,
+            options.xds_address,
+            callbacks=self.sync,
+            tls=options.xds_tls,
+            limits=options.xds_limits,
+        )
         self.admin: AdminServer | None = None
         self._ready = False
         self._loaded = asyncio.Event()
@@ -186,6 +204,7 @@ class ControlPlane:
         present = {upstream_key(u) for u in upstreams}
         self._cluster_of = {upstream_key(u): cluster_name(u) for u in upstreams}
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
+        metrics.forget_upstreams({f"{ns}.{name}" for ns, name in present})
         self._publish(delta)
         log.info(
             "upstreams applied", extra={"upstreams": len(upstreams), "clusters": len(delta.cluster_upserts)}

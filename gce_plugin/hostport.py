@@ -7,6 +7,7 @@ with the flag's name (``argument --listen: ...``), and reads ``:PORT`` as loopba
 from __future__ import annotations
 
 import argparse
+import ipaddress
 
 LOOPBACK = "127.0.0.1"
 
@@ -30,3 +31,13 @@ def address(value: str) -> str:
         return join_host_port(*parse_host_port(value))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

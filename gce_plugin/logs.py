@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from gce_plugin import redact
+
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and is logged too.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 LEVELS = ("debug", "info", "warning", "error")
@@ -36,7 +38,8 @@ def _fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_fields(record, self), default=str)
+        # Credentials (URL userinfo, tokens) never reach a log line: see redact.scrub.
+        return redact.scrub(json.dumps(_fields(record, self), default=str))
 
 
 def _logfmt_value(value: Any) -> str:
@@ -50,7 +53,8 @@ class LogfmtFormatter(logging.Formatter):
     """``key=value`` pairs on one line; values with spaces, quotes or ``=`` are quoted."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in _fields(record, self).items())
+        line = " ".join(f"{key}={_logfmt_value(value)}" for key, value in _fields(record, self).items())
+        return redact.scrub(line)
 
 
 def setup(level: str = "info", fmt: str = "json", stream: TextIO = sys.stderr) -> None:

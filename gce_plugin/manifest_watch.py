@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gce_plugin import manifests
+from gce_plugin import manifests, safe_yaml
 from gce_plugin.api import Upstream
 from gce_plugin.plugins.plugin import UpstreamKey, upstream_key
+from gce_plugin.redact import clip
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,11 @@ class ManifestDirectory:
     (in ``errors`` for its file, in ``duplicates`` for the upstream).
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES
+    ) -> None:
         self.directory = Path(directory)
+        self.max_bytes = max_bytes
         self._files: dict[Path, _FileState] = {}
         self._upstreams: list[Upstream] = []
         self.errors: dict[Path, str] = {}
@@ -77,7 +81,9 @@ class ManifestDirectory:
             old = self._files.get(path)
             if old is not None and old.stat == stat:
                 return False
-            data = path.read_bytes()
+            data = safe_yaml.read_file(path, self.directory, self.max_bytes)
+        except safe_yaml.LimitError as err:  # refused before (or instead of) reading it
+            data = str(err).encode()
         except OSError as err:  # vanished between listing and reading: the next scan sees it gone
             log.warning("cannot read manifest", extra={"file": str(path), "error": str(err)})
             return False
@@ -88,9 +94,11 @@ class ManifestDirectory:
         state = _FileState(stat=stat, digest=digest, documents=old.documents if old else [])
         self._files[path] = state
         try:
-            state.documents = manifests.load_documents(path)
+            state.documents = manifests.load_documents(path, root=self.directory, max_bytes=self.max_bytes)
         except Exception as err:  # ManifestError, or a loader bug: either way, this file only
-            state.error = str(err) if isinstance(err, manifests.ManifestError) else f"{path}: {err!r}"
+            state.error = (
+                str(err) if isinstance(err, manifests.ManifestError) else clip(f"{path}: {err!r}", 500)
+            )
             kept = len(state.documents)
             log.error(
                 "bad manifest; keeping its last good version",

@@ -46,7 +46,10 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from gce_plugin import safe_yaml
 from gce_plugin.api import Metadata, Upstream
+from gce_plugin.redact import clip, field_name
+from gce_plugin.redact import show as _show_value
 
 API_VERSION = "gloo.solo.io/v1"
 KIND = "Upstream"
@@ -96,9 +99,10 @@ class ManifestError(ValueError):
         line: int | None = None,
     ) -> None:
         self.path = str(path)
-        self.reason = reason
+        # Bounded, whatever a message was built from (a value, a key, a parser's message).
+        self.reason = clip(reason, 500)
         self.document = document
-        self.field = field
+        self.field = clip(field) if field else field
         self.line = line
         super().__init__(str(self))
 
@@ -126,14 +130,26 @@ class _FieldError(Exception):
 # --- public API ---
 
 
-def load_file(path: str | os.PathLike[str]) -> list[Upstream]:
-    """The upstreams of one manifest file, in document order. Raises ManifestError."""
-    return [upstream for _, upstream in _load_documents(Path(path))]
+def load_file(
+    path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES,
+) -> list[Upstream]:
+    """The upstreams of one manifest file, in document order. Raises ManifestError. With ``root``,
+    a file whose resolved path leaves that directory is refused (see ``safe_yaml.read_file``)."""
+    return [upstream for _, upstream in load_documents(path, root=root, max_bytes=max_bytes)]
 
 
-def load_documents(path: str | os.PathLike[str]) -> list[tuple[int, Upstream]]:
-    """(1-based document index, upstream) for every upstream of one manifest file. Raises ManifestError."""
-    return _load_documents(Path(path))
+def load_documents(
+    path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES,
+) -> list[tuple[int, Upstream]]:
+    """(1-based document index, upstream) for every upstream of one manifest file. Raises
+    ManifestError. ``root`` and ``max_bytes`` as for ``load_file``."""
+    return _load_documents(Path(path), (Path(root) if root is not None else None, max_bytes))
 
 
 # One file's upstreams with their document indexes, as ``load_documents`` gives them.
@@ -166,7 +182,7 @@ def merge_files(
 
 
 def load_dir(
-    directory: str | os.PathLike[str],
+    directory: str | os.PathLike[str], *, max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES
 ) -> tuple[dict[str, list[Upstream]], list[ManifestError]]:
     """Load every manifest file of ``directory``: the upstreams of each good file (keyed by path, in
     name order; duplicates left out as ``merge_files`` says) and one error per bad file or
@@ -178,7 +194,7 @@ def load_dir(
     errors: list[ManifestError] = []
     for path in manifest_files(root):
         try:
-            files[path] = _load_documents(path)
+            files[path] = _load_documents(path, (root, max_bytes))
         except ManifestError as err:
             errors.append(err)
     kept, duplicates = merge_files(files)
@@ -234,7 +250,10 @@ def dumps(upstreams: Collection[Upstream]) -> str:
 def parse_yaml(text: str, source: str) -> list[tuple[int, object]]:
     """The non-empty YAML documents of ``text`` as (1-based index, value), parsed exactly as manifest
     files are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
-    return _parse_yaml(Path(source), text)
+    try:
+        return _parse_yaml(Path(source), text)
+    except RecursionError:  # absurdly deep nesting: the parser recurses per level
+        raise ManifestError(source, "nested too deeply to be an Upstream manifest") from None
 
 
 def upstreams_from_document(doc: object, source: str, document: int | None = None) -> list[Upstream]:
@@ -251,17 +270,19 @@ def upstreams_from_document(doc: object, source: str, document: int | None = Non
 # --- files and documents ---
 
 
-def _load_documents(path: Path) -> list[tuple[int, Upstream]]:
+def _load_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[int, Upstream]]:
     """(1-based document index, upstream) for every upstream in the file."""
     try:
-        return _read_documents(path)
+        return _read_documents(path, limits)
     except RecursionError:  # absurdly deep nesting: the parsers recurse per level
         raise ManifestError(path, "nested too deeply to be an Upstream manifest") from None
 
 
-def _read_documents(path: Path) -> list[tuple[int, Upstream]]:
+def _read_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[int, Upstream]]:
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = safe_yaml.read_file(path, *limits).decode("utf-8-sig")
+    except safe_yaml.LimitError as err:
+        raise ManifestError(path, str(err)) from None
     except OSError as err:
         raise ManifestError(path, f"cannot read: {err.strerror or err}") from None
     except UnicodeDecodeError as err:
@@ -284,7 +305,7 @@ def _read_documents(path: Path) -> list[tuple[int, Upstream]]:
     return loaded
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(safe_yaml.BoundedLoader):
     """SafeLoader that rejects duplicate mapping keys (PyYAML would silently keep the last)."""
 
 
@@ -299,7 +320,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
             break
         if earlier is not None:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {earlier})", key_node.start_mark
+                None, None, f"duplicate key {_show_value(key)} (first on line {earlier})", key_node.start_mark
             )
         first_line[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)
@@ -322,6 +343,8 @@ def _parse_yaml(path: Path, text: str) -> list[tuple[int, object]]:
             document=len(documents) + 1,
             line=mark.line + 1 if mark is not None else None,
         ) from None
+    except safe_yaml.LimitError as err:
+        raise ManifestError(path, str(err), document=len(documents) + 1) from None
     except yaml.YAMLError as err:
         raise ManifestError(path, f"YAML syntax error: {err}", document=len(documents) + 1) from None
     return [(index, doc) for index, doc in documents if doc is not None]
@@ -331,7 +354,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise ValueError(f"duplicate key {_show_value(key)}")
         result[key] = value
     return result
 
@@ -401,12 +424,14 @@ def _metadata(value: object, where: str) -> Metadata:
         raise _FieldError(name_at, "required")
     if len(metadata.name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(metadata.name):
         raise _FieldError(
-            name_at, f"{metadata.name!r} is not a valid name (lowercase letters, digits, '-', '.')"
+            name_at, f"{_show_value(metadata.name)} is not a valid name (lowercase letters, digits, '-', '.')"
         )
     if not metadata.namespace:
         metadata.namespace = DEFAULT_NAMESPACE
     elif len(metadata.namespace) > 63 or not _DNS1123_LABEL.fullmatch(metadata.namespace):
-        reason = f"{metadata.namespace!r} is not a valid namespace (lowercase letters, digits, '-')"
+        reason = (
+            f"{_show_value(metadata.namespace)} is not a valid namespace (lowercase letters, digits, '-')"
+        )
         raise _FieldError(_join(where, "namespace"), reason)
     return metadata
 
@@ -416,7 +441,9 @@ def _expect_keys(
 ) -> None:
     for key in doc:
         if key not in allowed:
-            raise _FieldError(_join(where, str(key)), "unknown field" + _suggest(str(key), known or allowed))
+            raise _FieldError(
+                _join(where, field_name(key)), "unknown field" + _suggest(key, known or allowed)
+            )
 
 
 def _expect_value(doc: dict[Any, Any], key: str, expected: str, where: str) -> None:
@@ -424,7 +451,7 @@ def _expect_value(doc: dict[Any, Any], key: str, expected: str, where: str) -> N
     if value is None:
         raise _FieldError(_join(where, key), f"required (must be {expected!r})")
     if value != expected:
-        raise _FieldError(_join(where, key), f"must be {expected!r}, got {value!r}")
+        raise _FieldError(_join(where, key), f"must be {expected!r}, got {_show_value(value)}")
 
 
 # --- checking proto3 JSON against a descriptor, for errors that name the field ---
@@ -448,12 +475,12 @@ def _check_message(value: object, descriptor: Descriptor, where: str, skip: Coll
     seen: dict[str, str] = {}
     oneofs: dict[str, str] = {}
     for key, item in value.items():
-        at = _join(where, str(key))
+        at = _join(where, field_name(key))
         field = fields.get(key) if isinstance(key, str) else None
         if field is not None and field.name in skip:
             raise _FieldError(at, "not allowed here (it belongs at the top level of the manifest)")
         if field is None:
-            raise _FieldError(at, "unknown field" + _suggest(str(key), known))
+            raise _FieldError(at, "unknown field" + _suggest(key, known))
         if field.name in seen:
             raise _FieldError(at, f"set twice (also as {seen[field.name]})")
         seen[field.name] = key
@@ -476,7 +503,7 @@ def _check_field(field: FieldDescriptor, value: object, at: str, parent: Descrip
             raise _FieldError(at, f"expected a mapping, got {_kind(value)}")
         value_field = _message_type(field).fields_by_name["value"]
         for key, item in value.items():
-            item_at = _join(at, str(key), data=True)
+            item_at = _join(at, field_name(key), data=True)
             if not isinstance(key, str):
                 raise _FieldError(item_at, f"keys must be strings, got {_kind(key)} (quote it)")
             if item is None:
@@ -538,27 +565,27 @@ def _scalar_problem(field: FieldDescriptor, value: object) -> str | None:
     """The mistakes YAML makes easy, in words a user understands (json_format judges the rest)."""
     kind = field.type
     if kind in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES) and not isinstance(value, str):
-        return f"expected a string, got {_kind(value)} {value!r} (quote it)"
+        return f"expected a string, got {_kind(value)} {_show_value(value)} (quote it)"
     if kind == FieldDescriptor.TYPE_BOOL and not isinstance(value, bool):
-        return f"expected true or false, got {_kind(value)} {value!r}"
+        return f"expected true or false, got {_kind(value)} {_show_value(value)}"
     if kind in _INTEGER_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            return f"expected an integer, got {_kind(value)} {value!r}"
+            return f"expected an integer, got {_kind(value)} {_show_value(value)}"
         if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):  # proto3 JSON allows "8080"
-            return f"expected an integer, got {_kind(value)} {value!r}"
+            return f"expected an integer, got {_kind(value)} {_show_value(value)}"
     if kind == FieldDescriptor.TYPE_ENUM:
         enum = field.enum_type
         assert enum is not None
         names = ", ".join(v.name for v in enum.values)
         if isinstance(value, bool) or not isinstance(value, int | str):
-            return f"expected one of {names}, got {_kind(value)} {value!r}"
+            return f"expected one of {names}, got {_kind(value)} {_show_value(value)}"
         known = enum.values_by_name if isinstance(value, str) else enum.values_by_number
         if value not in known:
-            return f"unknown value {value!r}: expected one of {names}"
+            return f"unknown value {_show_value(value)}: expected one of {names}"
     # json_format would only say "expected string or bytes-like object".
     is_duration = _is_well_known(field) and _message_type(field).full_name == "google.protobuf.Duration"
     if is_duration and not isinstance(value, str):
-        return f'expected a duration such as "1.5s", got {_kind(value)} {value!r}'
+        return f'expected a duration such as "1.5s", got {_kind(value)} {_show_value(value)}'
     return None
 
 
@@ -598,8 +625,9 @@ def _join(where: str, key: str, data: bool = False) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _suggest(key: str, known: Collection[str]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
+def _suggest(key: object, known: Collection[str]) -> str:
+    name = field_name(key)
+    close = difflib.get_close_matches(name, list(known), n=1) if name == key else []
     return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(known)})"
 
 

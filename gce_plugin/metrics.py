@@ -6,7 +6,8 @@ run several control planes in one process without duplicate-metric errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable, Collection, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -166,3 +167,22 @@ class HealthCollector(Collector):
 
 HEALTH = HealthCollector()
 REGISTRY.register(HEALTH)
+
+
+# Series labelled by upstream ("namespace.name"): removed when their upstream goes.
+PER_UPSTREAM = (UPSTREAM_ENDPOINTS, UPSTREAM_DISCOVERY_ERRORS)
+
+
+def forget_upstreams(keep: Collection[str]) -> int:
+    """Remove the per-upstream series of every upstream not in ``keep`` ("namespace.name"; the
+    "*" series of errors about all upstreams stays). Returns how many series went."""
+    removed = 0
+    for metric in PER_UPSTREAM:
+        labelnames = metric._labelnames  # prometheus_client lists label values only privately
+        position = labelnames.index("upstream")
+        for values in list(metric._metrics):
+            if values[position] not in keep and values[position] != "*":
+                with contextlib.suppress(KeyError):
+                    metric.remove(*values)
+                    removed += 1
+    return removed

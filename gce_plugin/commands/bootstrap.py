@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -14,6 +15,7 @@ import yaml
 from gce_plugin.hostport import address, parse_host_port
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 
 # Every route's retry policy (docs/managed-instance-groups.md, "Rollout-safe routes"). A VM that is
@@ -51,6 +53,46 @@ def parse_route(value: str) -> tuple[str, str]:
     if not sep or not prefix.startswith("/") or not upstream:
         raise argparse.ArgumentTypeError(f"route {value!r}: want PREFIX=UPSTREAM, e.g. /web=default.web")
     return prefix, upstream
+
+
+@dataclass(frozen=True)
+class XdsClientTls:
+    """How Envoy connects to an xDS server that uses TLS: the CA that signed the server's certificate,
+    and for mutual TLS Envoy's own certificate and key. ``server_name``: SNI, and the DNS name the
+    server's certificate must carry (unset: any certificate the CA signed)."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+    def transport_socket(self) -> dict[str, Any]:
+        validation: dict[str, Any] = {"trusted_ca": {"filename": self.ca_file}}
+        if self.server_name:
+            validation["match_typed_subject_alt_names"] = [
+                {"san_type": "DNS", "matcher": {"exact": self.server_name}}
+            ]
+        common: dict[str, Any] = {"validation_context": validation}
+        if self.cert_file and self.key_file:
+            common["tls_certificates"] = [
+                {
+                    "certificate_chain": {"filename": self.cert_file},
+                    "private_key": {"filename": self.key_file},
+                }
+            ]
+        context: dict[str, Any] = {
+            "@type": f"type.googleapis.com/{UPSTREAM_TLS}",
+            "common_tls_context": common,
+        }
+        if self.server_name:
+            context["sni"] = self.server_name
+        return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def with_tls(config: dict[str, Any], tls: XdsClientTls) -> dict[str, Any]:
+    """``config`` (from ``build``) connecting to xDS over ``tls``."""
+    config["static_resources"]["clusters"][0]["transport_socket"] = tls.transport_socket()
+    return config
 
 
 def build(
@@ -179,9 +221,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-id", default="envoy-1", help="Envoy's node id (shown by proxy-status)")
     parser.add_argument("--node-cluster", default="gateway", help="Envoy's node cluster")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
+    # xDS over TLS (run --xds-tls-cert/--xds-tls-key), and mutual TLS (run --xds-client-ca).
+    tls = parser.add_argument_group("xDS TLS (paths as Envoy sees them)")
+    tls.add_argument("--xds-ca", metavar="FILE", help="CA that signed the control plane's certificate")
+    tls.add_argument("--xds-client-cert", metavar="FILE", help="Envoy's client certificate (mutual TLS)")
+    tls.add_argument("--xds-client-key", metavar="FILE", help="Envoy's client key (mutual TLS)")
+    tls.add_argument("--xds-server-name", metavar="NAME", help="SNI, and the DNS name to verify")
+
+
+def client_tls(args: argparse.Namespace) -> XdsClientTls | None:
+    """The TLS flags as an ``XdsClientTls``. Raises ValueError for an incomplete set."""
+    if bool(args.xds_client_cert) != bool(args.xds_client_key):
+        raise ValueError("give both --xds-client-cert and --xds-client-key, or neither")
+    if not args.xds_ca:
+        if args.xds_client_cert or args.xds_server_name:
+            raise ValueError("xDS TLS needs --xds-ca (the CA that signed the control plane's certificate)")
+        return None
+    return XdsClientTls(args.xds_ca, args.xds_client_cert, args.xds_client_key, args.xds_server_name)
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        tls = client_tls(args)
+    except ValueError as err:
+        print(f"gce-plugin bootstrap: {err}", file=sys.stderr)
+        return 2
     config = build(
         args.xds_address or ["127.0.0.1:18000"],
         args.route,
@@ -190,6 +254,8 @@ def main(args: argparse.Namespace) -> int:
         args.node_id,
         args.node_cluster,
     )
+    if tls is not None:
+        config = with_tls(config, tls)
     if args.output == "json":
         json.dump(config, sys.stdout, indent=2)
         sys.stdout.write("\n")

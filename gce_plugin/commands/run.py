@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 
-from gce_plugin import logs
+from gce_plugin import logs, paths, safe_yaml
 from gce_plugin.commands.options import compute_parent, logging_parent, seconds
 from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.hostport import address
@@ -21,6 +21,7 @@ from gce_plugin.store.client import EtcdClient
 from gce_plugin.store.leader import DEFAULT_TTL
 from gce_plugin.store.options import store_from_args, store_parent
 from gce_plugin.store.replica import StoreReplica
+from gce_plugin.xds import security
 
 log = logging.getLogger("gce_plugin.run")
 
@@ -71,12 +72,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often the manifest directory is checked for changes",
     )
+    _add_failure_model_arguments(parser)
+
+
+def _add_failure_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Limits and security (docs/operating.md, "Failure model")."""
+    group = parser.add_argument_group("limits and security")
+    group.add_argument("--xds-tls-cert", metavar="FILE", help="serve xDS over TLS with this certificate")
+    group.add_argument("--xds-tls-key", metavar="FILE", help="the private key of --xds-tls-cert")
+    group.add_argument("--xds-client-ca", metavar="FILE", help="require xDS client certificates from this CA")
+    group.add_argument(
+        "--xds-max-request-bytes",
+        type=int,
+        default=security.DEFAULT_MAX_REQUEST_BYTES,
+        metavar="BYTES",
+        help="largest xDS request accepted (a larger one closes its stream, unparsed)",
+    )
+    group.add_argument(
+        "--xds-max-names",
+        type=int,
+        default=security.DEFAULT_MAX_NAMES,
+        metavar="N",
+        help="most resource names in one xDS request or delta subscription",
+    )
+    group.add_argument(
+        "--max-manifest-bytes",
+        type=int,
+        default=safe_yaml.DEFAULT_MAX_BYTES,
+        metavar="BYTES",
+        help="largest manifest file loaded (a larger one is reported and its last good version kept)",
+    )
+    group.add_argument(
+        "--allow-file-root",
+        action="append",
+        metavar="DIR",
+        help="a directory under which upstreams may name files for Envoy to open (sslConfig, SDS token "
+        f"files); repeatable; replaces the default {', '.join(paths.DEFAULT_FILE_ROOTS)}",
+    )
+
+
+def _xds_tls(args: argparse.Namespace) -> security.XdsTls | None:
+    if bool(args.xds_tls_cert) != bool(args.xds_tls_key):
+        raise ValueError("give both --xds-tls-cert and --xds-tls-key, or neither")
+    if args.xds_client_ca and not args.xds_tls_cert:
+        raise ValueError("--xds-client-ca needs --xds-tls-cert and --xds-tls-key")
+    if not args.xds_tls_cert:
+        return None
+    return security.XdsTls(args.xds_tls_cert, args.xds_tls_key, args.xds_client_ca)
 
 
 def main(args: argparse.Namespace) -> int:
     logs.setup(args.log_level, args.log_format)
     if (args.config is None) == (args.store is None):
         log.error("give either --config DIR (one machine) or --store etcd://... (replicated)")
+        return 2
+    try:
+        xds_tls = _xds_tls(args)
+        roots = paths.normalize_roots(args.allow_file_root or paths.DEFAULT_FILE_ROOTS)
+    except ValueError as err:
+        log.error("bad flags: %s", err)
         return 2
     options = Options(
         config_dir=args.config or "",
@@ -90,6 +144,10 @@ def main(args: argparse.Namespace) -> int:
         ),
         write_namespace=args.write_namespace,
         manifest_poll_interval=args.manifest_poll,
+        max_manifest_bytes=args.max_manifest_bytes,
+        xds_tls=xds_tls,
+        xds_limits=security.XdsLimits(args.xds_max_request_bytes, args.xds_max_names),
+        file_roots=roots,
     )
     store: tuple[EtcdClient, StoreReplica] | None = None
     if args.store is not None:

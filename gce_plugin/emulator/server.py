@@ -50,6 +50,7 @@ from gce_plugin.emulator.resources import (
 from gce_plugin.emulator.state import ComputeState, region_scope, zone_scope
 from gce_plugin.emulator.stats import RequestStats
 from gce_plugin.emulator.tokens import OAuthError, TokenIssuer
+from gce_plugin.hostport import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,12 @@ class Emulator:
         self._ticker = threading.Thread(target=self._tick_forever, name="emulator-mig", daemon=True)
         self._ticker.start()
         log.info("emulator listening on %s", self.url)
+        if not is_loopback(self.host):
+            log.warning(
+                "the emulator is bound beyond loopback (%s): anyone who can reach it can read and "
+                "change its state through /admin; bind 127.0.0.1 unless that is intended",
+                self.host,
+            )
         return self
 
     def _tick_forever(self) -> None:

@@ -8,6 +8,8 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gce_plugin import redact
+
 RECENT = 200  # requests kept for inspection
 
 
@@ -17,7 +19,7 @@ class RequestRecord:
     verb: str
     path: str
     status: int
-    authorization: str | None
+    authorization: str | None  # the scheme and a fingerprint of the credential (redact.authorization)
     at: float
 
 
@@ -32,7 +34,9 @@ class RequestStats:
         self._recent: deque[RequestRecord] = deque(maxlen=RECENT)
 
     def record(self, method: str, verb: str, path: str, status: int, authorization: str | None) -> None:
-        entry = RequestRecord(method, verb, path, status, authorization, time.time())
+        # Never kept in clear: /admin/stats may be read by anyone who can reach the emulator, and a
+        # misconfigured client may send real credentials. A fingerprint still tells tokens apart.
+        entry = RequestRecord(method, verb, path, status, redact.authorization(authorization), time.time())
         with self._lock:
             if method == "token":
                 self._tokens += 1

@@ -25,6 +25,7 @@ from prometheus_client import Counter
 
 from gce_plugin import metrics
 from gce_plugin.api import Status, Upstream
+from gce_plugin.paths import DEFAULT_FILE_ROOTS
 from gce_plugin.plugins.plugin import (
     EndpointsUpdate,
     Params,
@@ -34,6 +35,7 @@ from gce_plugin.plugins.plugin import (
     discovery_target,
     upstream_key,
 )
+from gce_plugin.redact import clip
 from gce_plugin.translation.endpoints import (
     EndpointRecord,
     build_assignment,
@@ -41,6 +43,7 @@ from gce_plugin.translation.endpoints import (
     endpoint_record,
     gc_paused,
 )
+from gce_plugin.translation.file_policy import check_files
 from gce_plugin.translation.options import DEFAULT_CONNECT_TIMEOUT, apply_upstream_options
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,14 @@ _FEW = 64
 _INLINE_ENDPOINT_TYPES = (Cluster.STATIC, Cluster.STRICT_DNS, Cluster.LOGICAL_DNS)
 
 
-def translate_upstream(plugins: Sequence[UpstreamPlugin], params: Params, upstream: Upstream) -> Cluster:
-    """The cluster of one upstream. Raises ValueError with a reason a user can act on."""
+def translate_upstream(
+    plugins: Sequence[UpstreamPlugin],
+    params: Params,
+    upstream: Upstream,
+    file_roots: Sequence[str] = DEFAULT_FILE_ROOTS,
+) -> Cluster:
+    """The cluster of one upstream. Raises ValueError with a reason a user can act on. Files the
+    cluster makes Envoy open must lie under ``file_roots``."""
     if not upstream.metadata.name:
         raise ValueError("metadata.name is empty")
     cluster = Cluster(name=cluster_name(upstream))
@@ -68,6 +77,7 @@ def translate_upstream(plugins: Sequence[UpstreamPlugin], params: Params, upstre
             raise ValueError(f"internal error in plugin {_plugin_name(plugin)}: {err!r}") from err
     apply_upstream_options(upstream.upstream_spec, cluster)
     _check_cluster(upstream, cluster)
+    check_files(cluster, file_roots)
     return cluster
 
 
@@ -165,9 +175,11 @@ class Translator:
         plugins: PluginSource | Sequence[UpstreamPlugin],
         reporter: str = REPORTER,
         *,
+        file_roots: Sequence[str] = DEFAULT_FILE_ROOTS,
         _record_metrics: bool = True,
     ) -> None:
         self._plugins = list(plugins) if isinstance(plugins, Sequence) else plugins.upstream_plugins()
+        self._file_roots = tuple(file_roots)
         self._reporter = reporter
         self._record_metrics = _record_metrics
         self._upstreams: dict[UpstreamKey, _UpstreamState] = {}
@@ -190,12 +202,12 @@ class Translator:
     # -- one-shot ---------------------------------------------------------------------------------
 
     def translate_upstream(self, params: Params, upstream: Upstream) -> Cluster:
-        return translate_upstream(self._plugins, params, upstream)
+        return translate_upstream(self._plugins, params, upstream, self._file_roots)
 
     def translate(self, upstreams: Sequence[Upstream], endpoints: EndpointsUpdate | None = None) -> Result:
         """A full translation from scratch (every upstream of ``endpoints`` read, changed or not);
         leaves this translator's own state alone."""
-        fresh = Translator(self._plugins, self._reporter, _record_metrics=False)
+        fresh = Translator(self._plugins, self._reporter, file_roots=self._file_roots, _record_metrics=False)
         fresh.set_upstreams(upstreams)
         if endpoints is not None:
             with gc_paused():
@@ -307,7 +319,7 @@ class Translator:
             self._set_status(key, state, self._rejected(reason), delta)
             return
         try:
-            cluster = translate_upstream(self._plugins, params, upstream)
+            cluster = translate_upstream(self._plugins, params, upstream, self._file_roots)
         except ValueError as err:
             state.fingerprint = fingerprint  # unchanged and still invalid: not retried
             reason = str(err)
@@ -330,7 +342,8 @@ class Translator:
             delta.held = after
 
     def _rejected(self, reason: str) -> Status:
-        return Status(state=Status.Rejected, reason=reason, reported_by=self._reporter)
+        # Bounded: a reason may quote manifest values (shown in /statuses and logs).
+        return Status(state=Status.Rejected, reason=clip(reason, 1000), reported_by=self._reporter)
 
     @staticmethod
     def _set_status(key: UpstreamKey, state: _UpstreamState, status: Status, delta: Delta) -> None:

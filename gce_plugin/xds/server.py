@@ -21,8 +21,10 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 )
 
 from gce_plugin import metrics
+from gce_plugin.hostport import parse_host_port
 from gce_plugin.xds.cache import SnapshotCache
 from gce_plugin.xds.callbacks import NO_CALLBACKS, Callbacks
+from gce_plugin.xds.security import XdsLimits, XdsTls, warn_if_exposed
 from gce_plugin.xds.streams import FellBehind, Stream
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,6 @@ ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 _DEFAULT_OPTIONS: tuple[tuple[str, Any], ...] = (
     # Fail loudly if the port is taken instead of silently sharing it.
     ("grpc.so_reuseport", 0),
-    # SotW requests list every subscribed name; allow large ones.
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     # Envoy may send keepalive pings on an idle stream.
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -51,11 +51,17 @@ class XdsServer:
         *,
         options: Sequence[tuple[str, Any]] = (),
         callbacks: Callbacks = NO_CALLBACKS,
+        tls: XdsTls | None = None,
+        limits: XdsLimits | None = None,
     ) -> None:
         self._cache = cache
         self._callbacks = callbacks
         self._address = address
-        self._options = list(_DEFAULT_OPTIONS) + list(options)
+        self._tls = tls
+        self.limits = limits = limits or XdsLimits()
+        # A request over the limit is refused by gRPC before it is parsed.
+        size = [("grpc.max_receive_message_length", limits.max_request_bytes)]
+        self._options = list(_DEFAULT_OPTIONS) + size + list(options)
         self._server: grpc.aio.Server | None = None
         self._streams: set[Stream] = set()
         self._no_streams = asyncio.Event()
@@ -66,10 +72,14 @@ class XdsServer:
         """Bind and serve; returns the bound port (ask for port 0 to get a free one)."""
         if self._server is not None:
             raise RuntimeError("xDS server already started")
+        credentials = self._tls.credentials() if self._tls is not None else None
         server = grpc.aio.server(options=self._options)
         server.add_generic_rpc_handlers(self._handlers())
         try:
-            port: int = server.add_insecure_port(self._address)
+            if credentials is not None:
+                port: int = server.add_secure_port(self._address, credentials)
+            else:
+                port = server.add_insecure_port(self._address)
         except RuntimeError as err:
             raise OSError(f"xDS server cannot listen on {self._address}: {err}") from err
         if port == 0:
@@ -77,7 +87,9 @@ class XdsServer:
         await server.start()
         self._server = server
         self.port = port
-        log.info("xDS server listening", extra={"address": self._address, "port": port})
+        tls = "none" if self._tls is None else ("mutual" if self._tls.client_ca_file else "server")
+        log.info("xDS server listening", extra={"address": self._address, "port": port, "tls": tls})
+        warn_if_exposed(parse_host_port(self._address)[0], self._tls)
         return port
 
     async def stop(self, grace: float | None = 1.0) -> None:
@@ -156,6 +168,8 @@ class XdsServer:
             only_type=only_type,
             label=label,
             peer=context.peer(),
+            max_names=self.limits.max_names,
+            max_unknown_names=self.limits.max_unknown_names,
             callbacks=self._callbacks,
         )
         self._callbacks.on_stream_open(stream)
@@ -169,6 +183,8 @@ class XdsServer:
             async for message in stream.responses():
                 yield message
                 del message
+            if stream.refused is not None:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, stream.refused)
         except FellBehind as err:
             log.warning(
                 "xDS stream fell behind; closing it so the client resyncs",

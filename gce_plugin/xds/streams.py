@@ -28,9 +28,17 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, Dis
 from google.protobuf.message import Message
 
 from gce_plugin import metrics
+from gce_plugin.redact import clip
 from gce_plugin.xds.cache import Changes, SnapshotCache
 from gce_plugin.xds.callbacks import NO_CALLBACKS, Callbacks
 from gce_plugin.xds.resources import ResourceType
+from gce_plugin.xds.security import (
+    DEFAULT_MAX_NAMES,
+    DEFAULT_MAX_UNKNOWN_NAMES,
+    LogBudget,
+    RequestRefused,
+    names_over,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,10 @@ WILDCARD = "*"
 
 def encode(message: Message) -> bytes:
     return message.SerializeToString()
+
+
+# Unknown type URLs a stream remembers (to warn once each); beyond, only the log budget applies.
+_MAX_IGNORED_TYPES = 16
 
 
 class NameSet(frozenset[str]):
@@ -153,6 +165,12 @@ class SotwSubscription(_Subscription):
         else:
             self.dirty.update(names)
 
+    def drop_names(self, names: Set[str]) -> None:
+        """Stop answering for ``names`` (refused at intake; a later request may name them again)."""
+        self.names = shared_names(self.names - names)
+        self.dirty.difference_update(names)
+        self.awaited.difference_update(names)
+
     def build(self, cache: SnapshotCache) -> bytes | None:
         """The next response without its nonce, or None if there is nothing to send."""
         if not self.pending():
@@ -232,6 +250,11 @@ class DeltaSubscription(_Subscription):
                     # The client cannot tell whether the wildcard covers it: say so either way.
                     self.dirty.add(name)
 
+    def drop_names(self, names: Set[str]) -> None:
+        """Stop answering for ``names`` (refused at intake; a later request may name them again)."""
+        self.names.difference_update(names)
+        self.dirty.difference_update(names)
+
     def _fell_behind(self) -> None:
         raise FellBehind(f"{self.type_url}: missed changes the cache no longer holds")
 
@@ -293,6 +316,8 @@ class Stream:
         only_type: str | None = None,
         label: str = "ads",
         peer: str = "",
+        max_names: int = DEFAULT_MAX_NAMES,
+        max_unknown_names: int = DEFAULT_MAX_UNKNOWN_NAMES,
         callbacks: Callbacks = NO_CALLBACKS,
     ) -> None:
         self._cache = cache
@@ -313,6 +338,10 @@ class Stream:
         self._wake = asyncio.Event()
         self._closed = False
         self._nonce_type = DeltaDiscoveryResponse if delta else DiscoveryResponse
+        self.max_names = max_names
+        self.max_unknown_names = max_unknown_names
+        self.refused: str | None = None  # why the stream was closed on the client, if it was
+        self._log_budget = LogBudget()
 
     # --- input
 
@@ -327,12 +356,13 @@ class Stream:
         """Apply one DiscoveryRequest or DeltaDiscoveryRequest."""
         self.requests_seen += 1
         if not self.node_id and request.HasField("node"):
-            self.node_id = request.node.id
-            self.node_cluster = request.node.cluster
+            self.node_id = clip(request.node.id)
+            self.node_cluster = clip(request.node.cluster)
             log.info(
                 "xDS stream opened",
                 extra={"node": self.node_id, "stream": self.label, "peer": self.peer},
             )
+        self._check_size(request)
         type_url = request.type_url or self._only_type or ""
         sub = self._subs.get(type_url)
         first = sub is None
@@ -345,40 +375,83 @@ class Stream:
             if first:
                 sub.initial = dict(request.initial_resource_versions)
             sub.update(request.resource_names_subscribe, request.resource_names_unsubscribe)
+            if len(sub.names) > self.max_names:
+                raise RequestRefused(f"{names_over(self.max_names)} on one subscription")
         else:
             assert isinstance(sub, SotwSubscription)
             sub.update_names(request.resource_names)
+        self._bound_unknown(sub)
         # Only a request carrying the latest nonce of its type ACKs or NACKs; an older nonce means the
         # client has not seen our latest response yet, and its ACK/NACK of that one will follow.
         if first or request.response_nonce != sub.nonce:
             return
         sub.awaiting_ack = False
-        nack = request.error_detail.message if request.HasField("error_detail") else None
+        # Clipped: it is kept per stream (proxy-status) and logged.
+        nack = clip(request.error_detail.message) if request.HasField("error_detail") else None
         self.callbacks.on_stream_request(self, type_url, sub.sent_version, nack)
         if nack is not None:
             metrics.XDS_NACKS.labels(type_url).inc()
-            log.warning(
+            self.warn(
                 "xDS NACK: %s",
-                request.error_detail.message,
-                extra={
-                    "node": self.node_id,
-                    "stream": self.label,
-                    "type_url": type_url,
-                    "rejected_version": sub.sent_version,
-                    "client_version": getattr(request, "version_info", ""),
-                    "nonce": request.response_nonce,
-                },
+                nack,
+                type_url=type_url,
+                rejected_version=sub.sent_version,
+                client_version=getattr(request, "version_info", ""),
+                nonce=request.response_nonce,
             )
+
+    def _check_size(self, request: Any) -> None:
+        """Refuse a request naming more resources than a client may ask for, before any of its names
+        is looked at: the work a request costs stays proportional to what a client may have."""
+        counts: tuple[int, ...]
+        if self.delta:
+            counts = (
+                len(request.resource_names_subscribe),
+                len(request.resource_names_unsubscribe),
+                len(request.initial_resource_versions),
+            )
+        else:
+            counts = (len(request.resource_names),)
+        if max(counts) > self.max_names:
+            raise RequestRefused(f"{names_over(self.max_names)} in one request")
+
+    def _bound_unknown(self, sub: SotwSubscription | DeltaSubscription) -> None:
+        """Answer at most ``max_unknown_names`` names the cache neither has nor expects: each costs
+        a placeholder (an empty assignment) to build and send, and a client is entitled to what
+        exists. The rest are dropped from the subscription; a later request may name them again."""
+        if sub.rtype.placeholder is None or len(sub.names) <= self.max_unknown_names:
+            return  # nothing is built for unknown names of this type, or too few to matter
+        entries = self._cache.entries(sub.type_url)
+        unknown = [n for n in sub.names if n not in entries]  # cheap: most names are known
+        if len(unknown) <= self.max_unknown_names:
+            return
+        unknown = [n for n in unknown if not self._cache.is_held(sub.type_url, n)]
+        if len(unknown) <= self.max_unknown_names:
+            return
+        sub.drop_names(frozenset(unknown[self.max_unknown_names :]))
+        self.warn(
+            "xDS request names more unknown resources than a client may; answering only some",
+            type_url=sub.type_url,
+            unknown=str(len(unknown)),
+            answered=str(self.max_unknown_names),
+        )
+
+    def warn(self, message: str, *args: str, **extra: str) -> None:
+        """A rate-limited warning about this stream; every client-supplied string in it is clipped."""
+        suppressed = self._log_budget.take()
+        if suppressed is None:
+            return
+        fields: dict[str, Any] = {key: clip(value) for key, value in extra.items()}
+        fields.update(node=self.node_id, stream=self.label, suppressed=suppressed)
+        log.warning(message, *(clip(arg) for arg in args), extra=fields)
 
     def _subscribe(self, type_url: str) -> SotwSubscription | DeltaSubscription | None:
         rtype = self._cache.resource_type(type_url)
         if rtype is None or (self._only_type is not None and type_url != self._only_type):
             if type_url not in self._ignored:
-                self._ignored.add(type_url)
-                log.warning(
-                    "xDS request for a type this stream does not serve: ignored",
-                    extra={"node": self.node_id, "stream": self.label, "type_url": type_url},
-                )
+                if len(self._ignored) < _MAX_IGNORED_TYPES:
+                    self._ignored.add(type_url)
+                self.warn("xDS request for a type this stream does not serve: ignored", type_url=type_url)
             return None
         cursor = self._cache.seq(type_url)
         sub = DeltaSubscription(rtype, cursor) if self.delta else SotwSubscription(rtype, cursor)
@@ -392,6 +465,9 @@ class Stream:
             async for request in requests:
                 self.on_request(request)
                 self._wake.set()
+        except RequestRefused as err:
+            self.refused = str(err)
+            self.warn("xDS request refused; closing the stream", error=self.refused)
         finally:
             self.close()
 

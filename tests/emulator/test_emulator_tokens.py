@@ -14,6 +14,7 @@ import pytest
 from google.oauth2 import service_account
 from googleapiclient.errors import HttpError
 
+from gce_plugin import redact
 from gce_plugin.emulator import Emulator, Fixture
 from tests.emulator.emulator_testkit import (
     EXAMPLE_FIXTURE,
@@ -98,8 +99,8 @@ def test_the_service_account_flow_gets_a_token_and_calls_carry_it(guarded: Emula
     assert stats["token_requests"] == 1
     assert stats["counts"] == {"instances.list": 1, "instanceGroups.get": 1}
     compute_requests = [r for r in stats["requests"] if r["method"] != "token"]
-    assert [r["authorization"] for r in compute_requests] == [f"Bearer {issued['access_token']}"] * 2
-    assert stats["last_authorization"] == f"Bearer {issued['access_token']}"
+    assert [r["authorization"] for r in compute_requests] == [bearer(issued["access_token"])] * 2
+    assert stats["last_authorization"] == bearer(issued["access_token"])
     assert credentials.token == issued["access_token"]
 
 
@@ -114,7 +115,7 @@ def test_a_revoked_token_is_refused_and_the_client_fetches_a_new_one(guarded: Em
     assert stats["statuses"] == {"200": 2, "401": 1}
     tokens = guarded.issued_tokens()
     assert [t["revoked"] for t in tokens] == [True, False]
-    assert stats["last_authorization"] == f"Bearer {tokens[1]['access_token']}"
+    assert stats["last_authorization"] == bearer(tokens[1]["access_token"])
 
 
 def test_forged_and_expired_tokens_are_refused() -> None:
@@ -134,7 +135,10 @@ def test_forged_and_expired_tokens_are_refused() -> None:
 def test_without_require_token_calls_pass_and_authorization_is_still_recorded(emulator: Emulator) -> None:
     compute = compute_client(emulator.url, sa_credentials(emulator))
     compute.zones().get(project=PROJECT, zone=ZONE_A).execute()
-    assert emulator.stats()["last_authorization"].startswith("Bearer ya29.emulator-")
+    issued = emulator.issued_tokens()[-1]["access_token"]
+    assert issued.startswith("ya29.emulator-")
+    assert emulator.stats()["last_authorization"] == bearer(issued)
+    assert issued not in json.dumps(emulator.stats())
     anonymous = bare_compute_client(emulator.url)
     anonymous.zones().get(project=PROJECT, zone=ZONE_A).execute()
     assert emulator.stats()["last_authorization"] is None
@@ -158,3 +162,8 @@ def test_bad_token_requests_get_oauth_errors(emulator: Emulator, form: dict[str,
     status, body = post_form(emulator.token_uri, form)
     assert (status, body["error"]) == (400, error)
     assert emulator.issued_tokens() == []
+
+
+def bearer(token: str) -> str:
+    """How the emulator's stats show a bearer token: its fingerprint, never the token."""
+    return f"Bearer {redact.fingerprint(token)}"

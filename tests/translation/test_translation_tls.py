@@ -18,7 +18,9 @@ from tests.translation.translation_fakes import FakeEdsPlugin, gce_upstream, sta
 
 
 def translate(upstream: Upstream) -> Cluster:
-    return translate_upstream([StaticPlugin(), FakeEdsPlugin()], Params(upstreams=(upstream,)), upstream)
+    """The TLS mapping, with every path allowed (the path policy has its own tests)."""
+    plugins = [StaticPlugin(), FakeEdsPlugin()]
+    return translate_upstream(plugins, Params(upstreams=(upstream,)), upstream, file_roots=("/",))
 
 
 def tls_context(cluster: Cluster) -> UpstreamTlsContext:

@@ -39,7 +39,7 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from gce_plugin import metrics
+from gce_plugin import metrics, redact
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,15 @@ def api_root(endpoint: str) -> str:
     and a URL with a path is kept as given (with a trailing slash)."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"compute endpoint {endpoint!r}: want an http(s) URL, e.g. http://127.0.0.1:8085/")
+        raise ValueError(
+            f"compute endpoint {redact.scrub(endpoint)!r}: want an http(s) URL, e.g. http://127.0.0.1:8085/"
+        )
+    if "@" in parts.netloc:
+        # The HTTP client would take "user:password@host" for a host name (and put it in errors):
+        # credentials come from the credentials chain, never from the URL.
+        log.warning("compute endpoint: the user:password in the URL is ignored (use --credentials-file)")
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        endpoint = parts.geturl()
     if parts.path in ("", "/"):
         return f"{parts.scheme}://{parts.netloc}/compute/v1/"
     return endpoint if endpoint.endswith("/") else endpoint + "/"

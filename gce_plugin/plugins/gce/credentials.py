@@ -29,6 +29,8 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
 
+from gce_plugin import redact
+
 COMPUTE_READONLY_SCOPE = "https://www.googleapis.com/auth/compute.readonly"
 SCOPES = (COMPUTE_READONLY_SCOPE,)
 
@@ -119,7 +121,7 @@ def load_credentials(
         return _from_file(path, f"{APPLICATION_CREDENTIALS_ENV} file {path}")
     if compute_endpoint:
         anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
-        return LoadedCredentials(anonymous, f"anonymous (compute endpoint {compute_endpoint})")
+        return LoadedCredentials(anonymous, f"anonymous (compute endpoint {redact.scrub(compute_endpoint)})")
     try:
         credentials, _project = google.auth.default(scopes=list(SCOPES))
     except google.auth.exceptions.DefaultCredentialsError as exc:

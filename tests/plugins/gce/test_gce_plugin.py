@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
+from gce_plugin import redact
 from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce import plugin as gce_plugin_module
 from gce_plugin.plugins.gce.credentials import CredentialsError, LoadedCredentials
@@ -67,7 +68,9 @@ def test_service_account_token_from_the_token_uri_is_sent_to_compute(
     assert len(issued) == 1  # got by the first call, then shared by every worker thread
     assert issued[0]["claims"]["scope"] == "https://www.googleapis.com/auth/compute.readonly"
     requests = [r for r in secured.stats()["requests"] if r["path"].startswith("/compute/")]
-    assert requests and {r["authorization"] for r in requests} == {f"Bearer {issued[0]['access_token']}"}
+    assert requests and {r["authorization"] for r in requests} == {
+        f"Bearer {redact.fingerprint(issued[0]['access_token'])}"
+    }
 
 
 def test_the_credentials_json_env_var_comes_first(secured: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
