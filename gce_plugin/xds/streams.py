@@ -155,7 +155,9 @@ class SotwSubscription(_Subscription):
         if added:
             self._mark(added)
         if not self.rtype.full_state:
-            self.awaited = (self.awaited | added) & names
+            self.awaited |= added
+            if self.awaited and not self.awaited <= names:
+                self.awaited &= names
         self.names = shared_names(names)
         self.wildcard = wildcard
 
