@@ -245,7 +245,6 @@ class ControlPlane:
             watch = plugin.watch_endpoints(self.options.write_namespace, self._watched, opts)
             try:
                 async for update in watch:
-                    self.apply_endpoints(update)
                     on_update(update)
                 log.error("discovery watch ended; restarting", extra={"plugin": plugin.name})
             except Exception as exc:

@@ -50,8 +50,8 @@ class LocalEndpoints(Protocol):
         ...
 
     async def discover(self, on_update: Callable[[EndpointsUpdate], None]) -> None:
-        """Run this process's discovery (every plugin's watch) until cancelled: each answer is
-        applied, then handed to ``on_update``."""
+        """Run this process's discovery (every plugin's watch) until cancelled, handing each answer
+        to ``on_update`` (which applies it, or publishes it for every replica to apply)."""
         ...
 
 
@@ -69,7 +69,7 @@ class LocalDiscovery:
     """One machine: this process polls, and nothing else learns of it."""
 
     async def run(self, local: LocalEndpoints) -> None:
-        await local.discover(lambda update: None)
+        await local.discover(local.apply_endpoints)
 
     def statuses_changed(self, statuses: Mapping[UpstreamKey, Status]) -> None:
         pass

@@ -5,16 +5,17 @@ Config: ``UpstreamWatch`` (watch.py): the upstreams at each revision, a bad key 
 named and its last good version kept; while etcd is unreachable nothing changes and ``degraded``
 says so.
 
-Endpoints: every replica campaigns (leader.py). The **leader** runs this process's discovery (the
-only replica that calls the Compute API), applies each answer locally and publishes it into etcd,
-one key per upstream, only what changed, in fenced writes; it also writes each upstream's status
-(Accepted/Rejected, reason, observed resourceVersion) under its own key, never the user's Upstream
-key (so a status write triggers no re-translation and overwrites no concurrent edit), and deletes
-the keys of upstreams that were deleted. The **others** read the published endpoints
-(``EndpointsWatch``) and apply them as the same ``EndpointsUpdate`` answers local discovery gives:
-equal content, equal versions, equal xDS resources on every replica. A leader that loses its lease
-(etcd unreachable for a TTL, a pause past it) or has a write refused stops polling at once and
-becomes a follower again.
+Endpoints: every replica, the leader included, translates what is published in etcd
+(``EndpointsWatch``), applied as the same ``EndpointsUpdate`` answers local discovery gives: equal
+content, equal versions, equal xDS resources on every replica, and nothing served that etcd does
+not hold (a leader cut off from etcd does not serve answers the others cannot see). Every replica
+campaigns (leader.py); the **leader** also runs this process's discovery (the only replica that
+calls the Compute API) and publishes each answer into etcd, one key per upstream, only what
+changed, in fenced writes; it also writes each upstream's status (Accepted/Rejected, reason,
+observed resourceVersion) under its own key, never the user's Upstream key (so a status write
+triggers no re-translation and overwrites no concurrent edit), and deletes the keys of upstreams
+that were deleted. A leader that loses its lease (etcd unreachable for a TTL, a pause past it) or
+has a write refused stops polling at once.
 """
 
 from __future__ import annotations
@@ -166,15 +167,15 @@ class StoreReplica:
     # -- endpoints source ---------------------------------------------------------------------------
 
     async def run(self, local: LocalEndpoints) -> None:
-        """Follow the leader's endpoints while campaigning; lead when elected; again, until cancelled."""
-        while True:
-            follower = asyncio.create_task(self._follow(local), name="follow-endpoints")
-            try:
+        """Apply the published endpoints; campaign, lead when elected, again; until cancelled."""
+        follower = asyncio.create_task(self._follow(local), name="follow-endpoints")
+        try:
+            while True:
                 leadership = await self._campaign()
-            finally:
-                follower.cancel()
-                await asyncio.gather(follower, return_exceptions=True)
-            await self._lead(local, leadership)
+                await self._lead(local, leadership)
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
 
     async def _campaign(self) -> Leadership:
         while True:
@@ -206,7 +207,7 @@ class StoreReplica:
             last = update
 
     async def _lead(self, local: LocalEndpoints, leadership: Leadership) -> None:
-        """Poll, apply and publish until leadership is lost (or the task is cancelled)."""
+        """Poll and publish until leadership is lost (or the task is cancelled)."""
         self.leadership = leadership
         metrics.LEADER.set(1)
         tasks: list[asyncio.Task[None]] = []

@@ -1,6 +1,6 @@
 """StoreReplica in one process against a real etcd: two replicas, one leader that polls (a fake
-local discovery) and publishes, a follower that applies exactly what was published; deleted
-upstreams lose their keys; a leader that loses its lease stops polling."""
+local discovery) and publishes, both applying exactly what was published; unchanged endpoints are
+not written again; deleted upstreams lose their keys."""
 
 from __future__ import annotations
 
@@ -72,9 +72,7 @@ class FakePlane:
         self.polling = True
         try:
             while True:
-                update = await self.answers.get()
-                self.apply_endpoints(update)
-                on_update(update)
+                on_update(await self.answers.get())
         finally:
             self.polling = False
 
@@ -109,6 +107,8 @@ def test_leader_publishes_follower_applies_and_deleted_upstreams_lose_their_keys
             )
             want = {("default", "web"): web.version, ("default", "api"): api.version}
             await eventually("the follower applies them", lambda: _true(follower_plane.applied == want))
+            # The leader serves what etcd holds, as every replica does (not its answers directly).
+            await eventually("the leader applies them", lambda: _true(lead_plane.applied == want))
             lead.statuses_changed(
                 {("default", "web"): Status(state=Status.Accepted, reported_by="gce-plugin")}
             )
