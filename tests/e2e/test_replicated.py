@@ -319,9 +319,12 @@ def test_etcd_member_loss_and_quorum_loss(stack: ReplicatedStack) -> None:
         served = [latest_versions(r) for r in stack.replicas]
         stack.etcd.kill(1)  # quorum lost: everybody keeps serving the last good state
         lost = add_vm(stack, "web-8", 18)
+        for replica in stack.replicas:  # ready, and saying what is wrong
+            wait_for(f"{replica.name} degraded", readyz_with(replica, "etcd unreachable"), timeout=2 * TTL)
         time.sleep(2 * TTL)  # past the leader's lease: nobody leads, nobody publishes
         assert lost not in web_hosts(stack)
         assert all(r.admin("readyz")[0] == 200 for r in stack.replicas)
+        assert not any(r.is_leader() for r in stack.replicas)
         assert [latest_versions(r) for r in stack.replicas] == served  # the same state everywhere
 
         for index in (1, 2):
