@@ -88,11 +88,28 @@ def discovery_polls(requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]
     return polls
 
 
+def seeing_poll(
+    polls: list[list[dict[str, Any]]], before: float, after: float, seen: float
+) -> list[dict[str, Any]] | None:
+    """The poll that saw a VM added between ``before`` (the admin call sent) and ``after`` (its answer
+    received), Envoy having listed the VM at ``seen``. A poll whose calls were all answered after
+    ``after`` certainly saw it; one that began between ``before`` and ``after`` may have (the emulator
+    applies the add before its answer reaches the caller, and a loaded machine can stretch that gap
+    to many milliseconds). The first certain poll done by ``seen`` is the one, if there is one;
+    otherwise Envoy's listing can only come from a poll that began inside the gap."""
+    complete = [p for p in polls if len(p) >= 2 and max(c["at"] for c in p) <= seen]
+    certain = next((p for p in complete if min(c["at"] for c in p) > after), None)
+    if certain is not None:
+        return certain
+    return next((p for p in complete if min(c["at"] for c in p) > before), None)
+
+
 def trial(stack: LocalStack, n: int) -> dict[str, float]:
     envoy = stack.envoys[0]
     name, address = f"added-{n}", f"10.1.1.{n + 1}"
     host = f"{address}:8080"
     time.sleep(random.uniform(0, REFRESH))  # a random phase of the poll cycle
+    before = time.time()
     stack.emulator_admin(
         "POST",
         f"projects/{PROJECT}/zones/{ZONE}/instances",
@@ -104,7 +121,7 @@ def trial(stack: LocalStack, n: int) -> dict[str, float]:
     )
     seen = time.time()
     polls = discovery_polls(stack.emulator_admin("GET", "stats")["requests"])
-    saw = next((p for p in polls if min(c["at"] for c in p) > added and len(p) >= 2), None)
+    saw = seeing_poll(polls, before, added, seen)
     if saw is None:
         raise RuntimeError(f"trial {n}: no poll after the add in the emulator's request log")
     answered = max(c["at"] for c in saw)
@@ -160,19 +177,20 @@ def at_scale(size: FleetSize, trials: int) -> list[dict[str, float]]:
                     samples = []
                     for n in range(trials):
                         await asyncio.sleep(random.uniform(0, REFRESH))  # a random phase
-                        before = observer.endpoints.get(cluster)
+                        had = observer.endpoints.get(cluster)
                         vm = {"name": f"added-{n}", "networkIP": f"10.250.0.{n + 1}"}
+                        sent = time.time()
                         await asyncio.to_thread(
                             emulator.add_instance, FLEET_PROJECT, vm, [group.name], group.location
                         )
                         added = time.time()
                         deadline = time.monotonic() + 60
-                        while observer.endpoints.get(cluster) == before:
+                        while observer.endpoints.get(cluster) == had:
                             if time.monotonic() > deadline:
                                 raise TimeoutError(f"trial {n}: the ADS client never got the new VM")
                             await asyncio.sleep(0.002)
                         seen = time.time()
-                        samples.append(_scale_sample(answered, added, seen, group.name))
+                        samples.append(_scale_sample(answered, sent, added, seen, group.name))
                     return samples
                 finally:
                     task.cancel()
@@ -186,12 +204,16 @@ def at_scale(size: FleetSize, trials: int) -> list[dict[str, float]]:
 
 
 def _scale_sample(
-    answered: list[tuple[float, str, str]], added: float, seen: float, group: str
+    answered: list[tuple[float, str, str]], before: float, added: float, seen: float, group: str
 ) -> dict[str, float]:
     """The poll that saw the VM: the one holding the first listInstances of its group answered after
-    the add; it ends at its last call (calls of one poll are never POLL_GAP apart)."""
-    calls = sorted(c for c in answered if c[0] > added)
-    first = next(i for i, c in enumerate(calls) if c[1].endswith("listInstances") and f"/{group}/" in c[2])
+    the add (``seeing_poll``'s rule: after ``added`` if one was answered by ``seen``, else after
+    ``before``); it ends at its last call (calls of one poll are never POLL_GAP apart)."""
+    calls = sorted(c for c in answered if before < c[0] <= seen)
+    lists = [i for i, c in enumerate(calls) if c[1].endswith("listInstances") and f"/{group}/" in c[2]]
+    if not lists:
+        raise RuntimeError(f"no listInstances of {group} answered between the add and the client seeing it")
+    first = next((i for i in lists if calls[i][0] > added), lists[0])
     last = first
     while last + 1 < len(calls) and calls[last + 1][0] - calls[last][0] < POLL_GAP:
         last += 1
@@ -238,6 +260,12 @@ def run(quick: bool) -> Report:
         "< 200 ms",
         percentile(own, 99) < 200,
     )
+    report.target(
+        "own delay at the demo's size p99 <= 10 ms",
+        f"{percentile(own, 99):.1f} ms",
+        "<= 10 ms",
+        percentile(own, 99) <= 10,
+    )
     report.check("Envoy listed every added VM", len(samples) == trials, f"{len(samples)}/{trials} trials")
     report.note(
         "own delay = Envoy lists the VM - the emulator answered the last call of the first poll that "
@@ -265,6 +293,14 @@ def run(quick: bool) -> Report:
         "ms",
     )
     report.raw["at_scale"] = scale
+    if upstream_count >= 10_000:
+        p99 = percentile(scale_own, 99)
+        report.target(
+            f"own delay at {upstream_count:,} upstreams p99 (ADS client)",
+            f"{p99:.0f} ms",
+            "<= 50 ms",
+            p99 <= 50,
+        )
     report.note(
         "At scale the stand-in for Envoy is an ADS client (Envoy's /clusters would be megabytes of JSON "
         "per look); no target is set for it."

@@ -26,7 +26,6 @@ from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
 from bench.ads_client import AdsClient
-from bench.proc import cpu_seconds
 from bench.report import Report, median, percentile
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
 
@@ -135,6 +134,10 @@ class Server:
                 raise TimeoutError("clients did not ACK in time")
             await asyncio.sleep(0.002)
 
+    async def cpu(self) -> float:
+        """The server's CPU seconds so far, without what answering the benchmark's probes cost."""
+        return float((await self.command("cpu", "CPU"))[0])
+
     @property
     def pid(self) -> int:
         return self.proc.pid
@@ -168,14 +171,14 @@ async def measure(count: int, trials: int) -> Round:
     try:
         synced, updates = Counter(), Counter()
         synced.expect(count)
-        cpu_start = cpu_seconds(server.pid)
+        cpu_start = await server.cpu()
         started = time.monotonic()
         clients = [Client(i, port, synced=synced, updates=updates) for i in range(count)]
         tasks = [asyncio.create_task(c.run()) for c in clients]
         await _wait(synced.reached, SYNC_TIMEOUT, lambda: f"{synced.count}/{count} clients synced", clients)
         sync_s = time.monotonic() - started
         await server.wait_settled()
-        cpu_synced = cpu_seconds(server.pid)
+        cpu_synced = await server.cpu()
 
         latencies: list[float] = []
         change_bytes: list[int] = []
@@ -194,7 +197,7 @@ async def measure(count: int, trials: int) -> Round:
                 first = client.receipts[0]
                 latencies.append((first.at_ns - int(at_ns)) / 1e6)
                 change_bytes.append(sum(r.size for r in client.receipts))
-        cpu_end = cpu_seconds(server.pid)
+        cpu_end = await server.cpu()
         return Round(
             clients=count,
             latencies_ms=latencies,
@@ -241,6 +244,11 @@ def run(quick: bool) -> Report:
         report.metric(f"{r.clients} clients: bytes per client per change", round(median(r.change_bytes)), "B")
         report.metric(f"{r.clients} clients: server CPU per change", 1000 * r.cpu_per_change_s, "ms")
         report.metric(
+            f"{r.clients} clients: server CPU per client per change",
+            1e6 * r.cpu_per_change_s / r.clients,
+            "us",
+        )
+        report.metric(
             f"{r.clients} clients: initial sync",
             f"{r.sync_s:.2f} s, {r.sync_bytes:,} B per client, server CPU {r.cpu_sync_s:.2f} s",
         )
@@ -260,4 +268,16 @@ def run(quick: bool) -> Report:
     largest = rounds[-1]
     p99 = percentile(largest.latencies_ms, 99)
     report.target(f"p99 at {largest.clients} clients < 1 s", f"{p99:.0f} ms", "< 1000 ms", p99 < 1000)
+    report.target(f"p99 at {largest.clients} clients <= 60 ms", f"{p99:.0f} ms", "<= 60 ms", p99 <= 60)
+    per_client_us = 1e6 * largest.cpu_per_change_s / largest.clients
+    report.target(
+        f"server CPU per client per change at {largest.clients} clients",
+        f"{per_client_us:.0f} us",
+        "<= 50 us",
+        per_client_us <= 50,
+    )
+    report.note(
+        "Server CPU excludes what answering the benchmark's own 'unacked' probes costs (measured in the "
+        "server around each probe); before that, the probes were counted as server work."
+    )
     return report

@@ -66,6 +66,9 @@ async def serve(clusters: int) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     generations: dict[int, int] = {}
+    # CPU spent answering the benchmark's probes ("unacked", polled every few ms while clients ACK):
+    # the server's CPU per change is reported without it.
+    probe_cpu = 0.0
     try:
         while True:
             line = (await reader.readline()).decode().split()
@@ -79,12 +82,19 @@ async def serve(clusters: int) -> None:
                 cache.update_resources(ENDPOINT_TYPE, {assignment.cluster_name: assignment})
                 print(f"CHANGED {assignment.cluster_name} {at}", flush=True)
             elif line[0] == "unacked":
+                started = time.thread_time()
                 unacked = sum(
                     1
                     for s in server.streams()
                     if any(t["awaiting_ack"] for t in s.describe()["types"].values())
                 )
                 print(f"UNACKED {unacked}", flush=True)
+                probe_cpu += time.thread_time() - started
+            elif line[0] == "cpu":
+                print(f"CPU {time.process_time() - probe_cpu}", flush=True)
+            elif line[0] == "gate":
+                gate = server.gate
+                print(f"GATE {gate.waited} {gate.overheld}", flush=True)
             elif line[0] == "streams":
                 print(f"STREAMS {server.connected_clients()}", flush=True)
     finally:

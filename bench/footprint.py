@@ -74,6 +74,19 @@ class SyncClient(AdsClient):
             self.full_eds.set()
 
 
+def log_answers(emulator: Emulator) -> list[float]:
+    """Times (time.time()) at which the in-process emulator answered each Compute call, from now on."""
+    answered: list[float] = []
+    record = emulator.stats_recorder.record
+
+    def logged(method: str, verb: str, path: str, status: int, authorization: str | None) -> None:
+        answered.append(time.time())
+        record(method, verb, path, status, authorization)
+
+    emulator.stats_recorder.record = logged  # type: ignore[method-assign]
+    return answered
+
+
 def write_manifests(directory: Path, upstreams: list[Any]) -> None:
     items = [dump_upstream(u) for u in upstreams]
     (directory / "upstreams.json").write_text(
@@ -87,6 +100,7 @@ async def drive(port: int, pid: int, clients: int, expected: int, samples: dict[
     try:
         started = time.monotonic()
         await asyncio.wait_for(observer.full_eds.wait(), 600)
+        samples["first_poll_complete_at"] = time.time()
         samples["first_poll_published_s"] = time.monotonic() - started
         samples["one_client"] = memory_kib(pid)
         # Half the clients join a few at a time (steady cost per client), the rest all at once (a
@@ -117,6 +131,45 @@ async def drive(port: int, pid: int, clients: int, expected: int, samples: dict[
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEMO_IDLE = 3.0  # seconds idle after discovery before RSS is read
+
+
+def demo_idle(work: Path) -> dict[str, int]:
+    """``gce-plugin run`` on the demo's config (examples/: two gce upstreams, 5 VMs) through the
+    emulator, one ADS client; memory once discovery has answered and the process has idled."""
+    control_plane: Process | None = None
+    try:
+        with Emulator(EXAMPLES / "fixture.yaml") as emulator:
+            xds_port, admin_port = free_port(), free_port()
+            control_plane = start_control_plane(
+                EXAMPLES / "upstreams",
+                emulator.url,
+                work,
+                refresh=5.0,
+                xds_port=xds_port,
+                metrics_port=admin_port,
+                extra_args=["--log-level", "warning"],
+            )
+            pid = control_plane.proc.pid
+
+            async def synced_then_idle() -> dict[str, int]:
+                observer = SyncClient(0, xds_port, observer=True, expected_clusters=2)
+                task = asyncio.create_task(observer.run())
+                try:
+                    await asyncio.wait_for(observer.full_eds.wait(), 60)
+                    await asyncio.sleep(DEMO_IDLE)
+                    return memory_kib(pid)
+                finally:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+            return asyncio.run(synced_then_idle())
+    finally:
+        if control_plane is not None:
+            control_plane.stop()
+
+
 def run(quick: bool) -> Report:
     size = QUICK if quick else FULL
     clients = 10 if quick else 100
@@ -139,10 +192,13 @@ def run(quick: bool) -> Report:
     samples: dict[str, Any] = {}
     control_plane: Process | None = None
     try:
+        (work / "demo").mkdir()
+        samples["demo_idle"] = demo_idle(work / "demo")
         config = work / "upstreams"
         config.mkdir()
         write_manifests(config, upstreams)
         with Emulator(fleet.fixture()) as emulator:
+            answered = log_answers(emulator)
             xds_port, admin_port = free_port(), free_port()
             started = time.monotonic()
             control_plane = start_control_plane(
@@ -159,6 +215,9 @@ def run(quick: bool) -> Report:
             samples["ready"] = memory_kib(cp.proc.pid)
             observer = asyncio.run(drive(xds_port, cp.proc.pid, clients, len(upstreams), samples))
             samples["peak"] = memory_kib(cp.proc.pid)
+            # Cold start: discovery's last answer before the observer had every assignment -> then.
+            complete = samples["first_poll_complete_at"]
+            samples["discovery_answered_to_complete_s"] = complete - max(t for t in answered if t < complete)
             samples["compute_calls"] = emulator.stats()["total"]
     finally:
         if control_plane is not None:
@@ -185,11 +244,15 @@ def run(quick: bool) -> Report:
         1024 * (mib("all_clients") - mib("batched")) / max(1, herd),
         "KiB",
     )
+    report.metric("RSS idle on the demo's config (after discovery, 1 client)", mib("demo_idle"), "MiB")
     report.metric("ready after", samples["ready_s"], "s")
     report.metric("first poll published after ready", samples["first_poll_published_s"], "s")
     report.metric(f"{clients - 1} more clients synced in", samples["clients_synced_s"], "s")
     report.metric("control plane CPU, whole run", samples["cpu_s"], "s")
     report.metric("Compute calls (first poll)", samples["compute_calls"], "calls")
+    cold = samples["discovery_answered_to_complete_s"]
+    report.metric("cold start: discovery's last answer -> every assignment served", cold, "s")
+    _targets(report, samples, len(upstreams), clients, mib)
     got = sum(observer.endpoints.values())
     report.check(
         "every cluster got its endpoints",
@@ -198,3 +261,32 @@ def run(quick: bool) -> Report:
     )
     report.raw["samples"] = samples
     return report
+
+
+def _targets(report: Report, samples: dict[str, Any], upstreams: int, clients: int, mib: Any) -> None:
+    """The issue's targets; the absolute ones are for the full size only (quick is a smoke run)."""
+    demo = mib("demo_idle")
+    report.target("RSS idle on the demo's config", f"{demo:.0f} MiB", "<= 80 MiB", demo <= 80)
+    cold = samples["discovery_answered_to_complete_s"]
+    report.target(
+        f"cold start at {upstreams:,} upstreams: discovery answered -> every assignment served",
+        f"{cold:.2f} s",
+        "<= 2 s",
+        cold <= 2,
+    )
+    if upstreams < 10_000:
+        report.note(
+            "the RSS targets at 10,000 upstreams (ready <= 150 MiB, 100 clients <= 400 MiB) need full size"
+        )
+        return
+    ready = mib("ready")
+    report.target(
+        "RSS ready with 10,000 upstreams, before discovery", f"{ready:.0f} MiB", "<= 150 MiB", ready <= 150
+    )
+    held = mib("all_clients")
+    report.target(
+        f"RSS holding 10,000 upstreams / 100,000 endpoints, {clients} clients",
+        f"{held:.0f} MiB",
+        "<= 400 MiB",
+        held <= 400,
+    )

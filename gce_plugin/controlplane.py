@@ -19,7 +19,7 @@ from typing import Any
 from envoy.config.core.v3.health_check_pb2 import HealthStatus
 from google.protobuf import json_format
 
-from gce_plugin import metrics
+from gce_plugin import heap, metrics
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
 from gce_plugin.builtin import default_registry
@@ -218,6 +218,7 @@ class ControlPlane:
 
     def apply_endpoints(self, update: EndpointsUpdate) -> None:
         self._publish(self.translator.set_endpoints(update))
+        heap.freeze_after_first_publish()
 
     async def discover(self, on_update: Callable[[EndpointsUpdate], None]) -> None:
         """One endpoint watch per discovery plugin, until cancelled."""

@@ -7,7 +7,6 @@ all three start, wait for and stop the parts the same way.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -71,13 +70,15 @@ def gce_plugin_command() -> list[str]:
     return [sys.executable, "-m", "gce_plugin.cli"]
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so a parent killed
-    hard (SIGKILL, a test timeout) leaves no emulator, control plane or Envoy behind. Linux ties this
-    to the thread that started the child: start processes from a long-lived thread (the main one)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _die_with_parent(args: Sequence[str]) -> list[str]:
+    """The command, prefixed so Linux SIGTERMs the child when its parent dies: a parent killed hard
+    (SIGKILL, a test timeout) leaves no emulator, control plane or Envoy behind. util-linux's
+    ``setpriv --pdeathsig`` sets it in the child, so Popen needs no ``preexec_fn``: that would force a
+    plain fork() of a process that may run gRPC threads, whose fork handlers can abort the child.
+    Linux ties the signal to the thread that started the child: start processes from a long-lived
+    thread (the main one)."""
+    setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
+    return [setpriv, "--pdeathsig", "TERM", "--", *args] if setpriv else list(args)
 
 
 class Process:
@@ -90,12 +91,11 @@ class Process:
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            list(args),
+            _die_with_parent(args),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     def alive(self) -> bool:

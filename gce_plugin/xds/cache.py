@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_LOG_CHANGES = 4096
 MAX_LOG_NAMES = 1 << 17
 _MAX_PLACEHOLDERS = 4096
+_MAX_BODIES = 8  # distinct subscribed-name sets memoized per type and version
 
 
 def _mix(name: str, version: str) -> int:
@@ -100,6 +101,9 @@ class _TypeState:
     log: deque[_Change] = field(default_factory=deque)
     log_names: int = 0
     full_body: bytes | None = None
+    # Joined ``resources`` fields by subscribed-name set, for the current version (see sotw_body).
+    bodies: dict[frozenset[str], bytes] = field(default_factory=dict)
+    tail: bytes | None = None  # version_info and type_url of a SotW response, for the current version
     placeholders: dict[str, Entry] = field(default_factory=dict)
     # Names whose real resource is on its way: no placeholder for them (see SnapshotCache.hold).
     held: frozenset[str] = frozenset()
@@ -203,7 +207,11 @@ class SnapshotCache:
         whose discovery has not answered). Requests for them get nothing until it arrives, neither a
         placeholder nor a removal: a client that already has the resource (an Envoy reconnecting after
         a control-plane restart) keeps it, rather than having it emptied. Replaces the held set."""
-        self._state(type_url).held = frozenset(names)
+        st = self._state(type_url)
+        held = frozenset(names)
+        if held != st.held:
+            st.held = held
+            st.bodies = {}  # joins include placeholders for names no longer (or now) held
 
     def consistent(self) -> list[str]:
         """The EDS warming rule, checked: the assignment names of the EDS clusters in the cache that
@@ -248,6 +256,32 @@ class SnapshotCache:
         if st.full_body is None:
             st.full_body = b"".join(entry.sotw_field for entry in st.entries.values())
         return st.full_body
+
+    def sotw_body(self, type_url: str, names: frozenset[str]) -> bytes:
+        """The ``resources`` fields of a SotW response holding ``names`` (placeholders included),
+        memoized per version and name set: every stream subscribed to the same names (an Envoy
+        fleet's initial syncs) shares one join instead of making its own."""
+        st = self._state(type_url)
+        body = st.bodies.get(names)
+        if body is None:
+            parts = []
+            for name in names:
+                entry = self.entry_or_placeholder(type_url, name)
+                if entry is not None:
+                    parts.append(entry.sotw_field)
+            body = b"".join(parts)
+            if len(st.bodies) >= _MAX_BODIES:
+                st.bodies.clear()
+            st.bodies[names] = body
+        return body
+
+    def sotw_tail(self, type_url: str) -> bytes:
+        """``version_info`` and ``type_url`` of a SotW response of the type's current version,
+        encoded once per version (a response is body + tail + nonce)."""
+        st = self._state(type_url)
+        if st.tail is None:
+            st.tail = DiscoveryResponse(version_info=st.version, type_url=type_url).SerializeToString()
+        return st.tail
 
     def seq(self, type_url: str) -> int:
         return self._state(type_url).seq
@@ -311,6 +345,8 @@ class SnapshotCache:
         for name in removals:
             st.mix ^= st.entries.pop(name).mix
         st.full_body = None
+        st.bodies = {}
+        st.tail = None
         now = time.monotonic()
         upserted = frozenset(entry.name for entry in upserts)
         self._append(st, upserted.union(removals) if removals else upserted, now)

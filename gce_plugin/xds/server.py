@@ -25,7 +25,7 @@ from gce_plugin.hostport import parse_host_port
 from gce_plugin.xds.cache import SnapshotCache
 from gce_plugin.xds.callbacks import NO_CALLBACKS, Callbacks
 from gce_plugin.xds.security import XdsLimits, XdsTls, warn_if_exposed
-from gce_plugin.xds.streams import FellBehind, Stream
+from gce_plugin.xds.streams import FellBehind, SendGate, Stream
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,15 @@ class XdsServer:
         address: str = "127.0.0.1:18000",
         *,
         options: Sequence[tuple[str, Any]] = (),
+        full_sends: int = 16,
         callbacks: Callbacks = NO_CALLBACKS,
         tls: XdsTls | None = None,
         limits: XdsLimits | None = None,
     ) -> None:
         self._cache = cache
         self._callbacks = callbacks
+        # At most this many full-state responses (initial syncs, resyncs) built and written at once.
+        self.gate = SendGate(full_sends)
         self._address = address
         self._tls = tls
         self.limits = limits = limits or XdsLimits()
@@ -171,10 +174,11 @@ class XdsServer:
             max_names=self.limits.max_names,
             max_unknown_names=self.limits.max_unknown_names,
             callbacks=self._callbacks,
+            gate=self.gate,
         )
         self._callbacks.on_stream_open(stream)
         unwatch = self._cache.watch(stream.wake)
-        reader = asyncio.create_task(stream.read(requests))
+        reader = asyncio.create_task(stream.read(_requests(context)))
         reader.add_done_callback(_reader_done(stream))
         self._streams.add(stream)
         self._no_streams.clear()
@@ -202,6 +206,19 @@ class XdsServer:
             log.info(
                 "xDS stream closed", extra={"node": stream.node_id, "stream": label, "peer": stream.peer}
             )
+
+
+async def _requests(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """The stream's requests, read with ``context.read()``. grpc's own request iterator is an async
+    generator that keeps the last request it yielded while waiting for the next one; a SotW request
+    lists every subscribed name (an Envoy's ACK of 10,000 assignments is ~1 MB parsed), so every idle
+    stream would hold one. Here it is dropped before the next read."""
+    while True:
+        request = await context.read()
+        if request is grpc.aio.EOF:
+            return
+        yield request
+        del request
 
 
 def _reader_done(stream: Stream) -> Callable[[asyncio.Task[None]], None]:

@@ -18,6 +18,7 @@ those back would stall both types until Envoy's initial fetch timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -74,6 +75,49 @@ def shared_names(names: Iterable[str]) -> NameSet:
     return candidate
 
 
+class SendGate:
+    """Bounds how many full sends (a stream's initial or resync response, a state-of-the-world type's
+    whole set) are being built and written at once, across all streams. Each in-flight full response
+    is megabytes at scale (its bytes, and gRPC's copy until the client has read it), so a thousand
+    clients syncing at the same moment (a reconnect storm) would otherwise hold a thousand of them.
+    Waiters are served in arrival order (no stream is starved); a slot held longer than ``hold``
+    seconds (a client that does not read) is given back so the others move on. The hold is long: a
+    healthy but busy client can take seconds to take in 7.5 MB, and every slot given back early
+    lets one more full response into memory (storm of 1,000 clients: peak 2.6 GiB with 5 s, 1.9
+    GiB with 60 s)."""
+
+    def __init__(self, limit: int = 16, hold: float = 60.0) -> None:
+        self.limit = limit
+        self.hold = hold
+        self._free = asyncio.Semaphore(limit)  # FIFO: waiters get a slot in the order they asked
+        self.waited = 0  # sends that had to wait for a slot (for tests and benchmarks)
+        self.overheld = 0  # slots given back after ``hold`` seconds, their write still going on
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._free.locked():
+            self.waited += 1
+        await self._free.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._free.release()
+
+        def overheld() -> None:
+            self.overheld += 1
+            release()
+
+        timer = asyncio.get_running_loop().call_later(self.hold, overheld)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            release()
+
+
 class FellBehind(Exception):
     """A delta stream missed changes that the cache no longer remembers; the client must reconnect
     (its initial_resource_versions then tell exactly what to send)."""
@@ -96,9 +140,16 @@ class _Subscription:
         self.sent_version = ""  # type version of the latest response (for NACK logs)
         self.awaiting_ack = False
         self.since: float | None = None  # when the oldest unsent relevant change happened
+        # This type's metric children, looked up once (a labels() look-up per push costs a lock).
+        self.pushes = metrics.XDS_PUSHES.labels(self.type_url)
+        self.push_latency = metrics.XDS_PUSH_LATENCY.labels(self.type_url)
 
     def pending(self) -> bool:
         return self.first or self.everything or bool(self.dirty)
+
+    def full_send(self) -> bool:
+        """The next response covers every subscribed resource (bounded by the ``SendGate``)."""
+        return self.everything or (self.rtype.full_state and self.pending())
 
     def fold(self, changes: Changes) -> None:
         self.cursor = changes.seq
@@ -142,6 +193,8 @@ class SotwSubscription(_Subscription):
 
     def update_names(self, requested: Iterable[str]) -> None:
         names = set(requested)
+        if self.ever_named and not self.wildcard and names == self.names and WILDCARD not in names:
+            return  # the same names again (every SotW ACK lists them all): nothing changes
         if not self.ever_named and not names:
             wildcard = True  # legacy: never named anything, so an empty list means "*"
         else:
@@ -154,10 +207,8 @@ class SotwSubscription(_Subscription):
         added = names - self.names
         if added:
             self._mark(added)
-        if not self.rtype.full_state:
-            self.awaited |= added
-            if self.awaited and not self.awaited <= names:
-                self.awaited &= names
+        if added and not self.rtype.full_state:
+            self.awaited |= added  # unsubscribed ones are dropped by build_awaited
         self.names = shared_names(names)
         self.wildcard = wildcard
 
@@ -181,33 +232,34 @@ class SotwSubscription(_Subscription):
         if self.rtype.full_state:
             body = cache.full_state_body(type_url) if self.wildcard else self._join(cache, sorted(self.names))
         else:
-            if self.everything:
-                names: Iterable[str] = (
-                    self.names | cache.entries(type_url).keys() if self.wildcard else self.names
-                )
+            if self.everything and self.wildcard:
+                body = self._join(cache, self.names | cache.entries(type_url).keys())
             else:
-                names = self.dirty
-            body = self._join(cache, names)
+                # Shared by every stream asking for the same names at this version (a fleet's initial
+                # syncs, a change that touches many assignments): one join, not one per stream.
+                names = self.names if self.everything else self.dirty
+                body = cache.sotw_body(type_url, names if isinstance(names, frozenset) else frozenset(names))
+                if self.awaited:  # answered now, unless still held
+                    self.awaited = {n for n in self.awaited if n not in names or cache.is_held(type_url, n)}
             if not body and not self.first:
                 self._sent()
                 return None
-        version = cache.version(type_url)
         self._sent()
-        self.sent_version = version
-        return body + encode(DiscoveryResponse(version_info=version, type_url=type_url))
+        self.sent_version = cache.version(type_url)
+        return body + cache.sotw_tail(type_url)
 
     def build_awaited(self, cache: SnapshotCache) -> bytes | None:
         """While held back: a response with just the awaited names that can be answered now (their
         resource arrived), or None. Other changes stay pending."""
+        self.awaited &= self.names
         ready = sorted(n for n in self.awaited if cache.entry_or_placeholder(self.type_url, n) is not None)
         if not ready:
             return None
         body = self._join(cache, ready)
         self.dirty.difference_update(ready)
         self.first = False
-        version = cache.version(self.type_url)
-        self.sent_version = version
-        return body + encode(DiscoveryResponse(version_info=version, type_url=self.type_url))
+        self.sent_version = cache.version(self.type_url)
+        return body + cache.sotw_tail(self.type_url)
 
     def _join(self, cache: SnapshotCache, names: Iterable[str]) -> bytes:
         parts = []
@@ -321,8 +373,10 @@ class Stream:
         max_names: int = DEFAULT_MAX_NAMES,
         max_unknown_names: int = DEFAULT_MAX_UNKNOWN_NAMES,
         callbacks: Callbacks = NO_CALLBACKS,
+        gate: SendGate | None = None,
     ) -> None:
         self._cache = cache
+        self._gate = gate
         self.delta = delta
         self._only_type = only_type  # a standalone service serves one type; ADS all
         self.label = label
@@ -466,12 +520,26 @@ class Stream:
         try:
             async for request in requests:
                 self.on_request(request)
-                self._wake.set()
+                # Not kept while waiting for the next one: a SotW request lists every subscribed name
+                # (an Envoy's ACK of 10,000 assignments is ~1 MB parsed), per idle stream.
+                del request
+                if self._due():
+                    self._wake.set()
         except RequestRefused as err:
             self.refused = str(err)
             self.warn("xDS request refused; closing the stream", error=self.refused)
         finally:
             self.close()
+
+    def _due(self) -> bool:
+        """Whether the writer has anything to do: a type not waiting for an ACK has something to send
+        or changes to look at. A plain ACK with nothing new after it (every client, on every change)
+        then costs no wake-up of the writer."""
+        cache = self._cache
+        return any(
+            not sub.awaiting_ack and (sub.pending() or sub.cursor != cache.seq(sub.type_url))
+            for sub in self._ordered
+        )
 
     def describe(self) -> dict[str, Any]:
         """The stream's state, for debugging and tests."""
@@ -521,23 +589,35 @@ class Stream:
                 if sub.awaiting_ack:
                     held_back = held_back or sub.pending()
                     continue
-                body = self._build(sub, held_back)
-                if body is None:
-                    continue
-                self._nonce += 1
-                nonce = str(self._nonce)
-                sub.nonce = nonce
-                sub.awaiting_ack = True
-                since = sub.take_since()
-                response = body + encode(self._nonce_type(nonce=nonce))
-                # Drop every reference to a response once written: a stream then idles without
-                # holding its last (often its largest, initial) response, megabytes at scale.
-                del body
-                self.writing = True
-                yield response
-                del response
-                self.writing = False
-                metrics.XDS_PUSHES.labels(sub.type_url).inc()
-                self.callbacks.on_stream_response(self, sub.type_url, sub.sent_version, nonce)
+                # A full send is built and written inside a gate slot: the slot is held until the
+                # write is done (this generator resumes only then).
+                gated = self._gate is not None and not held_back and sub.full_send()
+                async with self._gate.slot() if self._gate is not None and gated else _NO_SLOT:
+                    response = self._next(sub, held_back)
+                    if response is None:
+                        continue
+                    since = sub.take_since()
+                    self.writing = True
+                    yield response
+                    # Drop every reference to a response once written: a stream then idles without
+                    # holding its last (often its largest, initial) response, megabytes at scale.
+                    del response
+                    self.writing = False
+                sub.pushes.inc()
+                self.callbacks.on_stream_response(self, sub.type_url, sub.sent_version, sub.nonce)
                 if since is not None:
-                    metrics.XDS_PUSH_LATENCY.labels(sub.type_url).observe(time.monotonic() - since)
+                    sub.push_latency.observe(time.monotonic() - since)
+
+    def _next(self, sub: SotwSubscription | DeltaSubscription, held_back: bool) -> bytes | None:
+        """The subscription's next response with its nonce, or None if there is nothing to send."""
+        body = self._build(sub, held_back)
+        if body is None:
+            return None
+        self._nonce += 1
+        nonce = str(self._nonce)
+        sub.nonce = nonce
+        sub.awaiting_ack = True
+        return body + encode(self._nonce_type(nonce=nonce))
+
+
+_NO_SLOT: contextlib.nullcontext[None] = contextlib.nullcontext()
