@@ -188,7 +188,9 @@ def run(quick: bool) -> Report:
         measure_baseline(emulator, fleet, report)
     report.note(
         "Steady cycle: group locations cached (they are for location_ttl, 10 min by default); the "
-        "first cycle adds one get per group (regional groups: regionInstanceGroups.get)."
+        "first cycle adds, per group, its get and its manager's (instanceGroupManagers.get, "
+        "regional: regionInstanceGroups.get and regionInstanceGroupManagers.get; 404 here: the fleet's "
+        "groups are plain ones, listed with listInstances)."
     )
     report.note(
         "Baseline = Gloo tutorial: one instances.list per upstream, first page only (500), label "

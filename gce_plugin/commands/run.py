@@ -141,6 +141,7 @@ def main(args: argparse.Namespace) -> int:
             compute_endpoint=args.compute_endpoint,
             credentials_file=args.credentials_file,
             api_timeout=args.api_timeout,
+            mig_health=args.mig_health == "on",
         ),
         write_namespace=args.write_namespace,
         manifest_poll_interval=args.manifest_poll,

@@ -19,6 +19,12 @@ from google.protobuf.message import Message
 
 from gce_plugin.api import Endpoint, ResourceRef, Upstream
 
+# An endpoint's health for Envoy (``LbEndpoint.health_status``), carried on Gloo's ``Endpoint`` as an
+# annotation so its schema is unchanged: an ``envoy.config.core.v3.HealthStatus`` name (``HEALTHY``,
+# ``UNHEALTHY``, ``DRAINING``, ``TIMEOUT``, ``DEGRADED``, ``UNKNOWN``). Absent: ``UNKNOWN``, which
+# Envoy load-balances to as to a healthy host. Any discovery plugin may set it; translation maps it.
+HEALTH_STATUS_ANNOTATION = "gce-plugin.solo.io/health-status"
+
 # (namespace, name): how upstreams are keyed everywhere in memory.
 UpstreamKey = tuple[str, str]
 
@@ -60,6 +66,9 @@ class Settings:
     credentials_file: str | None = None
     # Per-call timeout for cloud APIs, in seconds: one slow call never blocks a poll forever.
     api_timeout: float = 10.0
+    # Managed instance groups: each VM's state (currentAction, health) decides its endpoint's health
+    # (docs/managed-instance-groups.md). False: every RUNNING member is an endpoint of unknown health.
+    mig_health: bool = True
 
 
 @dataclass(frozen=True)

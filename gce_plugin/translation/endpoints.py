@@ -14,28 +14,50 @@ import logging
 from collections.abc import Iterable, Iterator
 
 from envoy.config.core.v3.base_pb2 import Metadata as EnvoyMetadata
+from envoy.config.core.v3.health_check_pb2 import HealthStatus
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 
 from gce_plugin.api import Endpoint
 from gce_plugin.envoy_config.addresses import is_ip
+from gce_plugin.plugins.plugin import HEALTH_STATUS_ANNOTATION
 
 log = logging.getLogger(__name__)
 
-# (address, port, labels sorted by key)
+# (address, port, labels sorted by key, HealthStatus value)
 Labels = tuple[tuple[str, str], ...]
-EndpointRecord = tuple[str, int, Labels]
+EndpointRecord = tuple[str, int, Labels, int]
 # The filter metadata namespace Envoy's subset load balancer matches endpoint labels in.
 LB_METADATA_NAMESPACE = "envoy.lb"
 
 
 def endpoint_record(endpoint: Endpoint) -> EndpointRecord:
-    labels = endpoint.metadata.labels
+    metadata = endpoint.metadata
+    labels = metadata.labels
+    annotations = metadata.annotations
+    health = annotations.get(HEALTH_STATUS_ANNOTATION) if annotations else None
     # Indexing by sorted keys is cheaper than the map's items() view, which iterates in Python.
     return (
         endpoint.address,
         endpoint.port,
         tuple([(k, labels[k]) for k in sorted(labels)]) if labels else (),
+        health_status(health) if health else HealthStatus.UNKNOWN,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def health_status(name: str) -> int:
+    """The ``HealthStatus`` of a ``HEALTH_STATUS_ANNOTATION`` value; a value Envoy does not know is
+    ``UNKNOWN`` (routable, as an endpoint without the annotation), with a warning once per value."""
+    try:
+        return int(HealthStatus.Value(name))
+    except ValueError:
+        log.warning(
+            "endpoint annotation %s=%r is not an Envoy HealthStatus (%s): taken as UNKNOWN",
+            HEALTH_STATUS_ANNOTATION,
+            name,
+            ", ".join(HealthStatus.keys()),
+        )
+        return int(HealthStatus.UNKNOWN)
 
 
 @contextlib.contextmanager
@@ -68,7 +90,7 @@ def build_assignment(
     """
     assignment = ClusterLoadAssignment(cluster_name=cluster_name)
     add = assignment.endpoints.add().lb_endpoints.add
-    for address, port, labels in records:
+    for address, port, labels, health in records:
         if not 0 < port < 65536 or not is_ip(address):
             log.warning(
                 "skipping endpoint %r port %d: EDS needs an IP address and a port in 1..65535",
@@ -83,6 +105,8 @@ def build_assignment(
         socket_address.port_value = port
         if labels:
             lb_endpoint.metadata.CopyFrom(_lb_metadata(labels))
+        if health:
+            lb_endpoint.health_status = health
     return assignment
 
 

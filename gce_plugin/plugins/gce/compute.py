@@ -146,6 +146,8 @@ USED_METHODS: dict[str, tuple[str, ...]] = {
     "instanceGroups": ("get", "aggregatedList", "listInstances"),
     "regionInstanceGroups": ("get", "listInstances"),
     "instances": ("list",),
+    "instanceGroupManagers": ("get", "listManagedInstances"),
+    "regionInstanceGroupManagers": ("get", "listManagedInstances"),
 }
 
 
@@ -305,6 +307,45 @@ class ComputeClient:
                 project=project, zone=zone, maxResults=self._page_size, pageToken=token
             ),
         )
+
+    # --- managed instance groups (``managed.py`` decides when these are called) ----------------
+
+    async def get_group_manager(self, project: str, scope: str, location: str, name: str) -> JsonObject:
+        """``instanceGroupManagers.get`` (``scope="zones"``) or ``regionInstanceGroupManagers.get``."""
+        if scope == "zones":
+            return await self._call(
+                "instanceGroupManagers.get",
+                lambda s: s.instanceGroupManagers().get(
+                    project=project, zone=location, instanceGroupManager=name
+                ),
+            )
+        return await self._call(
+            "regionInstanceGroupManagers.get",
+            lambda s: s.regionInstanceGroupManagers().get(
+                project=project, region=location, instanceGroupManager=name
+            ),
+        )
+
+    async def list_managed_instances(
+        self, project: str, scope: str, location: str, name: str, paginated: bool
+    ) -> list[JsonObject]:
+        """Every ``ManagedInstance`` of a zonal or regional manager (a POST without a body).
+        ``maxResults`` is sent only when the manager's ``listManagedInstancesResults`` is PAGINATED
+        (PAGELESS answers everything in one response, past 500 too); a ``nextPageToken`` is followed
+        whenever one comes (the setting may have changed since the manager was read)."""
+        size = self._page_size if paginated else None
+        if scope == "zones":
+            make = lambda s, token: s.instanceGroupManagers().listManagedInstances(  # noqa: E731
+                project=project, zone=location, instanceGroupManager=name, maxResults=size, pageToken=token
+            )
+            method = "instanceGroupManagers.listManagedInstances"
+        else:
+            make = lambda s, token: s.regionInstanceGroupManagers().listManagedInstances(  # noqa: E731
+                project=project, region=location, instanceGroupManager=name, maxResults=size, pageToken=token
+            )
+            method = "regionInstanceGroupManagers.listManagedInstances"
+        pages = await self._pages(method, make)
+        return [item for page in pages for item in page.get("managedInstances") or []]
 
     # --- paging ------------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ One poll cycle, for all gce upstreams at once:
    by its form: zones are ``<region>-<letter>``, so they have two or more dashes. Locations (with
    named ports) are cached for ``location_ttl``; a 404 on a cached group drops that group from its
    location, and the location once none of its groups is left.
-2. **List members** of each distinct group once (``listInstances``, RUNNING only), and **list
+2. **List members** of each distinct group once (``listInstances``, RUNNING only; for a managed
+   group ``listManagedInstances``, with each VM's action and health: ``managed.py``), and **list
    instances** of each distinct (project, zone) once (``instances.list``), for every group and
    upstream in that zone: calls per cycle grow with distinct groups and zones, not with upstreams.
    Zonal groups' zones are known up front and listed alongside the members; zones that only the
@@ -26,6 +27,8 @@ One poll cycle, for all gce upstreams at once:
    (INTERNAL: the first NIC's ``networkIP``; EXTERNAL: its first access config's ``natIP``; an
    instance without one is skipped with a warning) and port (explicit ``port``; else the named port
    ``port_name``, an error when the group has none; else the group's ``http`` named port; else 80).
+   A managed group's VM is an endpoint, and of which health, as ``health.endpoint_health`` says
+   (``honour_health``; the health rides on the endpoint as ``HEALTH_STATUS_ANNOTATION``).
 
 Faults stay local. An upstream whose group or zone failed keeps its last good endpoints and gets an
 error; the others go on. A group that no longer exists (404) is reported ("instance group X not
@@ -61,6 +64,7 @@ from gce_plugin.plugins.gce.locations import (
     named_ports,
     not_found_text,
 )
+from gce_plugin.plugins.gce.managed import is_forbidden, list_members, member_health
 from gce_plugin.plugins.gce.spec import (
     NO_ZONE,
     Target,
@@ -121,8 +125,12 @@ class GceDiscovery:
         client: ComputeClient,
         location_ttl: float = DEFAULT_LOCATION_TTL,
         clock: Callable[[], float] = time.monotonic,
+        honour_health: bool = True,
     ) -> None:
         self.client = client
+        # Managed groups: map each VM's state to its endpoint's health (health.py); False: RUNNING
+        # members are endpoints of unknown health, the behaviour before managed groups were read.
+        self.honour_health = honour_health
         self._locations = GroupLocations(client, location_ttl, clock)
         self._warned: set[tuple[UpstreamKey, str]] = set()
         # The join's memo: a target whose groups' members and instances are what the previous poll
@@ -159,12 +167,16 @@ class GceDiscovery:
     async def _list_all(self, located: dict[Where, Outcome]) -> _Listing:
         """2. Members of each group, and instances of every zone known so far, then of the zones the
         members reveal."""
-        groups = sorted({g.ref for o in located.values() if o.error is None for g in o.value})
+        by_ref = {g.ref: g for o in located.values() if o.error is None for g in o.value}
+        groups = sorted(by_ref)
         zones = sorted({(g.project, g.location) for g in groups if g.scope == "zones"})
         outcomes = await gather_outcomes(
-            [self._list_members(g) for g in groups] + [self._list_zone(z) for z in zones]
+            [self._list_members(by_ref[g]) for g in groups] + [self._list_zone(z) for z in zones]
         )
         members = dict(zip(groups, outcomes[: len(groups)], strict=True))
+        for ref, listed in members.items():
+            if by_ref[ref].membership.managed_listing and is_forbidden(listed.error):
+                self._locations.forget_group(ref)  # its manager is read again next poll
         instances = dict(zip(zones, outcomes[len(groups) :], strict=True))
         more = sorted(
             {
@@ -282,6 +294,9 @@ class GceDiscovery:
             raise ValueError(f"instance group {group.ref.name} ({group.ref.location}): {exc}") from None
         group_path = f"{group.ref.scope}/{group.ref.location}/{group.ref.name}"
         for member in group_members:
+            health = member_health(member, group.membership, self.honour_health)
+            if not health.is_endpoint:
+                continue
             instance = _running_instance(str(member.get("instance", "")), listing)
             if instance is None or not matches(instance, target.selector):
                 continue
@@ -291,7 +306,7 @@ class GceDiscovery:
                     target, f"instance {instance.get('name')} has no {address_kind(target)} address"
                 )
                 continue
-            yield make_endpoint(target, write_namespace, group_path, instance, address, port)
+            yield make_endpoint(target, write_namespace, group_path, instance, address, port, health.value)
 
     def _warn_once(self, target: Target, message: str) -> None:
         first = (target.key, message) not in self._warned
@@ -307,8 +322,9 @@ class GceDiscovery:
 
     # --- the calls ---
 
-    def _list_members(self, group: GroupRef) -> Awaitable[list[JsonObject]]:
-        return self.client.list_group_instances(group.project, group.scope, group.location, group.name)
+    def _list_members(self, group: Group) -> Awaitable[list[JsonObject]]:
+        ref = group.ref
+        return list_members(self.client, ref.project, ref.scope, ref.location, ref.name, group.membership)
 
     def _list_zone(self, zone: tuple[str, str]) -> Awaitable[list[JsonObject]]:
         return self.client.list_instances(zone[0], zone[1])

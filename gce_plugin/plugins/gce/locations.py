@@ -4,7 +4,8 @@
 region (``us-central1``: the regional group of that name, ``regionInstanceGroups.get``; if there is
 none, the zonal groups of that name in the region's zones, from one ``instanceGroups.aggregatedList``
 with a name filter). Locations (with named ports) are cached for ``ttl``; a group found deleted is
-dropped from its location, and the location once none of its groups is left.
+dropped from its location, and the location once none of its groups is left. Each located group's
+manager is read with it (``managed.find_membership``): that decides how its members are listed.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, TypeVar
 
 from gce_plugin.plugins.gce.compute import ComputeClient, ComputeError, JsonObject
+from gce_plugin.plugins.gce.managed import Membership, find_membership
 from gce_plugin.plugins.gce.spec import is_zone, region_of
 
 DEFAULT_LOCATION_TTL = 600.0
@@ -39,6 +41,8 @@ class GroupRef:
 class Group:
     ref: GroupRef
     named_ports: tuple[tuple[str, int], ...]
+    # How its members are listed: read from its manager when the location is looked up (managed.py).
+    membership: Membership = Membership.UNMANAGED
 
 
 class GroupNotFound(Exception):
@@ -132,7 +136,19 @@ class GroupLocations:
                 self._cache.pop(where, None)
         return deleted
 
+    def forget_group(self, ref: GroupRef) -> None:
+        """Look up again, next poll, every location holding ``ref`` (e.g. its manager became unreadable)."""
+        for where in [w for w, c in self._cache.items() if any(g.ref == ref for g in c.groups)]:
+            del self._cache[where]
+
     async def _locate(self, project: str, location: str, name: str) -> tuple[Group, ...]:
+        groups = await self._locate_groups(project, location, name)
+        memberships = await asyncio.gather(*(find_membership(self._client, *astuple(g.ref)) for g in groups))
+        return tuple(
+            Group(g.ref, g.named_ports, membership) for g, membership in zip(groups, memberships, strict=True)
+        )
+
+    async def _locate_groups(self, project: str, location: str, name: str) -> tuple[Group, ...]:
         client = self._client
         try:
             if is_zone(location):

@@ -1,5 +1,6 @@
 """The ``gce`` upstream plugin: a gce upstream becomes an EDS cluster whose endpoints (the RUNNING VMs
-of its instance group) come from ``discovery.GceDiscovery`` over ADS."""
+of its instance group; for a managed group, with each VM's health) come from
+``discovery.GceDiscovery`` over ADS."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def new_discovery(settings: Settings) -> GceDiscovery:
     loaded = load_credentials(settings.credentials_file, endpoint)
     log.info("compute credentials from %s", loaded.source)
     client = ComputeClient(loaded.credentials, endpoint=endpoint, timeout=settings.api_timeout)
-    return GceDiscovery(client)
+    return GceDiscovery(client, honour_health=settings.mig_health)
 
 
 class GcePlugin(UpstreamPlugin, PollingPlugin):

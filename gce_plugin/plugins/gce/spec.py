@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gce_plugin.api import Endpoint, GceUpstreamSpec, ResourceRef, Upstream
 from gce_plugin.plugins.gce.compute import JsonObject
-from gce_plugin.plugins.plugin import UpstreamKey, upstream_key
+from gce_plugin.plugins.plugin import HEALTH_STATUS_ANNOTATION, UpstreamKey, upstream_key
 
 DEFAULT_PORT = 80
 DEFAULT_PORT_NAME = "http"
@@ -148,9 +148,17 @@ def endpoint_name(key: UpstreamKey, project: str, zone: str, instance: str) -> s
 
 
 def make_endpoint(
-    target: Target, write_namespace: str, group: str, instance: JsonObject, address: str, port: int
+    target: Target,
+    write_namespace: str,
+    group: str,
+    instance: JsonObject,
+    address: str,
+    port: int,
+    health: str = "UNKNOWN",
 ) -> Endpoint:
-    """The endpoint of ``instance`` for ``target``; ``group`` is ``<scope>/<location>/<name>``."""
+    """The endpoint of ``instance`` for ``target``; ``group`` is ``<scope>/<location>/<name>``;
+    ``health`` an Envoy ``HealthStatus`` name, carried in the ``HEALTH_STATUS_ANNOTATION``
+    annotation unless it is ``UNKNOWN`` (what an endpoint without it means)."""
     project, zone = zone_of_instance(str(instance.get("selfLink", "")))
     name = str(instance.get("name", ""))
     endpoint = Endpoint(
@@ -168,6 +176,8 @@ def make_endpoint(
             ANNOTATION_PREFIX + "instance-group": group,
         }
     )
+    if health != "UNKNOWN":
+        endpoint.metadata.annotations[HEALTH_STATUS_ANNOTATION] = health
     return endpoint
 
 

@@ -113,6 +113,35 @@ def test_list_group_instances_posts_running_only_for_zonal_and_regional_groups()
     ]
 
 
+def test_list_managed_instances_sends_max_results_only_when_paginated_and_follows_any_token() -> None:
+    http = FakeHttp(
+        [
+            (200, {"managedInstances": [{"name": "a"}], "nextPageToken": "t1"}),
+            (200, {"managedInstances": [{"name": "b"}]}),
+            (200, {"managedInstances": [{"name": "c"}, {"name": "d"}]}),
+            (200, {}),
+        ]
+    )
+    client = client_for(http, Recorder())
+    paged = run(client.list_managed_instances("p", "zones", "us-central1-a", "shop", paginated=True))
+    pageless = run(client.list_managed_instances("p", "regions", "us-central1", "cart", paginated=False))
+    empty = run(client.list_managed_instances("p", "regions", "us-central1", "cart", paginated=False))
+    assert [i["name"] for i in paged] == ["a", "b"] and [i["name"] for i in pageless] == ["c", "d"]
+    assert empty == []
+    queries = [parse_qs(urlsplit(uri).query) for _, uri in http.requests]
+    assert [q.get("maxResults") for q in queries] == [["500"], ["500"], None, None]
+    assert [q.get("pageToken") for q in queries] == [None, ["t1"], None, None]
+    paths = [(m, urlsplit(u).path) for m, u in http.requests]
+    assert paths[0] == (
+        "POST",
+        "/compute/v1/projects/p/zones/us-central1-a/instanceGroupManagers/shop/listManagedInstances",
+    )
+    assert paths[2] == (
+        "POST",
+        "/compute/v1/projects/p/regions/us-central1/instanceGroupManagers/cart/listManagedInstances",
+    )
+
+
 @pytest.mark.parametrize(
     "failure",
     [

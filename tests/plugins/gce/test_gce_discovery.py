@@ -144,6 +144,9 @@ def test_upstreams_sharing_groups_and_zones_share_the_calls(
         "instanceGroups.listInstances": 1,
         "regionInstanceGroups.listInstances": 1,
         "instances.list": 2,  # zones a and b, once each for all six upstreams
+        # Located groups' managers (none here: both groups are unmanaged), read with the location.
+        "instanceGroupManagers.get": 1,
+        "regionInstanceGroupManagers.get": 1,
     }
     emulator.reset_stats()
     assert poll(discovery, *upstreams).endpoints == first.endpoints
