@@ -20,10 +20,10 @@ import sys
 import time
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVersion, ConfigSource
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from google.protobuf.duration_pb2 import Duration
 
+from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 
 ENDPOINTS = 10
@@ -34,10 +34,8 @@ def cluster_name(i: int) -> str:
 
 
 def make_cluster(i: int) -> Cluster:
-    cluster = Cluster(name=cluster_name(i), type=Cluster.EDS, connect_timeout=Duration(seconds=5))
-    cluster.eds_cluster_config.eds_config.CopyFrom(
-        ConfigSource(ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3)
-    )
+    cluster = Cluster(name=cluster_name(i), connect_timeout=Duration(seconds=5))
+    eds_over_ads(cluster)
     return cluster
 
 

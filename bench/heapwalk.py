@@ -27,8 +27,10 @@ from bench.fleet import build_fleet
 from bench.footprint import FULL, QUICK, write_manifests
 from bench.proc import rss_mib
 from gce_plugin import heap
+from gce_plugin.builtin import default_registry
 from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.emulator import Emulator
+from gce_plugin.plugins.gce.settings import GceSettings
 from gce_plugin.plugins.plugin import Settings
 from gce_plugin.xds import ENDPOINT_TYPE
 
@@ -69,11 +71,11 @@ def main() -> None:
     try:
         write_manifests(work, upstreams)
         with Emulator(fleet.fixture()) as emulator:
-            settings = Settings(refresh_interval=600, compute_endpoint=emulator.url)
+            settings = Settings(refresh_interval=600)
             options = Options(
                 config_dir=str(work), xds_address="127.0.0.1:0", admin_address=None, settings=settings
             )
-            plane = ControlPlane(options)
+            plane = ControlPlane(options, default_registry(GceSettings(compute_endpoint=emulator.url)))
             asyncio.run(publish_first_answer(plane, len(upstreams)))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -103,7 +103,7 @@ def run(quick: bool) -> Report:
     )
 
     # The incremental translator, holding the full state.
-    live = Translator(registry)
+    live = Translator(registry.upstream_plugins())
     live.set_upstreams(upstreams)
     live.set_endpoints(everything)
     target = count // 2

@@ -39,6 +39,7 @@ from gce_plugin.plugins.plugin import (
     WatchOpts,
     cluster_name,
     upstream_key,
+    upstream_label,
 )
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.safe_yaml import DEFAULT_MAX_BYTES
@@ -90,7 +91,7 @@ class ControlPlane:
             options.config_dir, options.max_manifest_bytes
         )
         self.endpoints: EndpointsSource = endpoints or LocalDiscovery()
-        self.translator = Translator(self.registry, file_roots=options.file_roots)
+        self.translator = Translator(self.registry.upstream_plugins(), file_roots=options.file_roots)
         self.cache = SnapshotCache()
         # Operator view: per-Envoy sync state, discovery and manifest health (gce_plugin/health.py).
         self.sync = SyncTracker()
@@ -148,7 +149,7 @@ class ControlPlane:
             counts = self._endpoint_counts.get(self._cluster_of.get(key, ""))
             if counts is not None:
                 entry["endpoints"] = dict(counts)
-            report[f"{key[0]}.{key[1]}"] = entry
+            report[upstream_label(key)] = entry
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -260,10 +261,9 @@ class ControlPlane:
         self.discovery_health.record_success(key)
 
     def _discovery_error(self, err: DiscoveryError) -> None:
-        label = f"{err.upstream[0]}.{err.upstream[1]}" if err.upstream else "*"
         self.discovery_health.record_error(err.upstream or EVERYTHING, str(err))
-        UPSTREAM_DISCOVERY_ERRORS.labels(upstream=label).inc()
-        log.error("discovery failed: %s", err, extra={"upstream": label})
+        UPSTREAM_DISCOVERY_ERRORS.labels(upstream=err.label).inc()
+        log.error("discovery failed: %s", err, extra={"upstream": err.label})
 
     async def _follow_config_health(self) -> None:
         """Record each manifest (re)load's outcome: the directory replaces its ``errors`` dict on
@@ -315,11 +315,11 @@ class ControlPlane:
         self.statuses.update(delta.statuses)
         if delta.statuses:
             self.endpoints.statuses_changed(delta.statuses)
-        for (namespace, name), status in delta.statuses.items():
+        for key, status in delta.statuses.items():
             level = logging.WARNING if status.state == Status.Rejected else logging.INFO
             log.log(
                 level,
                 "upstream %s",
                 Status.State.Name(status.state).lower(),
-                extra={"upstream": f"{namespace}.{name}", "reason": status.reason},
+                extra={"upstream": upstream_label(key), "reason": status.reason},
             )

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gce_plugin.plugins.plugin import upstream_label
+
 Key = tuple[str, str]  # (namespace, name)
 # A failure of discovery as a whole (no credentials, a plugin crash), not of one upstream: reported as
 # upstream "*" until the next success of any upstream shows discovery works again.
@@ -21,7 +23,7 @@ EVERYTHING: Key = ("", "*")
 
 
 def label(key: Key) -> str:
-    return "*" if key == EVERYTHING else f"{key[0]}.{key[1]}"
+    return "*" if key == EVERYTHING else upstream_label(key)
 
 
 @dataclass(frozen=True)

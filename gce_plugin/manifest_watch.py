@@ -112,10 +112,9 @@ class ManifestDirectory:
         kept, duplicates = manifests.merge_files({p: s.documents for p, s in self._files.items()})
         errors = {p: s.error for p, s in self._files.items() if s.error}
         self.duplicates = {}
-        for err in duplicates:
+        for key, err in duplicates:
             path = Path(err.path)
             errors[path] = "; ".join(filter(None, (errors.get(path), str(err))))
-            key = next(upstream_key(u) for i, u in self._files[path].documents if i == err.document)
             self.duplicates.setdefault(key, []).append(err)
             log.error("duplicate upstream ignored", extra={"file": err.path, "error": str(err)})
         self.errors = errors

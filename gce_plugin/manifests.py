@@ -48,6 +48,7 @@ from google.protobuf.message import Message
 
 from gce_plugin import safe_yaml
 from gce_plugin.api import Metadata, Upstream
+from gce_plugin.plugins.plugin import UpstreamKey, upstream_key, upstream_label
 from gce_plugin.redact import clip, field_name
 from gce_plugin.redact import show as _show_value
 
@@ -158,23 +159,25 @@ FileDocuments = Sequence[tuple[int, Upstream]]
 
 def merge_files(
     files: Mapping[Path, FileDocuments],
-) -> tuple[dict[Path, list[Upstream]], list[ManifestError]]:
+) -> tuple[dict[Path, list[Upstream]], list[tuple[UpstreamKey, ManifestError]]]:
     """The one duplicate policy of a manifest directory, for ``run`` and ``discover`` alike: files in
     name order, the first definition of an upstream wins; a later one is left out and reported as an
-    error naming both files (the rest of its file is kept). Returns each file's kept upstreams."""
+    error naming both files (the rest of its file is kept). Returns each file's kept upstreams and
+    the duplicates' errors, with the upstream each one is about."""
     kept: dict[Path, list[Upstream]] = {}
-    errors: list[ManifestError] = []
-    owners: dict[tuple[str, str], tuple[Path, int]] = {}
+    errors: list[tuple[UpstreamKey, ManifestError]] = []
+    owners: dict[UpstreamKey, tuple[Path, int]] = {}
     for path in sorted(files):
         kept[path] = []
         for index, upstream in files[path]:
-            key = _key(upstream)
+            key = upstream_key(upstream)
             if key in owners:
                 first, first_index = owners[key]
                 reason = (
-                    f"duplicate upstream {_show(key)}: already defined in {first} (document {first_index})"
+                    f"duplicate upstream {upstream_label(key)}: already defined in {first} "
+                    f"(document {first_index})"
                 )
-                errors.append(ManifestError(path, reason, document=index, field="metadata.name"))
+                errors.append((key, ManifestError(path, reason, document=index, field="metadata.name")))
                 continue
             owners[key] = (path, index)
             kept[path].append(upstream)
@@ -198,7 +201,7 @@ def load_dir(
         except ManifestError as err:
             errors.append(err)
     kept, duplicates = merge_files(files)
-    errors.extend(duplicates)
+    errors.extend(err for _, err in duplicates)
     errors.sort(key=lambda e: (e.path, e.document or 0))
     return {str(path): upstreams for path, upstreams in kept.items()}, errors
 
@@ -289,16 +292,16 @@ def _read_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[i
         raise ManifestError(path, f"not UTF-8 text (byte {err.start})") from None
     documents = _parse_json(path, text) if path.suffix == ".json" else _parse_yaml(path, text)
     loaded: list[tuple[int, Upstream]] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[UpstreamKey, int] = {}
     for index, doc in documents:
         try:
             upstreams = _from_document(doc)
         except _FieldError as err:
             raise ManifestError(path, err.reason, document=index, field=err.field or None) from None
         for field, upstream in upstreams:
-            key = _key(upstream)
+            key = upstream_key(upstream)
             if key in seen:
-                reason = f"duplicate upstream {_show(key)}: also in document {seen[key]}"
+                reason = f"duplicate upstream {upstream_label(key)}: also in document {seen[key]}"
                 raise ManifestError(path, reason, document=index, field=field)
             seen[key] = index
             loaded.append((index, upstream))
@@ -649,11 +652,3 @@ def _kind(value: object) -> str:
     if isinstance(value, datetime.date):
         return "a date"
     return f"a {type(value).__name__}"
-
-
-def _key(upstream: Upstream) -> tuple[str, str]:
-    return (upstream.metadata.namespace, upstream.metadata.name)
-
-
-def _show(key: tuple[str, str]) -> str:
-    return f"{key[0]}.{key[1]}"

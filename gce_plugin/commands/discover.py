@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from gce_plugin import logs, manifests
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.builtin import default_registry
-from gce_plugin.commands.options import compute_parent, logging_parent
+from gce_plugin.commands.options import compute_parent, gce_settings, logging_parent
 from gce_plugin.plugins.gce.spec import ANNOTATION_PREFIX
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
@@ -35,9 +35,6 @@ from gce_plugin.plugins.plugin import (
     WatchOpts,
 )
 from gce_plugin.plugins.refresh import PollingPlugin
-
-DEFAULT_WRITE_NAMESPACE = "gloo-system"  # Gloo's
-
 
 # Logs go to stderr beside the errors printed for people: text by default, as before.
 PARENTS = (compute_parent, lambda: logging_parent("warning", "text"))
@@ -91,18 +88,8 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except NotADirectoryError as exc:
         print(f"error: {exc}", file=err)
         return 1
-    registry = default_registry()
-    registry.init(
-        InitParams(
-            Settings(
-                refresh_interval=args.refresh,
-                compute_endpoint=args.compute_endpoint,
-                credentials_file=args.credentials_file,
-                api_timeout=args.api_timeout,
-                mig_health=args.mig_health == "on",
-            )
-        )
-    )
+    registry = default_registry(gce_settings(args))
+    registry.init(InitParams(Settings(refresh_interval=args.refresh)))
     plugins = registry.discovery_plugins()
     if not any(isinstance(p, PollingPlugin) and p.handles(u) for p in plugins for u in upstreams):
         print("warning: no upstreams of a discovered type in " + args.config, file=err)
@@ -156,7 +143,7 @@ class Discovery:
 
     async def _follow(self, plugin: DiscoveryPlugin, upstreams: Sequence[Upstream]) -> None:
         def on_error(error: DiscoveryError) -> None:
-            where = f"{error.upstream[0]}.{error.upstream[1]}" if error.upstream else plugin.name
+            where = error.label if error.upstream else plugin.name
             self.failed.add(where)
             print(f"error: {where}: {error}", file=self.err, flush=True)
             if error.upstream is None:  # nothing to wait for from this poll

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 
 from gce_plugin.logs import FORMATS, LEVELS
+from gce_plugin.plugins.gce.settings import COMPUTE_ENDPOINT_ENV, GceSettings
 
 # Below this, discovery would hammer the Compute API (`--refresh 0` made 338 calls in 3 s).
 MIN_REFRESH = 0.1
@@ -43,9 +44,7 @@ def logging_parent(default_level: str = "info", default_format: str = "json") ->
 
 
 def compute_parent() -> argparse.ArgumentParser:
-    # Imported here: only the commands that call Compute pay for importing the gce plugin.
-    from gce_plugin.plugins.gce.plugin import COMPUTE_ENDPOINT_ENV
-
+    """The discovery flags; ``gce_settings`` reads the gce plugin's part of them."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("Compute API")
     group.add_argument(
@@ -86,6 +85,16 @@ def compute_parent() -> argparse.ArgumentParser:
         help="namespace of discovered endpoints (metadata.namespace)",
     )
     return parent
+
+
+def gce_settings(args: argparse.Namespace) -> GceSettings:
+    """The gce plugin's settings from ``compute_parent``'s flags."""
+    return GceSettings(
+        compute_endpoint=args.compute_endpoint,
+        credentials_file=args.credentials_file,
+        api_timeout=args.api_timeout,
+        mig_health=args.mig_health == "on",
+    )
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

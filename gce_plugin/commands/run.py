@@ -13,10 +13,12 @@ import signal
 import socket
 
 from gce_plugin import logs, paths, safe_yaml
-from gce_plugin.commands.options import compute_parent, logging_parent, seconds
+from gce_plugin.builtin import default_registry
+from gce_plugin.commands.options import compute_parent, gce_settings, logging_parent, seconds
 from gce_plugin.controlplane import ControlPlane, Options
 from gce_plugin.hostport import address
 from gce_plugin.plugins.plugin import Settings
+from gce_plugin.plugins.registry import Registry
 from gce_plugin.store.client import EtcdClient
 from gce_plugin.store.leader import DEFAULT_TTL
 from gce_plugin.store.options import store_from_args, store_parent
@@ -136,13 +138,7 @@ def main(args: argparse.Namespace) -> int:
         config_dir=args.config or "",
         xds_address=args.xds_address,
         admin_address=None if args.metrics_address == "off" else args.metrics_address,
-        settings=Settings(
-            refresh_interval=args.refresh,
-            compute_endpoint=args.compute_endpoint,
-            credentials_file=args.credentials_file,
-            api_timeout=args.api_timeout,
-            mig_health=args.mig_health == "on",
-        ),
+        settings=Settings(refresh_interval=args.refresh),
         write_namespace=args.write_namespace,
         manifest_poll_interval=args.manifest_poll,
         max_manifest_bytes=args.max_manifest_bytes,
@@ -163,7 +159,7 @@ def main(args: argparse.Namespace) -> int:
         log.error("manifest directory does not exist", extra={"dir": args.config})
         return 2
     try:
-        asyncio.run(_serve(options, store))
+        asyncio.run(_serve(options, default_registry(gce_settings(args)), store))
     except OSError as err:
         # Bind errors name their address (the servers raise them so); anything else is named here.
         log.error("cannot start: %s", err)
@@ -171,17 +167,17 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(options: Options, store: tuple[EtcdClient, StoreReplica] | None) -> None:
+async def _serve(options: Options, registry: Registry, store: tuple[EtcdClient, StoreReplica] | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if store is None:
-        await ControlPlane(options).run(stop)
+        await ControlPlane(options, registry).run(stop)
     else:
         client, replica = store
         try:
-            await ControlPlane(options, config=replica, endpoints=replica).run(stop)
+            await ControlPlane(options, registry, config=replica, endpoints=replica).run(stop)
         finally:
             await client.close()
     log.info("stopped")

@@ -42,6 +42,7 @@ from urllib.parse import unquote
 
 from gce_plugin.emulator import errors
 from gce_plugin.emulator.errors import ApiError
+from gce_plugin.emulator.faults import Fault
 
 if TYPE_CHECKING:
     from gce_plugin.emulator.server import Emulator
@@ -84,8 +85,6 @@ def _add_instance(emulator: Emulator, p: dict[str, str], body: dict[str, Any]) -
 
 
 def _add_fault(emulator: Emulator, p: dict[str, str], body: dict[str, Any]) -> Any:
-    from gce_plugin.emulator.faults import Fault
-
     try:
         fault = Fault.from_dict(body)
     except ValueError as exc:

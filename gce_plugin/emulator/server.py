@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from gce_plugin.emulator import errors
+from gce_plugin.emulator.admin_api import handle_admin
 from gce_plugin.emulator.backends import BackendFleet
 from gce_plugin.emulator.compute_api import ComputeApi, match_route
 from gce_plugin.emulator.errors import ApiError
@@ -454,8 +455,6 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == TOKEN_PATH:
                 status, payload = self._token(emulator, verb, path, body)
             elif path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
-                from gce_plugin.emulator.admin_api import handle_admin
-
                 status, payload = handle_admin(emulator, verb, path, query, body)
             else:
                 emulator.stats_recorder.record("", verb, path, 404, self.headers.get("Authorization"))

@@ -37,6 +37,11 @@ def upstream_ref(upstream: Upstream) -> ResourceRef:
     return ResourceRef(name=upstream.metadata.name, namespace=upstream.metadata.namespace)
 
 
+def upstream_label(key: UpstreamKey) -> str:
+    """``namespace.name``: how logs, metrics, statuses and errors name an upstream."""
+    return f"{key[0]}.{key[1]}"
+
+
 def discovery_target(upstream: Upstream) -> bytes:
     """What an upstream's endpoints are discovered from: its type and type-specific spec (the common
     options, such as use_http2, do not change which endpoints it has). Two upstreams definitions with
@@ -57,18 +62,10 @@ def cluster_name(upstream: Upstream) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Process-wide settings handed to every plugin at ``init``."""
+    """Process-wide settings handed to every plugin at ``init``. A plugin's own settings are given to
+    it when the registry is assembled (``gce_plugin.builtin``), not put here."""
 
     refresh_interval: float = 30.0
-    # Compute API root override, e.g. "http://127.0.0.1:8085/" for the emulator.
-    compute_endpoint: str | None = None
-    # Path to a service-account or authorized-user JSON file.
-    credentials_file: str | None = None
-    # Per-call timeout for cloud APIs, in seconds: one slow call never blocks a poll forever.
-    api_timeout: float = 10.0
-    # Managed instance groups: each VM's state (currentAction, health) decides its endpoint's health
-    # (docs/managed-instance-groups.md). False: every RUNNING member is an endpoint of unknown health.
-    mig_health: bool = True
 
 
 @dataclass(frozen=True)
@@ -89,6 +86,11 @@ class DiscoveryError(Exception):
     def __init__(self, message: str, upstream: UpstreamKey | None = None) -> None:
         super().__init__(message)
         self.upstream = upstream
+
+    @property
+    def label(self) -> str:
+        """The upstream's label, or ``*`` when all are affected."""
+        return upstream_label(self.upstream) if self.upstream else "*"
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from gce_plugin.plugins.plugin import (
     WatchOpts,
     discovery_target,
     upstream_key,
+    upstream_label,
 )
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,6 @@ class PollingPlugin(DiscoveryPlugin):
         return refresh_loop(self.name, poll, upstreams, opts, self.handles)
 
 
-def _label(key: UpstreamKey) -> str:
-    return f"{key[0]}.{key[1]}"
-
-
 class _Refresh:
     """What one refresh loop knows: its upstreams, their targets and their last good endpoints."""
 
@@ -128,7 +125,7 @@ class _Refresh:
     def forget(self, key: UpstreamKey) -> None:
         if self.published.pop(key, None) is not None:
             with contextlib.suppress(KeyError):
-                metrics.UPSTREAM_ENDPOINTS.remove(_label(key))
+                metrics.UPSTREAM_ENDPOINTS.remove(upstream_label(key))
 
     async def poll(self, upstreams: Sequence[Upstream], fresh: set[UpstreamKey]) -> set[UpstreamKey] | None:
         """Poll ``upstreams``, report the errors, take the changes; the upstreams whose endpoints
@@ -163,7 +160,7 @@ class _Refresh:
             if key not in self.mine or (known is not None and known.version == endpoints.version):
                 continue  # left while it was polled, or unchanged
             self.published[key] = endpoints
-            metrics.UPSTREAM_ENDPOINTS.labels(upstream=_label(key)).set(len(endpoints.endpoints))
+            metrics.UPSTREAM_ENDPOINTS.labels(upstream=upstream_label(key)).set(len(endpoints.endpoints))
             changed.add(key)
         return changed
 
@@ -172,8 +169,7 @@ class _Refresh:
         for error in errors:
             # Counting and logging errors is the consumer's, in on_error: the control plane does it
             # alike for every discovery plugin.
-            label = _label(error.upstream) if error.upstream else "*"
-            log.debug("discovery error: %s", error, extra={"upstream": label})
+            log.debug("discovery error: %s", error, extra={"upstream": error.label})
             self._call(self._opts.on_error, error)
 
     def answer(self, changed: set[UpstreamKey]) -> EndpointsUpdate | None:

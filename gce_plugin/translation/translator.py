@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -34,6 +33,7 @@ from gce_plugin.plugins.plugin import (
     cluster_name,
     discovery_target,
     upstream_key,
+    upstream_label,
 )
 from gce_plugin.redact import clip
 from gce_plugin.translation.endpoints import (
@@ -73,8 +73,9 @@ def translate_upstream(
         except ValueError:
             raise
         except Exception as err:  # a plugin bug fails this upstream only, with a reason that says so
-            log.exception("plugin %s failed", _plugin_name(plugin), extra={"upstream": _display(upstream)})
-            raise ValueError(f"internal error in plugin {_plugin_name(plugin)}: {err!r}") from err
+            name, label = _plugin_name(plugin), upstream_label(upstream_key(upstream))
+            log.exception("plugin %s failed", name, extra={"upstream": label})
+            raise ValueError(f"internal error in plugin {name}: {err!r}") from err
     apply_upstream_options(upstream.upstream_spec, cluster)
     _check_cluster(upstream, cluster)
     check_files(cluster, file_roots)
@@ -161,24 +162,18 @@ class _UpstreamState:
     target: bytes = b""
 
 
-class PluginSource(Protocol):
-    """Where the translator gets its plugins from, e.g. a ``Registry``."""
-
-    def upstream_plugins(self) -> list[UpstreamPlugin]: ...
-
-
 class Translator:
     """Incremental translation state. Not thread-safe: use it from one task."""
 
     def __init__(
         self,
-        plugins: PluginSource | Sequence[UpstreamPlugin],
+        plugins: Sequence[UpstreamPlugin],
         reporter: str = REPORTER,
         *,
         file_roots: Sequence[str] = DEFAULT_FILE_ROOTS,
         _record_metrics: bool = True,
     ) -> None:
-        self._plugins = list(plugins) if isinstance(plugins, Sequence) else plugins.upstream_plugins()
+        self._plugins = list(plugins)
         self._file_roots = tuple(file_roots)
         self._reporter = reporter
         self._record_metrics = _record_metrics
@@ -236,7 +231,7 @@ class Translator:
         for upstream in upstreams:
             key = upstream_key(upstream)
             if key in incoming:
-                log.warning("duplicate upstream; the last one wins", extra={"upstream": _display(upstream)})
+                log.warning("duplicate upstream; the last one wins", extra={"upstream": upstream_label(key)})
             incoming[key] = upstream
         for key in self._upstreams.keys() - incoming.keys():
             self._remove_upstream(key, delta)
@@ -315,7 +310,7 @@ class Translator:
         owner = self._owners.get(name)
         if owner is not None and owner != key:
             state.fingerprint = None  # retried once the owner is gone
-            reason = f"cluster name {name!r} is already used by upstream {owner[0]}.{owner[1]}"
+            reason = f"cluster name {name!r} is already used by upstream {upstream_label(owner)}"
             self._set_status(key, state, self._rejected(reason), delta)
             return
         try:
@@ -325,7 +320,7 @@ class Translator:
             reason = str(err)
             if state.cluster is not None:
                 reason += " (still serving the last accepted version)"
-            log.debug("upstream rejected: %s", reason, extra={"upstream": _display(upstream)})
+            log.debug("upstream rejected: %s", reason, extra={"upstream": upstream_label(key)})
             self._set_status(key, state, self._rejected(reason), delta)
             return
         state.fingerprint = fingerprint
@@ -396,7 +391,7 @@ class Translator:
                 return
             if published[1].cluster_name != name:
                 delta.remove_assignment(published[1].cluster_name)
-        assignment = build_assignment(name, records, upstream=f"{key[0]}.{key[1]}")
+        assignment = build_assignment(name, records, upstream=upstream_label(key))
         self._assignments[key] = (records, assignment)
         delta.upsert_assignment(assignment)
 
@@ -418,7 +413,3 @@ def _fingerprint(upstream: Upstream) -> tuple[bytes, bytes]:
 
 def _plugin_name(plugin: UpstreamPlugin) -> str:
     return plugin.name or type(plugin).__name__
-
-
-def _display(upstream: Upstream) -> str:
-    return f"{upstream.metadata.namespace}.{upstream.metadata.name}"

@@ -169,7 +169,9 @@ def translate_all(tmp_path: Path, registry: Registry) -> Result:
         ),
         frozenset({("default", "web"), ("default", "sds")}),
     )
-    result = Translator(registry, file_roots=[str(tmp_path)]).translate(upstreams, endpoints)
+    result = Translator(registry.upstream_plugins(), file_roots=[str(tmp_path)]).translate(
+        upstreams, endpoints
+    )
     rejected = {key: s.reason for key, s in result.statuses.items() if s.reason}
     assert not rejected
     return result

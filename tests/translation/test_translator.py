@@ -19,7 +19,6 @@ from gce_plugin.api import (
     UpstreamSpec,
 )
 from gce_plugin.plugins.plugin import EndpointsUpdate, Params, UpstreamEndpoints
-from gce_plugin.plugins.registry import Registry
 from gce_plugin.plugins.static.plugin import StaticPlugin
 from gce_plugin.translation import REPORTER, Translator
 from gce_plugin.translation.endpoints import LB_METADATA_NAMESPACE
@@ -38,7 +37,7 @@ ACCEPTED = Status(state=Status.Accepted, reported_by=REPORTER)
 
 
 def make_translator(*extra: CountingPlugin | ExplodingPlugin) -> Translator:
-    return Translator(Registry([StaticPlugin(), FakeEdsPlugin(), *extra]))
+    return Translator([StaticPlugin(), FakeEdsPlugin(), *extra])
 
 
 def hosts_of(translator: Translator, cluster: str) -> list[str]:

@@ -10,8 +10,6 @@ from typing import Any
 
 import grpc
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3 import config_source_pb2
-from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ConfigSource
 from envoy.config.endpoint.v3.endpoint_components_pb2 import LbEndpoint
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.service.cluster.v3.cds_pb2_grpc import ClusterDiscoveryServiceStub
@@ -27,6 +25,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc.status_pb2 import Status
 
 from gce_plugin import metrics
+from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 from gce_plugin.xds.streams import Stream
 
@@ -34,14 +33,11 @@ RECV_TIMEOUT = 10.0
 
 
 def cluster(name: str, timeout_ms: int = 1000) -> Cluster:
-    return Cluster(
-        name=name,
-        type=Cluster.EDS,
-        connect_timeout=Duration(seconds=timeout_ms // 1000, nanos=timeout_ms % 1000 * 1_000_000),
-        eds_cluster_config=Cluster.EdsClusterConfig(
-            eds_config=ConfigSource(ads=AggregatedConfigSource(), resource_api_version=config_source_pb2.V3)
-        ),
+    result = Cluster(
+        name=name, connect_timeout=Duration(seconds=timeout_ms // 1000, nanos=timeout_ms % 1000 * 1_000_000)
     )
+    eds_over_ads(result)
+    return result
 
 
 def assignment(name: str, *ports: int, host: str = "127.0.0.1") -> ClusterLoadAssignment:

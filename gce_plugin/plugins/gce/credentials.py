@@ -3,7 +3,7 @@
 Sources, first found wins:
 
 1. ``GOOGLE_CREDENTIALS_JSON``: the credentials JSON itself (the seed plugin's variable);
-2. the credentials file option (``Settings.credentials_file``, ``--credentials-file``);
+2. the credentials file option (``GceSettings.credentials_file``, ``--credentials-file``);
 3. ``GOOGLE_APPLICATION_CREDENTIALS``: a credentials file;
 4. with a Compute endpoint override (an emulator) set: anonymous credentials. Application default
    credentials are not consulted then, so a developer's gcloud login (or a VM's metadata-server

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Sequence
 
@@ -17,23 +16,17 @@ from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.plugins.gce.compute import ComputeClient
 from gce_plugin.plugins.gce.credentials import CredentialsError, load_credentials
 from gce_plugin.plugins.gce.discovery import GceDiscovery
+from gce_plugin.plugins.gce.settings import GceSettings
 from gce_plugin.plugins.gce.spec import is_gce, parse_target
-from gce_plugin.plugins.plugin import DiscoveryError, InitParams, Params, Settings, UpstreamPlugin
+from gce_plugin.plugins.plugin import DiscoveryError, Params, UpstreamPlugin
 from gce_plugin.plugins.refresh import PollingPlugin, PollResult
 
 log = logging.getLogger(__name__)
 
-# Used when Settings.compute_endpoint is unset, so every command honours it.
-COMPUTE_ENDPOINT_ENV = "GCE_PLUGIN_COMPUTE_ENDPOINT"
 
-
-def compute_endpoint(settings: Settings) -> str | None:
-    return settings.compute_endpoint or os.environ.get(COMPUTE_ENDPOINT_ENV) or None
-
-
-def new_discovery(settings: Settings) -> GceDiscovery:
+def new_discovery(settings: GceSettings) -> GceDiscovery:
     """A discovery on the real client for ``settings``; CredentialsError when none can be had."""
-    endpoint = compute_endpoint(settings)
+    endpoint = settings.endpoint()
     loaded = load_credentials(settings.credentials_file, endpoint)
     log.info("compute credentials from %s", loaded.source)
     client = ComputeClient(loaded.credentials, endpoint=endpoint, timeout=settings.api_timeout)
@@ -43,14 +36,11 @@ def new_discovery(settings: Settings) -> GceDiscovery:
 class GcePlugin(UpstreamPlugin, PollingPlugin):
     name = "gce"
 
-    def __init__(self, discovery: GceDiscovery | None = None) -> None:
-        self._settings = Settings()
-        self._discovery = discovery
+    def __init__(self, settings: GceSettings | None = None) -> None:
+        self._settings = settings or GceSettings()
+        self._discovery: GceDiscovery | None = None
         # discovery() runs in threads: a cancelled watch's lookup may overlap the next watch's.
         self._discovery_lock = threading.Lock()
-
-    def init(self, params: InitParams) -> None:
-        self._settings = params.settings
 
     def process_upstream(self, params: Params, upstream: Upstream, cluster: Cluster) -> None:
         if not is_gce(upstream):

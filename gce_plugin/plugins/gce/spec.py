@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gce_plugin.api import Endpoint, GceUpstreamSpec, ResourceRef, Upstream
 from gce_plugin.plugins.gce.compute import JsonObject
-from gce_plugin.plugins.plugin import HEALTH_STATUS_ANNOTATION, UpstreamKey, upstream_key
+from gce_plugin.plugins.plugin import HEALTH_STATUS_ANNOTATION, UpstreamKey, upstream_key, upstream_label
 
 DEFAULT_PORT = 80
 DEFAULT_PORT_NAME = "http"
@@ -37,7 +37,7 @@ class Target:
     @property
     def label(self) -> str:
         """``namespace.name``: how logs and metrics name the upstream."""
-        return f"{self.key[0]}.{self.key[1]}"
+        return upstream_label(self.key)
 
 
 def is_gce(upstream: Upstream) -> bool:

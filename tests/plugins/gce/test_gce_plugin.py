@@ -18,11 +18,10 @@ from gce_plugin.emulator.server import Emulator
 from gce_plugin.plugins.gce import plugin as gce_plugin_module
 from gce_plugin.plugins.gce.credentials import CredentialsError, LoadedCredentials
 from gce_plugin.plugins.gce.plugin import GcePlugin
+from gce_plugin.plugins.gce.settings import GceSettings
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     EndpointsUpdate,
-    InitParams,
-    Settings,
     WatchedUpstreams,
     WatchOpts,
 )
@@ -58,8 +57,7 @@ def test_service_account_token_from_the_token_uri_is_sent_to_compute(
 ) -> None:
     key_file = tmp_path / "sa.json"
     key_file.write_text(json.dumps(service_account_info(secured.token_uri)))
-    plugin = GcePlugin()
-    plugin.init(InitParams(Settings(compute_endpoint=secured.url, credentials_file=str(key_file))))
+    plugin = GcePlugin(GceSettings(compute_endpoint=secured.url, credentials_file=str(key_file)))
     errors: list[DiscoveryError] = []
     endpoints = first_list(plugin, errors)
     assert errors == []
@@ -76,18 +74,14 @@ def test_service_account_token_from_the_token_uri_is_sent_to_compute(
 def test_the_credentials_json_env_var_comes_first(secured: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_CREDENTIALS_JSON", json.dumps(service_account_info(secured.token_uri)))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/should-not-be-read.json")
-    plugin = GcePlugin()
-    plugin.init(
-        InitParams(Settings(compute_endpoint=secured.url, credentials_file="/nonexistent/either.json"))
-    )
+    plugin = GcePlugin(GceSettings(compute_endpoint=secured.url, credentials_file="/nonexistent/either.json"))
     errors: list[DiscoveryError] = []
     assert len(first_list(plugin, errors).endpoints) == 2
     assert errors == []
 
 
 def test_anonymous_calls_are_refused_by_a_server_that_wants_a_token(secured: Emulator) -> None:
-    plugin = GcePlugin()
-    plugin.init(InitParams(Settings(compute_endpoint=secured.url)))
+    plugin = GcePlugin(GceSettings(compute_endpoint=secured.url))
     errors: list[DiscoveryError] = []
     endpoints = first_list(plugin, errors)
     assert endpoints == EndpointsUpdate()  # nothing known yet: not resolved, not "zero endpoints"
@@ -99,8 +93,7 @@ def test_a_token_endpoint_failure_is_reported_without_the_key(secured: Emulator,
     info = service_account_info(secured.url + "no-such-token-path")
     key_file = tmp_path / "sa.json"
     key_file.write_text(json.dumps(info))
-    plugin = GcePlugin()
-    plugin.init(InitParams(Settings(compute_endpoint=secured.url, credentials_file=str(key_file))))
+    plugin = GcePlugin(GceSettings(compute_endpoint=secured.url, credentials_file=str(key_file)))
     errors: list[DiscoveryError] = []
     first_list(plugin, errors)
     assert errors and "access token" in str(errors[0])
@@ -110,8 +103,7 @@ def test_a_token_endpoint_failure_is_reported_without_the_key(secured: Emulator,
 def test_bad_credentials_are_reported_and_the_watch_goes_on(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    plugin = GcePlugin()
-    plugin.init(InitParams(Settings(compute_endpoint="http://127.0.0.1:9/", credentials_file=str(bad))))
+    plugin = GcePlugin(GceSettings(compute_endpoint="http://127.0.0.1:9/", credentials_file=str(bad)))
     errors: list[DiscoveryError] = []
 
     async def body() -> None:
@@ -131,8 +123,7 @@ def test_bad_credentials_are_reported_and_the_watch_goes_on(tmp_path: Path) -> N
 
 
 def test_without_gce_upstreams_no_credentials_are_needed() -> None:
-    plugin = GcePlugin()
-    plugin.init(InitParams(Settings()))  # no endpoint, no credentials: ADC would be needed
+    plugin = GcePlugin(GceSettings())  # no endpoint, no credentials: ADC would be needed
 
     async def body() -> EndpointsUpdate:
         watch = plugin.watch_endpoints("gloo-system", WatchedUpstreams([static_upstream()]), WatchOpts())
@@ -162,8 +153,7 @@ def test_a_slow_credentials_lookup_does_not_stall_the_event_loop(
         return LoadedCredentials(AnonymousCredentials(), "stub")  # type: ignore[no-untyped-call]
 
     monkeypatch.setattr(gce_plugin_module, "load_credentials", slow_loader)
-    plugin = GcePlugin()
-    plugin.init(InitParams(Settings(compute_endpoint=emulator.url)))
+    plugin = GcePlugin(GceSettings(compute_endpoint=emulator.url))
     errors: list[DiscoveryError] = []
 
     async def ticker() -> None:
@@ -199,8 +189,7 @@ def test_a_slow_credentials_lookup_does_not_stall_the_event_loop(
 
 def test_close_stops_the_discovery_threads() -> None:
     with Emulator(make_fixture()) as emulator:
-        plugin = GcePlugin()
-        plugin.init(InitParams(Settings(compute_endpoint=emulator.url)))
+        plugin = GcePlugin(GceSettings(compute_endpoint=emulator.url))
         before = {t for t in threading.enumerate() if t.name.startswith("gce-compute")}
         errors: list[DiscoveryError] = []
         assert first_list(plugin, errors).endpoints  # polled on the pool; first_list closes the plugin
