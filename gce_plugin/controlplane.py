@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from gce_plugin.paths import DEFAULT_FILE_ROOTS
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     DiscoveryPlugin,
+    EndpointsUpdate,
     InitParams,
     Settings,
     UpstreamKey,
@@ -44,6 +45,7 @@ from gce_plugin.plugins.plugin import (
 )
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.safe_yaml import DEFAULT_MAX_BYTES
+from gce_plugin.sources import ConfigSource, EndpointsSource, LocalDiscovery
 from gce_plugin.state import StateStore
 from gce_plugin.sync_status import SyncTracker
 from gce_plugin.translation.translator import REPORTER, Delta, Translator
@@ -59,7 +61,8 @@ def _iso(when: float) -> str:
 
 @dataclass(frozen=True)
 class Options:
-    config_dir: str
+    # The manifest directory (unless the control plane is given another ConfigSource).
+    config_dir: str = ""
     xds_address: str = "127.0.0.1:18000"
     # None: no metrics/health endpoint.
     admin_address: str | None = "127.0.0.1:9091"
@@ -94,7 +97,17 @@ class _Substitute:
 
 
 class ControlPlane:
-    def __init__(self, options: Options, registry: Registry | None = None) -> None:
+    """``config``: where upstreams come from (default: ``options.config_dir``); ``endpoints``: where
+    endpoints come from (default: this process's discovery). See gce_plugin/sources.py."""
+
+    def __init__(
+        self,
+        options: Options,
+        registry: Registry | None = None,
+        *,
+        config: ConfigSource | None = None,
+        endpoints: EndpointsSource | None = None,
+    ) -> None:
         self.options = options
         self.registry = registry or default_registry()
         self.registry.init(InitParams(settings=options.settings))
@@ -103,12 +116,13 @@ class ControlPlane:
         self._endpoints_archive = EndpointsArchive(self.state) if self.state else None
         self._substitutes: dict[UpstreamKey, _Substitute] = {}
         self._saved: dict[UpstreamKey, Upstream] = {}  # accepted definitions saved in this process
-        self.manifests = ManifestDirectory(
+        self.manifests: ConfigSource = config or ManifestDirectory(
             options.config_dir,
             settle=options.settle,
             archive=self._archive,
             max_bytes=options.max_manifest_bytes,
         )
+        self.endpoints: EndpointsSource = endpoints or LocalDiscovery()
         self.translator = Translator(self.registry.upstream_plugins(), file_roots=options.file_roots)
         self.cache = SnapshotCache()
         # Operator view: per-Envoy sync state, discovery and manifest health (gce_plugin/health.py).
@@ -141,7 +155,7 @@ class ControlPlane:
 
     def degraded(self) -> list[str]:
         """What is wrong while the last good config is served (``/readyz``'s body, the status page)."""
-        return self.config_health.degraded() + self.discovery_health.degraded()
+        return self.manifests.degraded() + self.config_health.degraded() + self.discovery_health.degraded()
 
     def status_report(self) -> dict[str, Any]:
         """``{"namespace.name": {"state": "Accepted"|"Rejected", "reason": ..., "reportedBy": ...,
@@ -306,13 +320,29 @@ class ControlPlane:
     # -- discovery -> endpoints -> translation ------------------------------------------------------
 
     def _start_discovery(self) -> None:
-        """One endpoint watch per discovery plugin, for as long as the control plane runs."""
-        self._discovery = [
-            asyncio.create_task(self._watch_endpoints(plugin), name=f"discovery-{plugin.name}")
+        """The endpoints source, for as long as the control plane runs."""
+        self._discovery = [asyncio.create_task(self.endpoints.run(self), name="endpoints")]
+
+    def apply_endpoints(self, update: EndpointsUpdate) -> None:
+        self._publish(self.translator.set_endpoints(update))
+        heap.freeze_after_first_publish()
+
+    async def discover(self, on_update: Callable[[EndpointsUpdate], None]) -> None:
+        """One endpoint watch per discovery plugin, until cancelled."""
+        watches = [
+            asyncio.create_task(self._watch_endpoints(plugin, on_update), name=f"discovery-{plugin.name}")
             for plugin in self.registry.discovery_plugins()
         ]
+        try:
+            await asyncio.gather(*watches)
+        finally:
+            for task in watches:
+                task.cancel()
+            await asyncio.gather(*watches, return_exceptions=True)
 
-    async def _watch_endpoints(self, plugin: DiscoveryPlugin) -> None:
+    async def _watch_endpoints(
+        self, plugin: DiscoveryPlugin, on_update: Callable[[EndpointsUpdate], None]
+    ) -> None:
         """Feed one plugin's endpoint lists to translation. A watch that ends or crashes (a plugin
         bug) is reported and started again after a refresh interval: endpoints never freeze silently."""
         interval = self.options.settings.refresh_interval
@@ -327,9 +357,8 @@ class ControlPlane:
         while True:
             watch = plugin.watch_endpoints(self.options.write_namespace, self._watched, opts)
             try:
-                async for endpoint_list in watch:
-                    self._publish(self.translator.set_endpoints(endpoint_list))
-                    heap.freeze_after_first_publish()
+                async for update in watch:
+                    on_update(update)
                 log.error("discovery watch ended; restarting", extra={"plugin": plugin.name})
             except Exception as exc:
                 log.exception("discovery watch crashed; restarting", extra={"plugin": plugin.name})
@@ -396,6 +425,8 @@ class ControlPlane:
         for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
             self.sync.set_latest(type_url, self.cache.version(type_url))
         self.statuses.update(delta.statuses)
+        if delta.statuses:
+            self.endpoints.statuses_changed(delta.statuses)
         for key, status in delta.statuses.items():
             level = logging.WARNING if status.state == Status.Rejected else logging.INFO
             log.log(

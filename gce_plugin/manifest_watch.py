@@ -97,6 +97,10 @@ class ManifestDirectory:
     def upstreams(self) -> list[Upstream]:
         return list(self._upstreams)
 
+    def degraded(self) -> list[str]:
+        """Nothing beyond the files' own errors (``ConfigHealth`` reports those)."""
+        return []
+
     def scan(self) -> bool:
         """Re-read what changed on disk. True when the set of upstreams changed."""
         if not self.directory.is_dir():

@@ -100,6 +100,29 @@ CONFIG_RELOAD_SUCCESS_TIME = Gauge(
     registry=REGISTRY,
 )
 
+# Replicated control plane (gce_plugin/store/replica.py)
+STORE_REACHABLE = Gauge(
+    "gce_plugin_store_reachable",
+    "1 while the etcd store answers the config watch, 0 while the last good config is served without it.",
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "gce_plugin_leader",
+    "1 while this replica is the leader (it polls discovery and publishes endpoints and statuses).",
+    registry=REGISTRY,
+)
+STORE_WRITES = Counter(
+    "gce_plugin_store_writes",
+    "Keys the leader put or deleted in the store, by kind (endpoints, statuses).",
+    ["kind"],
+    registry=REGISTRY,
+)
+STORE_WRITES_REFUSED = Counter(
+    "gce_plugin_store_writes_refused",
+    "Leader writes refused by the store because this replica was no longer the leader (fencing).",
+    registry=REGISTRY,
+)
+
 
 CONFIG_STALE = Gauge(
     "gce_plugin_config_stale",
