@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup generated-code check-generated test lint run bench bench-quick clean
+.PHONY: setup generated-code check-generated test lint run run-cluster bench bench-quick clean
 .PHONY: etcd-code check-etcd-code
 
 # Python 3.11+ is checked before anything is created; a venv left by an older Python (or a broken
@@ -41,6 +41,9 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/gce-plugin demo
+
+run-cluster: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m gce_plugin.demo_cluster
 
 bench: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench

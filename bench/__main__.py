@@ -17,7 +17,16 @@ from types import ModuleType
 
 from bench.report import RESULTS_DIR, Report, envoy_version, machine
 
-SCENARIOS = ("discovery", "translation", "fanout", "convergence", "footprint", "storm", "rollout")
+SCENARIOS = (
+    "discovery",
+    "translation",
+    "fanout",
+    "convergence",
+    "footprint",
+    "storm",
+    "rollout",
+    "replicated",
+)
 # A scenario that takes longer than this is killed and reported as crashed.
 TIMEOUT = {"quick": 150.0, "full": 400.0}
 

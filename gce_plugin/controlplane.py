@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +26,14 @@ from gce_plugin.api import Status, Upstream
 from gce_plugin.builtin import default_registry
 from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
 from gce_plugin.hostport import parse_host_port
+from gce_plugin.last_good import EndpointsArchive, UpstreamArchive
 from gce_plugin.manifest_watch import ManifestDirectory
 from gce_plugin.metrics import UPSTREAM_DISCOVERY_ERRORS
 from gce_plugin.paths import DEFAULT_FILE_ROOTS
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     DiscoveryPlugin,
+    EndpointsUpdate,
     InitParams,
     Settings,
     UpstreamKey,
@@ -42,6 +45,8 @@ from gce_plugin.plugins.plugin import (
 )
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.safe_yaml import DEFAULT_MAX_BYTES
+from gce_plugin.sources import ConfigSource, EndpointsSource, LocalDiscovery
+from gce_plugin.state import StateStore
 from gce_plugin.sync_status import SyncTracker
 from gce_plugin.translation.translator import REPORTER, Delta, Translator
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
@@ -50,9 +55,14 @@ from gce_plugin.xds.security import XdsLimits, XdsTls
 log = logging.getLogger(__name__)
 
 
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 @dataclass(frozen=True)
 class Options:
-    config_dir: str
+    # The manifest directory (unless the control plane is given another ConfigSource).
+    config_dir: str = ""
     xds_address: str = "127.0.0.1:18000"
     # None: no metrics/health endpoint.
     admin_address: str | None = "127.0.0.1:9091"
@@ -67,14 +77,52 @@ class Options:
     xds_limits: XdsLimits = field(default_factory=XdsLimits)
     # Directories under which a cluster may name files for Envoy to open (sslConfig, SDS token files).
     file_roots: tuple[str, ...] = DEFAULT_FILE_ROOTS
+    # Where last good manifests, upstreams and endpoints are kept across restarts (None: nowhere).
+    state_dir: str | None = None
+    # A manifest change is applied once stable this long (0: at once); see manifest_watch.py.
+    settle: float = 0.0
+    # A discovery poll is cancelled (a failure of every upstream in it) after this many seconds.
+    poll_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class _Substitute:
+    """An upstream that fails validation and has no accepted version in this process, served from
+    its last accepted version in the state directory."""
+
+    rejected: Upstream  # the manifest's version
+    served: Upstream  # the saved one
+    reason: str
+    saved_at: float
 
 
 class ControlPlane:
-    def __init__(self, options: Options, registry: Registry | None = None) -> None:
+    """``config``: where upstreams come from (default: ``options.config_dir``); ``endpoints``: where
+    endpoints come from (default: this process's discovery). See gce_plugin/sources.py."""
+
+    def __init__(
+        self,
+        options: Options,
+        registry: Registry | None = None,
+        *,
+        config: ConfigSource | None = None,
+        endpoints: EndpointsSource | None = None,
+    ) -> None:
         self.options = options
         self.registry = registry or default_registry()
         self.registry.init(InitParams(settings=options.settings))
-        self.manifests = ManifestDirectory(options.config_dir, options.max_manifest_bytes)
+        self.state = StateStore(options.state_dir) if options.state_dir else None
+        self._archive = UpstreamArchive(self.state) if self.state else None
+        self._endpoints_archive = EndpointsArchive(self.state) if self.state else None
+        self._substitutes: dict[UpstreamKey, _Substitute] = {}
+        self._saved: dict[UpstreamKey, Upstream] = {}  # accepted definitions saved in this process
+        self.manifests: ConfigSource = config or ManifestDirectory(
+            options.config_dir,
+            settle=options.settle,
+            archive=self._archive,
+            max_bytes=options.max_manifest_bytes,
+        )
+        self.endpoints: EndpointsSource = endpoints or LocalDiscovery()
         self.translator = Translator(self.registry.upstream_plugins(), file_roots=options.file_roots)
         self.cache = SnapshotCache()
         # Operator view: per-Envoy sync state, discovery and manifest health (gce_plugin/health.py).
@@ -107,7 +155,7 @@ class ControlPlane:
 
     def degraded(self) -> list[str]:
         """What is wrong while the last good config is served (``/readyz``'s body, the status page)."""
-        return self.config_health.degraded() + self.discovery_health.degraded()
+        return self.manifests.degraded() + self.config_health.degraded() + self.discovery_health.degraded()
 
     def status_report(self) -> dict[str, Any]:
         """``{"namespace.name": {"state": "Accepted"|"Rejected", "reason": ..., "reportedBy": ...,
@@ -125,9 +173,20 @@ class ControlPlane:
                     )
                 statuses[key] = status
         health = self.discovery_health.snapshot()
+        sources, stale_files = dict(self.manifests.sources), dict(self.manifests.stale)
+        substitutes = dict(self._substitutes)
         report: dict[str, Any] = {}
         for key, st in sorted(statuses.items()):
             entry = json_format.MessageToDict(st)
+            source = sources.get(key)
+            if source in stale_files:
+                entry["stale"] = {"file": str(source), "savedAt": _iso(stale_files[source])}
+            elif key in substitutes:
+                sub = substitutes[key]
+                saved = _iso(sub.saved_at)
+                entry["state"] = Status.State.Name(Status.Rejected)
+                entry["reason"] = f"{sub.reason} (serving its last accepted version, saved at {saved}: stale)"
+                entry["stale"] = {"upstream": True, "savedAt": saved}
             if key in health:
                 entry["discovery"] = health[key].as_dict()
             counts = self._endpoint_counts.get(self._cluster_of.get(key, ""))
@@ -145,6 +204,7 @@ class ControlPlane:
             )
             self.admin.start()
         metrics.HEALTH.attach(self.discovery_health.ages)
+        metrics.HEALTH.attach_stale(self.discovery_health.stale)
         watcher = asyncio.create_task(self._follow_manifests(), name="manifests")
         config_health = asyncio.create_task(self._follow_config_health(), name="config-health")
         stopping = asyncio.create_task(stop.wait())
@@ -167,6 +227,9 @@ class ControlPlane:
                 task.cancel()
             await asyncio.gather(watcher, config_health, stopping, *self._discovery, return_exceptions=True)
             metrics.HEALTH.detach(self.discovery_health.ages)
+            metrics.HEALTH.detach_stale(self.discovery_health.stale)
+            if self.state is not None:
+                await asyncio.to_thread(self.state.flush)
             await self.xds.stop(grace=1.0)
             if self.admin is not None:
                 self.admin.stop()
@@ -176,7 +239,7 @@ class ControlPlane:
 
     async def _follow_manifests(self) -> None:
         async for upstreams in self.manifests.watch(self.options.manifest_poll_interval):
-            self.apply_upstreams(upstreams)
+            upstreams = self.apply_upstreams(upstreams)
             self.discovery_health.retain(upstream_key(u) for u in upstreams)
             self._watched.replace(upstreams)
             if not self._discovery:
@@ -184,39 +247,118 @@ class ControlPlane:
             self._loaded.set()
             self._record_config_health()
 
-    def apply_upstreams(self, upstreams: Sequence[Upstream]) -> None:
-        delta = self.translator.set_upstreams(upstreams)
+    def apply_upstreams(self, upstreams: Sequence[Upstream]) -> list[Upstream]:
+        """Translate and publish ``upstreams``; return the ones served (an upstream that fails
+        validation with no accepted version in this process is served its saved one, see
+        ``_substitute``), which discovery is then asked for."""
+        served = self._substitute(upstreams, None)
+        delta = self.translator.set_upstreams(served)
+        again = self._substitute(upstreams, delta)
         present = {upstream_key(u) for u in upstreams}
-        self._cluster_of = {upstream_key(u): cluster_name(u) for u in upstreams}
+        self._cluster_of = {upstream_key(u): cluster_name(u) for u in again}
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
         metrics.forget_upstreams({f"{ns}.{name}" for ns, name in present})
         self._publish(delta)
+        if again != served:  # newly rejected ones with a saved version: served that instead
+            self._publish(self.translator.set_upstreams(again))
+        self._remember_accepted(again, present)
         log.info(
             "upstreams applied", extra={"upstreams": len(upstreams), "clusters": len(delta.cluster_upserts)}
         )
+        return again
+
+    def _substitute(self, upstreams: Sequence[Upstream], delta: Delta | None) -> list[Upstream]:
+        """``upstreams`` with the rejected ones that have no accepted cluster replaced by their last
+        accepted version from the state directory (stale). With ``delta``, also look for newly
+        rejected ones; without, only keep the substitutes already made."""
+        served: list[Upstream] = []
+        for upstream in upstreams:
+            key = upstream_key(upstream)
+            known = self._substitutes.get(key)
+            if known is not None and known.rejected == upstream:
+                served.append(known.served)
+                continue
+            self._substitutes.pop(key, None)
+            status = delta.statuses.get(key) if delta is not None else None
+            if (
+                status is not None
+                and status.state == Status.Rejected
+                and self._archive is not None
+                and not self.translator.serving(key)
+                and (saved := self._archive.load_upstream(key)) is not None
+            ):
+                found, saved_at = saved
+                self._substitutes[key] = _Substitute(upstream, found, status.reason, saved_at)
+                log.error(
+                    "upstream rejected; serving its last accepted version saved at %s (stale)",
+                    _iso(saved_at),
+                    extra={"upstream": f"{key[0]}.{key[1]}", "reason": status.reason},
+                )
+                served.append(found)
+                continue
+            served.append(upstream)
+        metrics.CONFIG_STALE.labels(kind="upstream").set(len(self._substitutes))
+        return served
+
+    def _remember_accepted(self, served: Sequence[Upstream], present: set[UpstreamKey]) -> None:
+        """Save every accepted upstream's definition (for ``_substitute`` after a restart); forget
+        the ones that left."""
+        if self._archive is None:
+            return
+        for upstream in served:
+            key = upstream_key(upstream)
+            status = self.statuses.get(key)
+            if key in self._substitutes or status is None or status.state != Status.Accepted:
+                continue
+            if self._saved.get(key) != upstream:
+                self._archive.save_upstream(upstream)
+                self._saved[key] = upstream
+        for key in self._saved.keys() - present:
+            self._archive.forget_upstream(key)
+            del self._saved[key]
 
     # -- discovery -> endpoints -> translation ------------------------------------------------------
 
     def _start_discovery(self) -> None:
-        """One endpoint watch per discovery plugin, for as long as the control plane runs."""
-        self._discovery = [
-            asyncio.create_task(self._watch_endpoints(plugin), name=f"discovery-{plugin.name}")
+        """The endpoints source, for as long as the control plane runs."""
+        self._discovery = [asyncio.create_task(self.endpoints.run(self), name="endpoints")]
+
+    def apply_endpoints(self, update: EndpointsUpdate) -> None:
+        self._publish(self.translator.set_endpoints(update))
+        heap.freeze_after_first_publish()
+
+    async def discover(self, on_update: Callable[[EndpointsUpdate], None]) -> None:
+        """One endpoint watch per discovery plugin, until cancelled."""
+        watches = [
+            asyncio.create_task(self._watch_endpoints(plugin, on_update), name=f"discovery-{plugin.name}")
             for plugin in self.registry.discovery_plugins()
         ]
+        try:
+            await asyncio.gather(*watches)
+        finally:
+            for task in watches:
+                task.cancel()
+            await asyncio.gather(*watches, return_exceptions=True)
 
-    async def _watch_endpoints(self, plugin: DiscoveryPlugin) -> None:
+    async def _watch_endpoints(
+        self, plugin: DiscoveryPlugin, on_update: Callable[[EndpointsUpdate], None]
+    ) -> None:
         """Feed one plugin's endpoint lists to translation. A watch that ends or crashes (a plugin
         bug) is reported and started again after a refresh interval: endpoints never freeze silently."""
         interval = self.options.settings.refresh_interval
         opts = WatchOpts(
-            refresh_interval=interval, on_error=self._discovery_error, on_success=self._discovery_success
+            refresh_interval=interval,
+            on_error=self._discovery_error,
+            on_success=self._discovery_success,
+            poll_timeout=self.options.poll_timeout,
+            last_good=self._endpoints_archive,
+            on_stale=self.discovery_health.record_stale,
         )
         while True:
             watch = plugin.watch_endpoints(self.options.write_namespace, self._watched, opts)
             try:
-                async for endpoint_list in watch:
-                    self._publish(self.translator.set_endpoints(endpoint_list))
-                    heap.freeze_after_first_publish()
+                async for update in watch:
+                    on_update(update)
                 log.error("discovery watch ended; restarting", extra={"plugin": plugin.name})
             except Exception as exc:
                 log.exception("discovery watch crashed; restarting", extra={"plugin": plugin.name})
@@ -246,6 +388,7 @@ class ControlPlane:
         if errors is self._config_seen or not self._loaded.is_set():
             return
         self._config_seen = errors
+        metrics.CONFIG_STALE.labels(kind="file").set(len(self.manifests.stale))
         ok = self.config_health.record(errors)
         metrics.CONFIG_RELOAD_SUCCESSFUL.set(1 if ok else 0)
         if ok:
@@ -282,6 +425,8 @@ class ControlPlane:
         for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
             self.sync.set_latest(type_url, self.cache.version(type_url))
         self.statuses.update(delta.statuses)
+        if delta.statuses:
+            self.endpoints.statuses_changed(delta.statuses)
         for key, status in delta.statuses.items():
             level = logging.WARNING if status.state == Status.Rejected else logging.INFO
             log.log(

@@ -32,13 +32,18 @@ class UpstreamHealth:
     last_success: float | None = None
     error: str | None = None
     error_since: float | None = None
+    # Set while the upstream is served endpoints restored from the state directory (saved then).
+    stale_since: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        report = {
             "lastSuccess": _iso(self.last_success),
             "error": self.error,
             "errorSince": _iso(self.error_since),
         }
+        if self.stale_since is not None:
+            report["staleEndpointsSavedAt"] = _iso(self.stale_since)
+        return report
 
 
 def _iso(when: float | None) -> str | None:
@@ -72,6 +77,19 @@ class DiscoveryHealth:
             since = old.error_since if old.error is not None else when
             self._upstreams[key] = replace(old, error=error, error_since=since)
 
+    def record_stale(self, key: Key, saved_at: float) -> None:
+        """``key`` is served endpoints saved at ``saved_at`` (Unix time) by a previous run; stale
+        until its next success. Its age counts from when they were saved."""
+        with self._lock:
+            old = self._get(key, self._clock())
+            self._upstreams[key] = replace(
+                old, stale_since=saved_at, last_success=old.last_success or saved_at
+            )
+
+    def stale(self) -> dict[str, float]:
+        """upstream label -> when the stale endpoints it is served were saved."""
+        return {label(k): h.stale_since for k, h in self.snapshot().items() if h.stale_since is not None}
+
     def forget(self, key: Key) -> None:
         with self._lock:
             self._upstreams.pop(key, None)
@@ -91,6 +109,7 @@ class DiscoveryHealth:
     def degraded(self) -> list[str]:
         return [
             f"discovery of {label(k)} failing: {h.error}"
+            + (f" (serving endpoints saved at {_iso(h.stale_since)})" if h.stale_since is not None else "")
             for k, h in sorted(self.snapshot().items())
             if h.error
         ]

@@ -121,7 +121,7 @@ class Process:
 
 
 def start_control_plane(
-    config_dir: str | Path,
+    config_dir: str | Path | None,
     compute_endpoint: str,
     work_dir: Path,
     *,
@@ -130,15 +130,21 @@ def start_control_plane(
     metrics_port: int,
     extra_args: Sequence[str] = (),
     timeout: float = 30.0,
+    name: str = "control-plane",
 ) -> Process:
-    """``gce-plugin run`` as a child process, returned once its ``/readyz`` answers 200."""
+    """``gce-plugin run`` as a child process, returned once its ``/readyz`` answers 200.
+    ``config_dir`` None: the config source is in ``extra_args`` (``--store ...``). Its state
+    directory is ``work_dir/state`` unless ``extra_args`` name one (a restart in the same work
+    directory finds the state of the run before)."""
+    source = [] if config_dir is None else ["--config", str(config_dir)]
+    if "--state-dir" not in extra_args:
+        extra_args = [*extra_args, "--state-dir", str(work_dir / "state")]
     cp = Process(
-        "control-plane",
+        name,
         [
             *gce_plugin_command(),
             "run",
-            "--config",
-            str(config_dir),
+            *source,
             "--compute-endpoint",
             compute_endpoint,
             "--refresh",
@@ -281,29 +287,33 @@ class Envoy:
     def __init__(
         self,
         work_dir: Path,
-        xds_port: int,
+        xds_port: int | Sequence[int],
         routes: Sequence[tuple[str, str]],
         node_id: str,
         *,
         bootstrap_cli: bool = False,
     ) -> None:
-        """``bootstrap_cli``: write the bootstrap with the ``gce-plugin bootstrap`` command (a
-        process), as an operator would, rather than with the function behind it."""
+        """``xds_port``: the control plane's, or every replica's. ``bootstrap_cli``: write the
+        bootstrap with the ``gce-plugin bootstrap`` command (a process), as an operator would, rather
+        than with the function behind it."""
         self.admin_port = free_port()
         self.listen_port = free_port()
         self.node_id = node_id
+        ports = [xds_port] if isinstance(xds_port, int) else list(xds_port)
+        xds_addresses = [f"127.0.0.1:{port}" for port in ports]
         path = work_dir / f"{node_id}.yaml"
-        listen, admin, xds = (f"127.0.0.1:{p}" for p in (self.listen_port, self.admin_port, xds_port))
+        listen, admin = (f"127.0.0.1:{p}" for p in (self.listen_port, self.admin_port))
         if bootstrap_cli:
             flags = [f"--route={prefix}={upstream}" for prefix, upstream in routes]
-            command = [*gce_plugin_command(), "bootstrap", "--xds-address", xds, *flags]
+            flags += [f"--xds-address={xds}" for xds in xds_addresses]
+            command = [*gce_plugin_command(), "bootstrap", *flags]
             command += ["--listen", listen, "--admin", admin, "--node-id", node_id, "-o", "yaml"]
             written = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
             if written.returncode != 0:
                 raise RuntimeError(f"gce-plugin bootstrap failed: {written.stderr.strip()}")
             path.write_text(written.stdout)
         else:
-            config = bootstrap.build(xds, list(routes), listen=listen, admin=admin, node_id=node_id)
+            config = bootstrap.build(xds_addresses, list(routes), listen=listen, admin=admin, node_id=node_id)
             path.write_text(yaml.safe_dump(config, sort_keys=False))
         binary = shutil.which("envoy")
         if binary is None:
@@ -327,6 +337,16 @@ class Envoy:
             return self.admin("ready")[0] == 200
 
         wait_for(f"Envoy {self.node_id} to be ready", ready, timeout)
+
+    def stats(self, prefix: str) -> dict[str, int]:
+        """Envoy's counters and gauges whose names start with ``prefix`` (admin ``/stats``)."""
+        status, body = self.admin(f"stats?filter=^{prefix}")
+        found: dict[str, int] = {}
+        for line in body.splitlines() if status == 200 else ():
+            name, _, value = line.partition(": ")
+            if value.strip().lstrip("-").isdigit():
+                found[name] = int(value)
+        return found
 
     def cluster_hosts(self, cluster: str) -> set[str]:
         """``ip:port`` of the hosts Envoy has for ``cluster``, from admin ``/clusters``."""

@@ -100,6 +100,38 @@ CONFIG_RELOAD_SUCCESS_TIME = Gauge(
     registry=REGISTRY,
 )
 
+# Replicated control plane (gce_plugin/store/replica.py)
+STORE_REACHABLE = Gauge(
+    "gce_plugin_store_reachable",
+    "1 while the etcd store answers the config watch, 0 while the last good config is served without it.",
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "gce_plugin_leader",
+    "1 while this replica is the leader (it polls discovery and publishes endpoints and statuses).",
+    registry=REGISTRY,
+)
+STORE_WRITES = Counter(
+    "gce_plugin_store_writes",
+    "Keys the leader put or deleted in the store, by kind (endpoints, statuses).",
+    ["kind"],
+    registry=REGISTRY,
+)
+STORE_WRITES_REFUSED = Counter(
+    "gce_plugin_store_writes_refused",
+    "Leader writes refused by the store because this replica was no longer the leader (fencing).",
+    registry=REGISTRY,
+)
+
+
+CONFIG_STALE = Gauge(
+    "gce_plugin_config_stale",
+    "Manifest files (kind=file) and upstreams (kind=upstream) served from their last accepted version "
+    "in the state directory because they failed validation since a restart.",
+    ["kind"],
+    registry=REGISTRY,
+)
+
 
 class HealthCollector(Collector):
     """Per-upstream discovery age and failure, read from attached sources at each scrape (an age
@@ -107,6 +139,15 @@ class HealthCollector(Collector):
 
     def __init__(self) -> None:
         self._sources: list[Callable[[], dict[str, tuple[float, bool]]]] = []
+        self._stale_sources: list[Callable[[], dict[str, float]]] = []
+
+    def attach_stale(self, source: Callable[[], dict[str, float]]) -> None:
+        """``source``: upstream label -> when the stale endpoints it is served were saved."""
+        self._stale_sources.append(source)
+
+    def detach_stale(self, source: Callable[[], dict[str, float]]) -> None:
+        if source in self._stale_sources:
+            self._stale_sources.remove(source)
 
     def attach(self, source: Callable[[], dict[str, tuple[float, bool]]]) -> None:
         self._sources.append(source)
@@ -124,6 +165,9 @@ class HealthCollector(Collector):
             for upstream, (age, failing) in sorted(source().items()):
                 families[0].add_metric([upstream], age)
                 families[1].add_metric([upstream], 1.0 if failing else 0.0)
+        for stale_source in list(self._stale_sources):
+            for upstream, saved_at in sorted(stale_source().items()):
+                families[2].add_metric([upstream], saved_at)
         yield from families
 
     @staticmethod
@@ -137,6 +181,12 @@ class HealthCollector(Collector):
             GaugeMetricFamily(
                 "gce_plugin_upstream_discovery_failing",
                 "1 while the upstream's latest discovery failed, else 0.",
+                labels=["upstream"],
+            ),
+            GaugeMetricFamily(
+                "gce_plugin_upstream_endpoints_stale_saved_timestamp_seconds",
+                "Present while the upstream is served endpoints restored from the state directory "
+                "(discovery has not succeeded since a restart): Unix time they were saved.",
                 labels=["upstream"],
             ),
         ]

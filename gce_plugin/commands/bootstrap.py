@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,14 +96,18 @@ def with_tls(config: dict[str, Any], tls: XdsClientTls) -> dict[str, Any]:
 
 
 def build(
-    xds_address: str,
+    xds_address: str | Sequence[str],
     routes: list[tuple[str, str]],
     listen: str = "127.0.0.1:10000",
     admin: str = "127.0.0.1:9901",
     node_id: str = "envoy-1",
     node_cluster: str = "gateway",
 ) -> dict[str, Any]:
-    xds_host, xds_port = parse_host_port(xds_address)
+    """The bootstrap. ``xds_address``: one control plane, or every replica of a replicated one (the
+    ADS stream goes to one of them; when it breaks, Envoy reconnects to another)."""
+    xds_addresses = [xds_address] if isinstance(xds_address, str) else list(xds_address)
+    if not xds_addresses:
+        raise ValueError("at least one xDS address")
     listen_host, listen_port = parse_host_port(listen)
     admin_host, admin_port = parse_host_port(admin)
     ads = {"ads": {}, "resource_api_version": "V3"}
@@ -132,22 +137,7 @@ def build(
                     },
                     "load_assignment": {
                         "cluster_name": "xds_cluster",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {
-                                                    "address": xds_host,
-                                                    "port_value": xds_port,
-                                                }
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
+                        "endpoints": [{"lb_endpoints": [_xds_endpoint(a) for a in xds_addresses]}],
                     },
                 }
             ],
@@ -160,6 +150,11 @@ def build(
             ],
         },
     }
+
+
+def _xds_endpoint(xds_address: str) -> dict[str, Any]:
+    host, port = parse_host_port(xds_address)
+    return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
 
 
 def _http_connection_manager(routes: list[tuple[str, str]]) -> dict[str, Any]:
@@ -204,9 +199,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--xds-address",
         type=address,
-        default="127.0.0.1:18000",
+        action="append",
         metavar="HOST:PORT",
-        help="the control plane's xDS address",
+        help="the control plane's xDS address (default 127.0.0.1:18000); repeat it for every replica "
+        "of a replicated control plane",
     )
     parser.add_argument(
         "--route",
@@ -250,7 +246,14 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"gce-plugin bootstrap: {err}", file=sys.stderr)
         return 2
-    config = build(args.xds_address, args.route, args.listen, args.admin, args.node_id, args.node_cluster)
+    config = build(
+        args.xds_address or ["127.0.0.1:18000"],
+        args.route,
+        args.listen,
+        args.admin,
+        args.node_id,
+        args.node_cluster,
+    )
     if tls is not None:
         config = with_tls(config, tls)
     if args.output == "json":

@@ -14,6 +14,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from google.protobuf.message import Message
@@ -94,6 +95,18 @@ class DiscoveryError(Exception):
         return upstream_label(self.upstream) if self.upstream else "*"
 
 
+class LastGoodEndpoints(Protocol):
+    """Where a watch keeps each upstream's last discovered endpoints across restarts
+    (``gce_plugin.last_good.EndpointsArchive``). ``target`` is the upstream's ``discovery_target``:
+    endpoints are restored only for the target they were found for."""
+
+    def save(self, key: UpstreamKey, target: bytes, found: UpstreamEndpoints) -> None: ...
+
+    def forget(self, key: UpstreamKey) -> None: ...
+
+    def load(self, key: UpstreamKey, target: bytes) -> tuple[UpstreamEndpoints, float] | None: ...
+
+
 @dataclass(frozen=True)
 class WatchOpts:
     refresh_interval: float = 30.0
@@ -101,6 +114,13 @@ class WatchOpts:
     on_error: Callable[[DiscoveryError], None] = lambda err: None
     # Called for every upstream a poll resolved (changed or not): discovery health's last success.
     on_success: Callable[[UpstreamKey], None] = lambda key: None
+    # A whole poll ends (as a failure of every upstream in it) after this many seconds.
+    poll_timeout: float = 300.0
+    # Last good endpoints across restarts (None: not persisted).
+    last_good: LastGoodEndpoints | None = None
+    # Called when an upstream is served endpoints restored from ``last_good`` (saved at that Unix
+    # time) because discovery could not resolve it: stale until its next on_success.
+    on_stale: Callable[[UpstreamKey, float], None] = lambda key, saved_at: None
 
 
 @dataclass(frozen=True)

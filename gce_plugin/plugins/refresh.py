@@ -12,6 +12,16 @@ plugin:
 - per-upstream errors, and a poll that failed as a whole, go to ``opts.on_error``; the upstream (or
   every upstream) keeps its last good endpoints; a spec error is reported once per spec; every
   upstream a poll resolved goes to ``opts.on_success`` (discovery health);
+- a poll that has not ended after ``opts.poll_timeout`` seconds is cancelled (its calls with it) and
+  is a failure of every upstream in it: a hung cloud API never freezes discovery silently;
+- **losses are confirmed** (the one place for it, for every plugin): an answer that would take an
+  upstream from some endpoints to none, or that shrinks it while the same poll reports an error for
+  it (a group found missing), is applied only when the next poll gives the same endpoints. Until then
+  the upstream keeps its endpoints (a warning says why); a real scale-to-zero lands one refresh later;
+- **last good across restarts** (``opts.last_good``): endpoints are saved per upstream when their
+  content version changes; an upstream that a poll cannot resolve and that has no endpoints yet (a
+  restart while the cloud API is down) is served its saved endpoints, if they were found for the same
+  target, and reported stale (``opts.on_stale``) until its next success;
 - metrics: ``gce_plugin_discovery_polls{plugin,result}`` per poll and
   ``gce_plugin_upstream_endpoints{upstream}`` per upstream while the watch runs;
 - answers (``EndpointsUpdate``): the first after the first poll that completes, then after every
@@ -25,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -111,6 +122,10 @@ class _Refresh:
         self.published: dict[UpstreamKey, UpstreamEndpoints] = {}
         self.last: EndpointsUpdate | None = None
         self._succeeded: set[UpstreamKey] = set()
+        # Losses seen once, waiting for the next poll to confirm them: key -> the version seen.
+        self._unconfirmed: dict[UpstreamKey, str] = {}
+        # Upstreams served restored (stale) endpoints: tried once per target.
+        self._restore_tried: set[UpstreamKey] = set()
 
     def retarget(self, upstreams: Iterable[Upstream]) -> list[Upstream]:
         """Take a new set of upstreams; forget the endpoints of those that left or were pointed
@@ -120,10 +135,14 @@ class _Refresh:
         fresh = [key for key, target in targets.items() if self._targets.get(key) != target]
         for key in (self._targets.keys() - targets.keys()).union(fresh):
             self.forget(key)
+            if key not in targets and self._opts.last_good is not None:
+                self._opts.last_good.forget(key)
         self.mine, self._targets = incoming, targets
         return [incoming[key] for key in fresh]
 
     def forget(self, key: UpstreamKey) -> None:
+        self._unconfirmed.pop(key, None)
+        self._restore_tried.discard(key)
         if self.published.pop(key, None) is not None:
             with contextlib.suppress(KeyError):
                 metrics.UPSTREAM_ENDPOINTS.remove(upstream_label(key))
@@ -131,20 +150,62 @@ class _Refresh:
     async def poll(self, upstreams: Sequence[Upstream], fresh: set[UpstreamKey]) -> set[UpstreamKey] | None:
         """Poll ``upstreams``, report the errors, take the changes; the upstreams whose endpoints
         changed, or None when the poll failed as a whole."""
+        timeout = self._opts.poll_timeout
         try:
-            result = await self._poll(upstreams)
+            result = await asyncio.wait_for(self._poll(upstreams), timeout)
         except DiscoveryError as err:
             self._report([err])
-            return None
+            return self._restore(upstreams) or None
+        except TimeoutError:
+            log.error("discovery poll cancelled after %.0fs", timeout, extra={"plugin": self.plugin})
+            self._report(
+                [DiscoveryError(f"{self.plugin} discovery poll did not finish within {timeout:.0f}s")]
+            )
+            return self._restore(upstreams) or None
         except Exception as exc:  # a bug, not a cloud failure (those are per upstream): report, go on
             log.exception("discovery poll failed", extra={"plugin": self.plugin})
             self._report([DiscoveryError(f"{self.plugin} discovery poll failed: {exc}")])
-            return None
+            return self._restore(upstreams) or None
         errors = [DiscoveryError(message, upstream=key) for key, message in result.errors.items()]
         errors += [DiscoveryError(m, upstream=k) for k, m in result.invalid.items() if k in fresh]
         self._report(errors)
         self._succeeded = result.found.keys() - result.errors.keys()
-        return self._take(result.found)
+        # Not resolved, or failed with nothing found, with nothing served yet: saved endpoints first.
+        unresolved = [
+            u
+            for u in upstreams
+            if (key := upstream_key(u)) not in result.found
+            or (key in result.errors and not result.found[key].count and key not in self.published)
+        ]
+        restored = self._restore(unresolved)
+        found = {k: v for k, v in result.found.items() if k not in restored}
+        return self._take(found, result.errors.keys()) | restored
+
+    def _restore(self, upstreams: Iterable[Upstream]) -> set[UpstreamKey]:
+        """Serve saved endpoints to the upstreams a poll could not resolve that have none yet."""
+        last_good = self._opts.last_good
+        restored: set[UpstreamKey] = set()
+        if last_good is None:
+            return restored
+        for upstream in upstreams:
+            key = upstream_key(upstream)
+            if key in self.published or key in self._restore_tried or key not in self.mine:
+                continue
+            self._restore_tried.add(key)
+            saved = last_good.load(key, self._targets.get(key, b""))
+            if saved is None:
+                continue
+            found, saved_at = saved
+            self._set(key, found, save=False)
+            restored.add(key)
+            log.warning(
+                "discovery failed; serving the %d endpoints saved at %s (stale)",
+                found.count,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(saved_at)),
+                extra={"upstream": upstream_label(key)},
+            )
+            self._call2(self._opts.on_stale, key, saved_at)
+        return restored
 
     def report_successes(self) -> None:
         """Tell ``opts.on_success`` about every upstream the last poll resolved. Called once the
@@ -160,16 +221,52 @@ class _Refresh:
         except Exception:
             log.exception("discovery callback failed")
 
-    def _take(self, found: dict[UpstreamKey, UpstreamEndpoints]) -> set[UpstreamKey]:
+    @staticmethod
+    def _call2(callback: Callable[[UpstreamKey, float], None], key: UpstreamKey, when: float) -> None:
+        try:
+            callback(key, when)
+        except Exception:
+            log.exception("discovery callback failed")
+
+    def _take(
+        self, found: dict[UpstreamKey, UpstreamEndpoints], failing: Iterable[UpstreamKey] = ()
+    ) -> set[UpstreamKey]:
         changed = set()
+        failing = set(failing)
         for key, endpoints in found.items():
             known = self.published.get(key)
             if key not in self.mine or (known is not None and known.version == endpoints.version):
+                self._unconfirmed.pop(key, None)
                 continue  # left while it was polled, or unchanged
-            self.published[key] = endpoints
-            metrics.UPSTREAM_ENDPOINTS.labels(upstream=upstream_label(key)).set(endpoints.count)
+            if known is not None and not self._confirmed(key, known, endpoints, key in failing):
+                continue
+            self._set(key, endpoints)
             changed.add(key)
         return changed
+
+    def _confirmed(
+        self, key: UpstreamKey, known: UpstreamEndpoints, new: UpstreamEndpoints, failing: bool
+    ) -> bool:
+        """Whether to apply ``new`` over ``known`` now: yes unless it is a loss (all endpoints gone,
+        or fewer while this poll reports an error for the upstream) not yet seen by the poll before."""
+        loss = bool(known.count) and (not new.count or (failing and new.count < known.count))
+        if not loss or self._unconfirmed.get(key) == new.version:
+            self._unconfirmed.pop(key, None)
+            return True
+        self._unconfirmed[key] = new.version
+        log.warning(
+            "discovery found %d endpoints where there were %d; kept until the next poll confirms it",
+            new.count,
+            known.count,
+            extra={"upstream": upstream_label(key)},
+        )
+        return False
+
+    def _set(self, key: UpstreamKey, endpoints: UpstreamEndpoints, save: bool = True) -> None:
+        self.published[key] = endpoints
+        metrics.UPSTREAM_ENDPOINTS.labels(upstream=upstream_label(key)).set(endpoints.count)
+        if save and self._opts.last_good is not None:
+            self._opts.last_good.save(key, self._targets.get(key, b""), endpoints)
 
     def _report(self, errors: list[DiscoveryError]) -> None:
         metrics.DISCOVERY_POLLS.labels(plugin=self.plugin, result="error" if errors else "ok").inc()

@@ -115,13 +115,15 @@ class Election:
 
     async def _keep(self, leadership: Leadership) -> None:
         """Refresh the lease every ttl/3; leadership is lost when etcd says the lease expired, or
-        when no refresh succeeded for a whole TTL (etcd may have expired it meanwhile)."""
+        when no refresh succeeded for a whole TTL (etcd may have expired it meanwhile). A refresh
+        never waits past that TTL (a call's retries over every member can take much longer)."""
         last_ok = time.monotonic()
         while not leadership.lost.is_set():
             await asyncio.sleep(leadership.ttl / 3)
+            budget = max(0.1, leadership.ttl - (time.monotonic() - last_ok))
             try:
-                left = await self.client.lease_keepalive(leadership.lease)
-            except EtcdError as err:
+                left = await asyncio.wait_for(self.client.lease_keepalive(leadership.lease), budget)
+            except (EtcdError, TimeoutError) as err:
                 log.warning("leader lease refresh failed: %s", err)
                 left = 1 if time.monotonic() - last_ok < leadership.ttl else 0
             else:
@@ -197,6 +199,11 @@ class Publisher:
         for directory in (self.layout.endpoints_dir, self.layout.statuses_dir):
             _, kvs = await self.client.range_all(directory)
             self._written.update((kv.key, kv.value) for kv in kvs)
+
+    def stored(self, directory: bytes) -> set[UpstreamRef]:
+        """The upstreams that have a key under ``directory`` (as written or loaded)."""
+        refs = (self.layout.ref_under(directory, key) for key in self._written)
+        return {ref for ref in refs if ref is not None}
 
     async def publish_endpoints(
         self, leadership: Leadership, changes: Mapping[UpstreamRef, PublishedEndpoints | None]

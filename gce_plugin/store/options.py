@@ -10,13 +10,13 @@ from gce_plugin.store.client import EtcdClient, TlsFiles, parse_store_url
 from gce_plugin.store.layout import DEFAULT_PREFIX, Layout
 
 
-def store_parent() -> argparse.ArgumentParser:
+def store_parent(required: bool = True) -> argparse.ArgumentParser:
     """The ``--store`` option group, as an argparse parent (a command lists it in ``PARENTS``)."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("store (etcd)")
     group.add_argument(
         "--store",
-        required=True,
+        required=required,
         metavar="etcd://HOST:PORT[,HOST:PORT...]",
         help="the etcd cluster holding the config (every member, or some)",
     )

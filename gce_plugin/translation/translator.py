@@ -194,6 +194,11 @@ class Translator:
         self._awaited: dict[UpstreamKey, str] = {}
         self._counters: dict[str, Counter] = {}
 
+    def serving(self, key: UpstreamKey) -> bool:
+        """Whether a cluster is served for ``key`` (it was accepted at least once)."""
+        state = self._upstreams.get(key)
+        return state is not None and state.cluster is not None
+
     def held(self) -> frozenset[str]:
         """The assignment names to hold: EDS clusters served without an assignment yet."""
         return frozenset(self._awaited.values())

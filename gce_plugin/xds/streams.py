@@ -10,7 +10,9 @@ NACK of it (as go-control-plane does). Changes meanwhile coalesce, a client that
 one pending response per type, and a NACKed version is never pushed again (the cursor has moved on;
 only a later change is sent). On ADS, types are pushed in order (CDS, EDS, LDS, RDS): a type whose
 update is waiting for an ACK holds back the later types, so an assignment never overtakes the cluster
-update it belongs to.
+update it belongs to; except the names a SotW client requested and never got (the assignments of
+clusters it is warming): Envoy ACKs a cluster update only once its new clusters are warm, so holding
+those back would stall both types until Envoy's initial fetch timeout.
 """
 
 from __future__ import annotations
@@ -183,6 +185,12 @@ class _Subscription:
 
 
 class SotwSubscription(_Subscription):
+    def __init__(self, rtype: ResourceType, cursor: int) -> None:
+        super().__init__(rtype, cursor)
+        # Newly requested names not answered with a resource yet (held ones): a client warming a
+        # cluster waits for them before it ACKs the cluster update, so they are never held back.
+        self.awaited: set[str] = set()
+
     def update_names(self, requested: Iterable[str]) -> None:
         names = set(requested)
         if self.ever_named and not self.wildcard and names == self.names and WILDCARD not in names:
@@ -199,6 +207,8 @@ class SotwSubscription(_Subscription):
         added = names - self.names
         if added:
             self._mark(added)
+        if added and not self.rtype.full_state:
+            self.awaited |= added  # unsubscribed ones are dropped by build_awaited
         self.names = shared_names(names)
         self.wildcard = wildcard
 
@@ -217,6 +227,7 @@ class SotwSubscription(_Subscription):
         """Stop answering for ``names`` (refused at intake; a later request may name them again)."""
         self.names = shared_names(self.names - names)
         self.dirty.difference_update(names)
+        self.awaited.difference_update(names)
 
     def build(self, cache: SnapshotCache) -> bytes | None:
         """The next response without its nonce, or None if there is nothing to send."""
@@ -233,6 +244,8 @@ class SotwSubscription(_Subscription):
                 # syncs, a change that touches many assignments): one join, not one per stream.
                 names = self.names if self.everything else self.dirty
                 body = cache.sotw_body(type_url, names if isinstance(names, frozenset) else frozenset(names))
+                if self.awaited:  # answered now, unless still held
+                    self.awaited = {n for n in self.awaited if n not in names or cache.is_held(type_url, n)}
             if not body and not self.first:
                 self._sent()
                 return None
@@ -240,12 +253,26 @@ class SotwSubscription(_Subscription):
         self.sent_version = cache.version(type_url)
         return body + cache.sotw_tail(type_url)
 
+    def build_awaited(self, cache: SnapshotCache) -> bytes | None:
+        """While held back: a response with just the awaited names that can be answered now (their
+        resource arrived), or None. Other changes stay pending."""
+        self.awaited &= self.names
+        ready = sorted(n for n in self.awaited if cache.entry_or_placeholder(self.type_url, n) is not None)
+        if not ready:
+            return None
+        body = self._join(cache, ready)
+        self.dirty.difference_update(ready)
+        self.first = False
+        self.sent_version = cache.version(self.type_url)
+        return body + cache.sotw_tail(self.type_url)
+
     def _join(self, cache: SnapshotCache, names: Iterable[str]) -> bytes:
         parts = []
         for name in names:
             entry = cache.entry_or_placeholder(self.type_url, name)
             if entry is not None:
                 parts.append(entry.sotw_field)
+                self.awaited.discard(name)
         return b"".join(parts)
 
 
@@ -542,6 +569,17 @@ class Stream:
 
     # --- output
 
+    def _build(self, sub: SotwSubscription | DeltaSubscription, held_back: bool) -> bytes | None:
+        """The next response of ``sub`` without its nonce (see the module docstring), or None."""
+        if not held_back:
+            body = sub.build(self._cache)
+            if body is None:
+                sub.since = None
+            return body
+        if isinstance(sub, SotwSubscription) and sub.awaited:
+            return sub.build_awaited(self._cache)
+        return None
+
     async def responses(self) -> AsyncIterator[bytes]:
         """Serialized responses, as they become due; ends when the client half-closes."""
         cache = self._cache
@@ -553,16 +591,14 @@ class Stream:
             held_back = False
             for sub in self._ordered:
                 sub.fold(cache.changes_since(sub.type_url, sub.cursor))
-                if held_back:
-                    continue
                 if sub.awaiting_ack:
-                    held_back = sub.pending()
+                    held_back = held_back or sub.pending()
                     continue
                 # A full send is built and written inside a gate slot: the slot is held until the
                 # write is done (this generator resumes only then).
-                gated = self._gate is not None and sub.full_send()
+                gated = self._gate is not None and not held_back and sub.full_send()
                 async with self._gate.slot() if self._gate is not None and gated else _NO_SLOT:
-                    response = self._next(sub)
+                    response = self._next(sub, held_back)
                     if response is None:
                         continue
                     since = sub.take_since()
@@ -577,11 +613,10 @@ class Stream:
                 if since is not None:
                     sub.push_latency.observe(time.monotonic() - since)
 
-    def _next(self, sub: SotwSubscription | DeltaSubscription) -> bytes | None:
+    def _next(self, sub: SotwSubscription | DeltaSubscription, held_back: bool) -> bytes | None:
         """The subscription's next response with its nonce, or None if there is nothing to send."""
-        body = sub.build(self._cache)
+        body = self._build(sub, held_back)
         if body is None:
-            sub.since = None
             return None
         self._nonce += 1
         nonce = str(self._nonce)

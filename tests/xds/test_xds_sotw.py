@@ -207,6 +207,39 @@ def test_assignments_wait_for_an_unacked_cluster_update() -> None:
     run_with_server(body)
 
 
+def test_assignment_of_a_warming_cluster_is_not_held_back_by_a_later_cluster_update() -> None:
+    """Envoy ACKs a cluster update only once its new clusters are warm: their assignments are sent
+    when they arrive even while another cluster update waits for that ACK (else both would stall
+    until Envoy's initial fetch timeout). Seen with two upstreams applied to etcd 50 ms apart."""
+
+    async def body(env: Env) -> None:
+        env.set_clusters()
+        client = env.ads()
+        await client.request(CLUSTER_TYPE)
+        await client.ack(await client.recv())
+        env.cache.hold(ENDPOINT_TYPE, ["a"])
+        env.set_clusters("a")
+        unacked = await client.recv()  # cluster a: Envoy warms it and asks for its assignment
+        assert sorted(clusters_of(unacked)) == ["a"]
+        await client.request(ENDPOINT_TYPE, ["a"])
+        nothing_yet = await client.recv()  # a first request is answered, here with nothing
+        assert nothing_yet.type_url == ENDPOINT_TYPE and not assignments_of(nothing_yet)
+        await client.ack(nothing_yet, ["a"])
+        stream = await only_stream(env, requests=4)
+        env.cache.hold(ENDPOINT_TYPE, ["a", "b"])
+        env.set_clusters("a", "b")  # the next update, held until a is warm and ACKed
+        await folded(stream, env.cache, CLUSTER_TYPE)
+        env.update_assignment("a", 1)  # discovery answers
+        warm = await client.recv()
+        assert warm.type_url == ENDPOINT_TYPE
+        assert {n: ports_of(c) for n, c in assignments_of(warm).items()} == {"a": [1]}
+        await client.ack(unacked)
+        nxt = await client.recv()
+        assert nxt.type_url == CLUSTER_TYPE and sorted(clusters_of(nxt)) == ["a", "b"]
+
+    run_with_server(body)
+
+
 def test_updated_cluster_gets_its_assignment_again() -> None:
     """Envoy re-warms an updated cluster and waits for a new assignment, even an unchanged one."""
 

@@ -14,8 +14,17 @@ Memory: googleapiclient's bundled Compute discovery document is 4.8 MB of JSON, 
 thread builds from its own deep copy (googleapiclient writes into the document it builds from, so
 threads must not share one).
 
-Timeouts: ``timeout`` is httplib2's socket timeout, so no call blocks its thread longer than that
-per connect/read; with bounded retries one call is bounded in time, and so is a poll.
+Timeouts: ``timeout`` is httplib2's socket timeout (per connect/read), and every HTTP attempt also
+has a total deadline (``attempt_deadline``, default three times ``timeout``): a response that trickles
+in a byte every few seconds never passes a read timeout, so the attempt is abandoned at its deadline
+and its connection shut down (the thread ends at once, its answer unused), then retried like a
+timeout. With bounded retries one call is bounded in time (``RetryPolicy.max_elapsed``), and the
+refresh loop bounds a whole poll.
+
+Bodies: a body that is not a JSON object (truncated, HTML, ``null``, bad JSON) is a failure of that
+method (``code="malformed"``, retried like a transport error), never counted as a 200. A response
+larger than ``max_response_bytes`` is refused (``code="too_large"``, final). Paging ends with an error
+when a ``nextPageToken`` repeats or a list exceeds ``max_pages`` pages.
 
 Retries, in asyncio: each HTTP attempt is one job on the client's bounded thread pool; 429, 403
 ``rateLimitExceeded``/``userRateLimitExceeded``, 5xx, timeouts and connection errors are retried
@@ -28,13 +37,18 @@ final failure in ``COMPUTE_API_ERRORS{method,code}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
+import http.client
+import itertools
 import json
 import logging
 import random
+import socket
 import threading
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +69,8 @@ from gce_plugin import metrics, redact
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the Compute API's maximum maxResults
+MAX_PAGES = 1000  # 500,000 items per list: far beyond any group or zone; a longer list is a fault
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # one page of 500 instances is well under 2 MB
 MAX_CONCURRENT_CALLS = 8
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
@@ -135,6 +151,70 @@ def _retry_after(exc: HttpError) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _bounded_connection(base: type[http.client.HTTPConnection], max_bytes: int) -> type[Any]:
+    """``base`` (one of httplib2's connection classes) whose responses refuse a body over
+    ``max_bytes`` while reading it: a huge or endless answer costs at most that much memory."""
+
+    class BoundedResponse(http.client.HTTPResponse):
+        def read(self, amt: int | None = None) -> bytes:
+            if amt is not None:
+                return super().read(amt)
+            if self.length is not None:  # a Content-Length: checked before reading (a short body
+                if self.length > max_bytes:  # still ends in IncompleteRead)
+                    raise _TooLarge(f"response of {self.length} bytes exceeds the limit of {max_bytes}")
+                return super().read()
+            chunks: list[bytes] = []
+            total = 0
+            while chunk := super().read(min(1 << 16, max_bytes + 1 - total)):
+                total += len(chunk)
+                if total > max_bytes:
+                    self.close()
+                    raise _TooLarge(f"response exceeds the limit of {max_bytes} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    return type(base.__name__, (base,), {"response_class": BoundedResponse})
+
+
+class _GuardedHttp:
+    """An httplib2.Http-like wrapper: refuses bodies over a size limit (while reading them, for a
+    real ``httplib2.Http``), and can be aborted from another thread (its connections' sockets shut
+    down, so a blocked read ends at once)."""
+
+    def __init__(self, http: Any, max_bytes: int) -> None:
+        self.http = http
+        self._max_bytes = max_bytes
+        self.aborted = False
+        self._connection_types = {
+            scheme: _bounded_connection(base, max_bytes)
+            for scheme, base in httplib2.SCHEME_TO_CONNECTION.items()
+        }
+
+    def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self.http, httplib2.Http) and kwargs.get("connection_type") is None:
+            scheme = uri.partition(":")[0].lower()
+            kwargs["connection_type"] = self._connection_types.get(scheme)
+        resp, content = self.http.request(uri, *args, **kwargs)
+        if content is not None and len(content) > self._max_bytes:  # e.g. after decompression
+            raise _TooLarge(f"response of {len(content)} bytes exceeds the limit of {self._max_bytes}")
+        return resp, content
+
+    def abort(self) -> None:
+        self.aborted = True
+        for conn in list((getattr(self.http, "connections", None) or {}).values()):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.http, name)
 
 
 def _bind_token(make: Callable[[Any, str | None], Any], token: str | None) -> Callable[[Any], Any]:
@@ -227,9 +307,20 @@ class ComputeClient:
         http_factory: Callable[[], Any] | None = None,
         page_size: int = PAGE_SIZE,
         max_concurrent_calls: int = MAX_CONCURRENT_CALLS,
+        attempt_deadline: float | None = None,
+        max_pages: int = MAX_PAGES,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self._credentials = credentials
         self._page_size = page_size  # maxResults of list calls; smaller only in tests
+        self._max_pages = max_pages
+        self._max_response_bytes = max_response_bytes
+        # The total time of one HTTP attempt (socket timeouts are per read only).
+        self._attempt_deadline = attempt_deadline if attempt_deadline is not None else 3 * timeout
+        # The Http of each attempt in flight (by job number), to abort it past its deadline.
+        self._jobs = itertools.count()
+        self._in_flight: dict[int, _GuardedHttp] = {}
+        self._abandoned: set[int] = set()  # attempts whose caller gave up before they started
         # A fresh httplib2.Http-like object for a thread (tests pass fakes).
         self._http_factory = http_factory or (lambda: httplib2.Http(timeout=timeout))
         self._root = api_root(endpoint) if endpoint else None
@@ -350,8 +441,10 @@ class ComputeClient:
     # --- paging ------------------------------------------------------------------------------
 
     async def _pages(self, method: str, make: Callable[[Any, str | None], Any]) -> list[JsonObject]:
-        """Every page of a list call, following ``nextPageToken`` to the end."""
+        """Every page of a list call, following ``nextPageToken`` to the end; a token seen before
+        (the list would never end) or more than ``max_pages`` pages end it with an error."""
         pages: list[JsonObject] = []
+        seen: set[str] = set()
         token: str | None = None
         while True:
             page = await self._call(method, _bind_token(make, token))
@@ -359,6 +452,17 @@ class ComputeClient:
             token = page.get("nextPageToken") or None
             if token is None:
                 return pages
+            if not isinstance(token, str) or token in seen:
+                raise self._final(method, "paging", f"nextPageToken repeated after {len(pages)} pages")
+            if len(pages) >= self._max_pages:
+                raise self._final(method, "paging", f"more than {self._max_pages} pages")
+            seen.add(token)
+
+    @staticmethod
+    def _final(method: str, code: str, message: str) -> ComputeError:
+        metrics.COMPUTE_API_ERRORS.labels(method=method, code=code).inc()
+        log.warning("compute call failed: %s: %s", method, message)
+        return ComputeError(method, None, code, message)
 
     async def _list(self, method: str, make: Callable[[Any, str | None], Any]) -> list[JsonObject]:
         return [item for page in await self._pages(method, make) for item in page.get("items") or []]
@@ -366,10 +470,12 @@ class ComputeClient:
     # --- one call with retries ---------------------------------------------------------------
 
     def _service(self) -> Any:
-        """This thread's service object (and, inside it, this thread's Http)."""
+        """This thread's service object (and, inside it, this thread's Http: ``self._local.http``)."""
         service = getattr(self._local, "service", None)
         if service is None:
-            http: Any = self._http_factory()
+            guarded = _GuardedHttp(self._http_factory(), self._max_response_bytes)
+            self._local.http = guarded
+            http: Any = guarded
             # Anonymous: a plain Http (AuthorizedHttp would try to "refresh" them on a 401).
             if self._credentials is not None and not isinstance(self._credentials, AnonymousCredentials):
                 http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=http)
@@ -388,7 +494,8 @@ class ComputeClient:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
-            response, failure = await loop.run_in_executor(self._executor, self._attempt, method, make)
+            remaining = policy.max_elapsed - (self._clock() - started)
+            response, failure = await self._bounded_attempt(loop, method, make, max(0.0, remaining))
             if failure is None:
                 return response
             attempt += 1
@@ -405,6 +512,44 @@ class ComputeClient:
             log.info("compute call failed (attempt %d), retrying in %.2fs: %s", attempt, delay, failure.error)
             await self._sleep(delay)
 
+    async def _bounded_attempt(
+        self, loop: asyncio.AbstractEventLoop, method: str, make: Callable[[Any], Any], budget: float
+    ) -> tuple[JsonObject, _Failure | None]:
+        """One attempt: queued for a thread at most ``budget`` seconds (what is left of the call's),
+        then running at most the attempt deadline; past either (or when cancelled) it is abandoned
+        and its connection shut down, so its thread ends now instead of when the server stops
+        trickling."""
+        job = next(self._jobs)
+        began = asyncio.Event()
+
+        def on_start() -> None:
+            loop.call_soon_threadsafe(began.set)
+
+        attempt = loop.run_in_executor(self._executor, self._attempt, method, make, job, on_start)
+        waiting: asyncio.Future[Any] = asyncio.ensure_future(began.wait())
+        pending: set[asyncio.Future[Any]] = {attempt, waiting}
+        try:
+            await asyncio.wait(pending, timeout=max(budget, 0.001), return_when=FIRST_COMPLETED)
+            if not attempt.done():
+                if not began.is_set():
+                    raise TimeoutError
+                return await asyncio.wait_for(attempt, max(min(self._attempt_deadline, budget), 0.001))
+            return attempt.result()
+        except TimeoutError:
+            self._abandoned.add(job)  # still queued (a busy pool): it must not start later
+            metrics.COMPUTE_API_CALLS.labels(method=method, code="deadline").inc()
+            message = f"{self._where}: no complete answer within {self._attempt_deadline:.1f}s"
+            return {}, _Failure(ComputeError(method, None, "deadline", message), True)
+        except asyncio.CancelledError:
+            self._abandoned.add(job)
+            raise
+        finally:
+            waiting.cancel()
+            http = self._in_flight.pop(job, None)
+            if http is not None:
+                http.abort()
+                self._abandoned.discard(job)
+
     def _backoff(self, attempt: int, failure: _Failure) -> float:
         """Full jitter, capped; at least the server's Retry-After (capped too)."""
         policy = self._retry
@@ -413,10 +558,28 @@ class ComputeClient:
             delay = max(delay, min(failure.retry_after, policy.max_delay))
         return delay
 
-    def _attempt(self, method: str, make: Callable[[Any], Any]) -> tuple[JsonObject, _Failure | None]:
-        """One HTTP attempt, counted in COMPUTE_API_CALLS by status (or timeout/connection/auth)."""
+    def _attempt(
+        self,
+        method: str,
+        make: Callable[[Any], Any],
+        job: int = -1,
+        began: Callable[[], None] = lambda: None,
+    ) -> tuple[JsonObject, _Failure | None]:
+        """One HTTP attempt, counted in COMPUTE_API_CALLS by status (or timeout/connection/auth/
+        malformed/too_large)."""
+        if job in self._abandoned:  # its caller gave up while it was queued
+            self._abandoned.discard(job)
+            return {}, _Failure(ComputeError(method, None, "deadline", "abandoned before it started"), True)
         try:
-            response: JsonObject = make(self._service()).execute(num_retries=0)
+            service = self._service()
+            guarded: _GuardedHttp = self._local.http
+            self._in_flight[job] = guarded
+            began()
+            try:
+                response: object = make(service).execute(num_retries=0)
+            finally:
+                if self._in_flight.pop(job, None) is None or guarded.aborted:
+                    self._local.service = None  # aborted: this thread starts afresh next time
         except HttpError as exc:
             status = int(exc.resp.status)
             reason, message = _http_error_details(exc)
@@ -433,10 +596,30 @@ class ComputeClient:
             return {}, _Failure(
                 ComputeError(method, None, "timeout", f"{self._where}: {exc or 'timed out'}"), True
             )
-        except (OSError, httplib2.HttpLib2Error, google.auth.exceptions.TransportError) as exc:
+        except _TooLarge as exc:
+            metrics.COMPUTE_API_CALLS.labels(method=method, code="too_large").inc()
+            return {}, _Failure(ComputeError(method, None, "too_large", f"{self._where}: {exc}"), False)
+        except (
+            OSError,
+            http.client.HTTPException,  # e.g. IncompleteRead: a truncated body
+            httplib2.HttpLib2Error,
+            google.auth.exceptions.TransportError,
+        ) as exc:
             metrics.COMPUTE_API_CALLS.labels(method=method, code="connection").inc()
             return {}, _Failure(
                 ComputeError(method, None, "connection", f"{self._where}: {exc or type(exc).__name__}"), True
             )
+        except ValueError as exc:  # the body is not JSON (HTML, truncated, garbage)
+            return {}, self._malformed(method, f"the body is not JSON: {_short(str(exc))}")
+        if not isinstance(response, dict):
+            return {}, self._malformed(method, f"the body is {type(response).__name__}, not a JSON object")
         metrics.COMPUTE_API_CALLS.labels(method=method, code="200").inc()
         return response, None
+
+    def _malformed(self, method: str, message: str) -> _Failure:
+        metrics.COMPUTE_API_CALLS.labels(method=method, code="malformed").inc()
+        return _Failure(ComputeError(method, None, "malformed", f"{self._where}: {message}"), True)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

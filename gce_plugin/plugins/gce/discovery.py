@@ -204,11 +204,17 @@ class GceDiscovery:
         outcomes = await gather_outcomes(
             [self._list_members(by_ref[g]) for g in groups] + [self._list_zone(z) for z in zones]
         )
-        members = dict(zip(groups, outcomes[: len(groups)], strict=True))
+        members = {
+            g: _well_formed(o, _MEMBER_KEYS, f"group {g.name} ({g.location})")
+            for g, o in zip(groups, outcomes[: len(groups)], strict=True)
+        }
         for ref, listed in members.items():
             if by_ref[ref].membership.managed_listing and is_forbidden(listed.error):
                 self._locations.forget_group(ref)  # its manager is read again next poll
-        instances = dict(zip(zones, outcomes[len(groups) :], strict=True))
+        instances = {
+            z: _well_formed(o, _INSTANCE_KEYS, f"zone {z[1]}")
+            for z, o in zip(zones, outcomes[len(groups) :], strict=True)
+        }
         more = sorted(
             {
                 zone_of_instance(str(m.get("instance", "")))
@@ -219,7 +225,10 @@ class GceDiscovery:
             - set(instances)
             - {NO_ZONE}
         )
-        instances.update(zip(more, await gather_outcomes([self._list_zone(z) for z in more]), strict=True))
+        for zone, outcome in zip(
+            more, await gather_outcomes([self._list_zone(z) for z in more]), strict=True
+        ):
+            instances[zone] = _well_formed(outcome, _INSTANCE_KEYS, f"zone {zone[1]}")
         deleted = self._locations.drop_deleted(located, members)
         by_url: dict[str, JsonObject] = {
             url_path(str(i.get("selfLink", ""))): i
@@ -308,10 +317,12 @@ class GceDiscovery:
             raise location.error
         if not location.value:  # every group of the location was deleted
             raise GroupNotFound(not_found_text(target.project, target.location, target.group))
-        endpoints: list[Endpoint] = []
+        # An instance listed twice (in two pages, or in two groups of the location) counts once.
+        endpoints: dict[str, Endpoint] = {}
         for group in location.value:
-            endpoints.extend(self._group_endpoints(target, write_namespace, group, listing))
-        return sorted_endpoints(endpoints)
+            for endpoint in self._group_endpoints(target, write_namespace, group, listing):
+                endpoints.setdefault(endpoint.metadata.name, endpoint)
+        return sorted_endpoints(endpoints.values())
 
     def _group_endpoints(
         self, target: Target, write_namespace: str, group: Group, listing: _Listing
@@ -332,15 +343,27 @@ class GceDiscovery:
             if not health.is_endpoint:
                 continue
             instance = _running_instance(str(member.get("instance", "")), listing)
-            if instance is None or not matches(instance, target.selector):
+            if instance is None:
                 continue
-            address = select_address(instance, target.external)
-            if address is None:
+            try:
+                if not matches(instance, target.selector):
+                    continue
+                address = select_address(instance, target.external)
+                if address is None:
+                    self._warn_once(
+                        target, f"instance {instance.get('name')} has no {address_kind(target)} address"
+                    )
+                    continue
+                endpoint = make_endpoint(
+                    target, write_namespace, group_path, instance, address, port, health.value
+                )
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+                # A malformed instance: this instance only, never its upstream or the others.
                 self._warn_once(
-                    target, f"instance {instance.get('name')} has no {address_kind(target)} address"
+                    target, f"instance {instance.get('selfLink')} is malformed ({type(exc).__name__}: {exc})"
                 )
                 continue
-            yield make_endpoint(target, write_namespace, group_path, instance, address, port, health.value)
+            yield endpoint
 
     def _warn_once(self, target: Target, message: str) -> None:
         first = (target.key, message) not in self._warned
@@ -362,6 +385,30 @@ class GceDiscovery:
 
     def _list_zone(self, zone: tuple[str, str]) -> Awaitable[list[JsonObject]]:
         return self.client.list_instances(zone[0], zone[1])
+
+
+# The fields a listed item must have, as strings, to be used at all.
+_MEMBER_KEYS = ("instance",)
+_INSTANCE_KEYS = ("selfLink", "name")
+
+
+def _well_formed(outcome: Outcome, keys: tuple[str, ...], where: str) -> Outcome:
+    """A listing without its malformed items (not an object, or a key of ``keys`` missing or not a
+    string), each skipped with a warning naming it: one bad item never fails its listing."""
+    if outcome.error is not None:
+        return outcome
+    good: list[JsonObject] = []
+    for item in outcome.value:
+        if isinstance(item, dict) and all(isinstance(item.get(k), str) for k in keys):
+            good.append(item)
+            continue
+        name = item.get("selfLink") or item.get("name") if isinstance(item, dict) else None
+        log.warning(
+            "malformed item in the listing of %s skipped: %s",
+            where,
+            repr(name)[:200] if name is not None else f"a {type(item).__name__} without {', '.join(keys)}",
+        )
+    return Outcome(value=good)
 
 
 def _running_instance(url: str, listing: _Listing) -> JsonObject | None:

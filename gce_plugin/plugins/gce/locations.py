@@ -3,9 +3,10 @@
 ``instance_group_region`` is a zone (``us-central1-a``: a zonal group, ``instanceGroups.get``) or a
 region (``us-central1``: the regional group of that name, ``regionInstanceGroups.get``; if there is
 none, the zonal groups of that name in the region's zones, from one ``instanceGroups.aggregatedList``
-with a name filter). Locations (with named ports) are cached for ``ttl``; a group found deleted is
-dropped from its location, and the location once none of its groups is left. Each located group's
-manager is read with it (``managed.find_membership``): that decides how its members are listed.
+with a name filter). Locations (with named ports) are cached for ``ttl``; a group found deleted (a 404
+listing its members) is dropped from its location for this poll, and the location is located again
+next poll, which confirms the deletion (or brings a group back after a transient 404). Each located
+group's manager is read with it (``managed.find_membership``): that decides how its members are listed.
 """
 
 from __future__ import annotations
@@ -69,7 +70,13 @@ def not_found_text(project: str, location: str, name: str) -> str:
 
 
 def named_ports(resource: JsonObject) -> tuple[tuple[str, int], ...]:
-    return tuple((str(p.get("name", "")), int(p.get("port", 0))) for p in resource.get("namedPorts") or [])
+    """The named ports of a group (or a member); malformed entries are ignored."""
+    ports = resource.get("namedPorts") or []
+    return tuple(
+        (str(p.get("name", "")), int(p["port"]))
+        for p in (ports if isinstance(ports, list) else [])
+        if isinstance(p, dict) and isinstance(p.get("port"), int | str) and str(p.get("port")).isdigit()
+    )
 
 
 def is_not_found(error: BaseException | None) -> bool:
@@ -129,11 +136,9 @@ class GroupLocations:
             deleted[where] = gone
             left = tuple(g for g in outcome.value if g.ref not in gone)
             located[where] = Outcome(value=left)
-            cached = self._cache.get(where)
-            if left and cached is not None:
-                cached.groups = left  # the rest of the location stays cached until it expires
-            else:
-                self._cache.pop(where, None)
+            # Located again next poll: the group's absence is confirmed by a get (or the aggregated
+            # list) before anyone relies on it; a transient 404 brings it straight back.
+            self._cache.pop(where, None)
         return deleted
 
     def forget_group(self, ref: GroupRef) -> None:
