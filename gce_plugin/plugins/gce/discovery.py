@@ -292,20 +292,13 @@ class GceDiscovery:
         the previous poll read (a failed listing is never unchanged)."""
         current: dict[GroupRef, _GroupInputs] = {}
         for ref, listed in members.items():
-            if listed.error is not None:
-                continue
-            group: list[object] = [named_ports(listed.value[0]) if listed.value else ()]
-            for member in listed.value:
-                url = str(member.get("instance", ""))
-                zone = instances.get(zone_of_instance(url))
-                if zone is not None and zone.error is not None:
-                    break
-                instance = by_url.get(url_path(url))
-                group.append(member_facts(member, url))
-                group.append(None if instance is None else join_facts(instance))
-            else:
-                with contextlib.suppress(TypeError):  # an odd value (a list where a string belongs):
-                    current[ref] = hash(tuple(group))  # not remembered, so joined afresh every poll
+            if listed.error is None:
+                # A malformed value (a string where a map belongs, a list where a string does): the
+                # group is not remembered, so it is joined afresh (and its own checks apply) every poll.
+                with contextlib.suppress(TypeError, AttributeError, ValueError, IndexError, KeyError):
+                    inputs = _group_inputs(listed.value, instances, by_url)
+                    if inputs is not None:
+                        current[ref] = inputs
         unchanged = {ref for ref, inputs in current.items() if self._group_inputs.get(ref) == inputs}
         self._group_inputs = current
         return unchanged
@@ -409,6 +402,22 @@ def _well_formed(outcome: Outcome, keys: tuple[str, ...], where: str) -> Outcome
             repr(name)[:200] if name is not None else f"a {type(item).__name__} without {', '.join(keys)}",
         )
     return Outcome(value=good)
+
+
+def _group_inputs(
+    group_members: list[JsonObject], instances: dict[tuple[str, str], Outcome], by_url: dict[str, JsonObject]
+) -> _GroupInputs | None:
+    """The hash of what a group's join reads; None when a zone of its members failed to list."""
+    group: list[object] = [named_ports(group_members[0]) if group_members else ()]
+    for member in group_members:
+        url = str(member.get("instance", ""))
+        zone = instances.get(zone_of_instance(url))
+        if zone is not None and zone.error is not None:
+            return None
+        instance = by_url.get(url_path(url))
+        group.append(member_facts(member, url))
+        group.append(None if instance is None else join_facts(instance))
+    return hash(tuple(group))
 
 
 def _running_instance(url: str, listing: _Listing) -> JsonObject | None:
