@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gce_plugin.store.client import prefix_end
-
 DEFAULT_PREFIX = "gloo"
 UPSTREAM_DIR = "gloo.solo.io/v1/Upstream"
 OWN_DIR = "gce-plugin/v1"
@@ -90,8 +88,3 @@ def _ref(key: bytes, directory: bytes) -> UpstreamRef | None:
     if len(parts) != 2 or not all(parts):
         return None
     return parts[0], parts[1]
-
-
-def range_of(directory: bytes) -> tuple[bytes, bytes]:
-    """(key, range_end) covering every key under ``directory``."""
-    return directory, prefix_end(directory)
