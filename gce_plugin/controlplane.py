@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ from gce_plugin import heap, metrics
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
 from gce_plugin.builtin import default_registry
-from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
+from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth, iso
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.last_good import EndpointsArchive, UpstreamArchive
 from gce_plugin.manifest_watch import ManifestDirectory
@@ -53,10 +52,6 @@ from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 from gce_plugin.xds.security import XdsLimits, XdsTls
 
 log = logging.getLogger(__name__)
-
-
-def _iso(when: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 @dataclass(frozen=True)
@@ -180,10 +175,10 @@ class ControlPlane:
             entry = json_format.MessageToDict(st)
             source = sources.get(key)
             if source in stale_files:
-                entry["stale"] = {"file": str(source), "savedAt": _iso(stale_files[source])}
+                entry["stale"] = {"file": str(source), "savedAt": iso(stale_files[source])}
             elif key in substitutes:
                 sub = substitutes[key]
-                saved = _iso(sub.saved_at)
+                saved = iso(sub.saved_at)
                 entry["state"] = Status.State.Name(Status.Rejected)
                 entry["reason"] = f"{sub.reason} (serving its last accepted version, saved at {saved}: stale)"
                 entry["stale"] = {"upstream": True, "savedAt": saved}
@@ -291,7 +286,7 @@ class ControlPlane:
                 self._substitutes[key] = _Substitute(upstream, found, status.reason, saved_at)
                 log.error(
                     "upstream rejected; serving its last accepted version saved at %s (stale)",
-                    _iso(saved_at),
+                    iso(saved_at),
                     extra={"upstream": f"{key[0]}.{key[1]}", "reason": status.reason},
                 )
                 served.append(found)
