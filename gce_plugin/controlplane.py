@@ -252,7 +252,7 @@ class ControlPlane:
         present = {upstream_key(u) for u in upstreams}
         self._cluster_of = {upstream_key(u): cluster_name(u) for u in again}
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
-        metrics.forget_upstreams({f"{ns}.{name}" for ns, name in present})
+        metrics.forget_upstreams({upstream_label(key) for key in present})
         self._publish(delta)
         if again != served:  # newly rejected ones with a saved version: served that instead
             self._publish(self.translator.set_upstreams(again))
@@ -287,7 +287,7 @@ class ControlPlane:
                 log.error(
                     "upstream rejected; serving its last accepted version saved at %s (stale)",
                     iso(saved_at),
-                    extra={"upstream": f"{key[0]}.{key[1]}", "reason": status.reason},
+                    extra={"upstream": upstream_label(key), "reason": status.reason},
                 )
                 served.append(found)
                 continue
