@@ -198,8 +198,7 @@ class ControlPlane:
                 host, port, self.ready, self.status_report, self.degraded, self.sync.report
             )
             self.admin.start()
-        metrics.HEALTH.attach(self.discovery_health.ages)
-        metrics.HEALTH.attach_stale(self.discovery_health.stale)
+        metrics.HEALTH.attach(self.discovery_health)
         watcher = asyncio.create_task(self._follow_manifests(), name="manifests")
         config_health = asyncio.create_task(self._follow_config_health(), name="config-health")
         stopping = asyncio.create_task(stop.wait())
@@ -221,8 +220,7 @@ class ControlPlane:
             for task in (watcher, config_health, stopping, *self._discovery):
                 task.cancel()
             await asyncio.gather(watcher, config_health, stopping, *self._discovery, return_exceptions=True)
-            metrics.HEALTH.detach(self.discovery_health.ages)
-            metrics.HEALTH.detach_stale(self.discovery_health.stale)
+            metrics.HEALTH.detach(self.discovery_health)
             if self.state is not None:
                 await asyncio.to_thread(self.state.flush)
             await self.xds.stop(grace=1.0)
