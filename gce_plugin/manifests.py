@@ -250,6 +250,14 @@ def dumps(upstreams: Collection[Upstream]) -> str:
     return yaml.safe_dump_all([dump_upstream(u) for u in upstreams], sort_keys=False)
 
 
+def decode_text(data: bytes, source: str | os.PathLike[str]) -> str:
+    """A manifest's bytes as text (UTF-8, a BOM dropped). Raises ManifestError naming ``source``."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ManifestError(source, f"not UTF-8 text (byte {err.start})") from None
+
+
 def parse_yaml(text: str, source: str) -> list[tuple[int, object]]:
     """The non-empty YAML documents of ``text`` as (1-based index, value), parsed exactly as manifest
     files are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
@@ -283,13 +291,12 @@ def _load_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[i
 
 def _read_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[int, Upstream]]:
     try:
-        text = safe_yaml.read_file(path, *limits).decode("utf-8-sig")
+        data = safe_yaml.read_file(path, *limits)
     except safe_yaml.LimitError as err:
         raise ManifestError(path, str(err)) from None
     except OSError as err:
         raise ManifestError(path, f"cannot read: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise ManifestError(path, f"not UTF-8 text (byte {err.start})") from None
+    text = decode_text(data, path)
     documents = _parse_json(path, text) if path.suffix == ".json" else _parse_yaml(path, text)
     loaded: list[tuple[int, Upstream]] = []
     seen: dict[UpstreamKey, int] = {}
