@@ -29,7 +29,6 @@ def short_type(type_url: str) -> str:
 @dataclass
 class _TypeState:
     sent_version: str = ""
-    sent_at: float | None = None
     acked_version: str = ""
     nack_version: str = ""
     nack_error: str = ""
@@ -67,7 +66,7 @@ class SyncTracker(Callbacks):
         with self._lock:
             state = self._type(stream, type_url)
             if state is not None:
-                state.sent_version, state.sent_at = version, time.time()
+                state.sent_version = version
 
     def on_stream_request(self, stream: Stream, type_url: str, version: str, nack: str | None) -> None:
         with self._lock:
