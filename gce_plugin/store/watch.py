@@ -169,11 +169,10 @@ class UpstreamWatch:
         layout: Layout | None = None,
         *,
         on_health: Callable[[Health], None] | None = None,
-        retry: float = 0.2,
     ) -> None:
         self.client = client
         self.layout = layout or Layout()
-        self.watch = PrefixWatch(client, self.layout.upstreams(), on_health=on_health, retry=retry)
+        self.watch = PrefixWatch(client, self.layout.upstreams(), on_health=on_health)
         self._decoded = _Decoded(self._decode)
         self._last_good: dict[UpstreamRef, Upstream] = {}
         self._history_checked: dict[bytes, int] = {}  # key -> bad mod_revision already looked up
@@ -260,16 +259,9 @@ class EndpointsWatch:
     """What a replica that does not poll reads: every upstream's published endpoints, complete at
     each revision, with PrefixWatch's resume and re-list."""
 
-    def __init__(
-        self,
-        client: EtcdClient,
-        layout: Layout | None = None,
-        *,
-        on_health: Callable[[Health], None] | None = None,
-        retry: float = 0.2,
-    ) -> None:
+    def __init__(self, client: EtcdClient, layout: Layout | None = None) -> None:
         self.layout = layout or Layout()
-        self.watch = PrefixWatch(client, self.layout.endpoints_dir, on_health=on_health, retry=retry)
+        self.watch = PrefixWatch(client, self.layout.endpoints_dir)
         self._decoded = _Decoded(_decode_published)
 
     async def states(self) -> AsyncIterator[PublishedState]:
