@@ -150,7 +150,11 @@ def load_documents(
 ) -> list[tuple[int, Upstream]]:
     """(1-based document index, upstream) for every upstream of one manifest file. Raises
     ManifestError. ``root`` and ``max_bytes`` as for ``load_file``."""
-    return _load_documents(Path(path), (Path(root) if root is not None else None, max_bytes))
+    file = Path(path)
+    try:
+        return _read_documents(file, Path(root) if root is not None else None, max_bytes)
+    except RecursionError:  # absurdly deep nesting: the parsers recurse per level
+        raise ManifestError(file, "nested too deeply to be an Upstream manifest") from None
 
 
 # One file's upstreams with their document indexes, as ``load_documents`` gives them.
@@ -197,7 +201,7 @@ def load_dir(
     errors: list[ManifestError] = []
     for path in manifest_files(root):
         try:
-            files[path] = _load_documents(path, (root, max_bytes))
+            files[path] = load_documents(path, root=root, max_bytes=max_bytes)
         except ManifestError as err:
             errors.append(err)
     kept, duplicates = merge_files(files)
@@ -281,17 +285,9 @@ def upstreams_from_document(doc: object, source: str, document: int | None = Non
 # --- files and documents ---
 
 
-def _load_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[int, Upstream]]:
-    """(1-based document index, upstream) for every upstream in the file."""
+def _read_documents(path: Path, root: Path | None, max_bytes: int) -> list[tuple[int, Upstream]]:
     try:
-        return _read_documents(path, limits)
-    except RecursionError:  # absurdly deep nesting: the parsers recurse per level
-        raise ManifestError(path, "nested too deeply to be an Upstream manifest") from None
-
-
-def _read_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[int, Upstream]]:
-    try:
-        data = safe_yaml.read_file(path, *limits)
+        data = safe_yaml.read_file(path, root, max_bytes)
     except safe_yaml.LimitError as err:
         raise ManifestError(path, str(err)) from None
     except OSError as err:
