@@ -56,7 +56,9 @@ MODES = ("on", "off")
 # Envoy applying it. `grace` (how long a failing VM's app keeps answering 200) is set above that:
 # the group records DELETING, and the health check reports an app as failing, before the VM's
 # service starts refusing. `deleting` is longer still, so the draining window shows in /clusters.
-TIMINGS = {"creating": 0.3, "verifying": 0.8, "deleting": 4.5, "autoheal": 1.0, "grace": 3.0}
+# `autoheal` (how long a VM stays UNHEALTHY before it is recreated) spans two refreshes, so a poll
+# always sees it and Envoy shows the host as failed_eds_health (one refresh missed it under load).
+TIMINGS = {"creating": 0.3, "verifying": 0.8, "deleting": 4.5, "autoheal": 2.0, "grace": 3.0}
 MANIFEST = f"""\
 apiVersion: gloo.solo.io/v1
 kind: Upstream

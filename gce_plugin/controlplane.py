@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ from gce_plugin import heap, metrics
 from gce_plugin.admin_http import AdminServer
 from gce_plugin.api import Status, Upstream
 from gce_plugin.builtin import default_registry
-from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth
+from gce_plugin.health import EVERYTHING, ConfigHealth, DiscoveryHealth, iso
 from gce_plugin.hostport import parse_host_port
 from gce_plugin.last_good import EndpointsArchive, UpstreamArchive
 from gce_plugin.manifest_watch import ManifestDirectory
@@ -53,10 +52,6 @@ from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 from gce_plugin.xds.security import XdsLimits, XdsTls
 
 log = logging.getLogger(__name__)
-
-
-def _iso(when: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 @dataclass(frozen=True)
@@ -180,10 +175,10 @@ class ControlPlane:
             entry = json_format.MessageToDict(st)
             source = sources.get(key)
             if source in stale_files:
-                entry["stale"] = {"file": str(source), "savedAt": _iso(stale_files[source])}
+                entry["stale"] = {"file": str(source), "savedAt": iso(stale_files[source])}
             elif key in substitutes:
                 sub = substitutes[key]
-                saved = _iso(sub.saved_at)
+                saved = iso(sub.saved_at)
                 entry["state"] = Status.State.Name(Status.Rejected)
                 entry["reason"] = f"{sub.reason} (serving its last accepted version, saved at {saved}: stale)"
                 entry["stale"] = {"upstream": True, "savedAt": saved}
@@ -203,8 +198,7 @@ class ControlPlane:
                 host, port, self.ready, self.status_report, self.degraded, self.sync.report
             )
             self.admin.start()
-        metrics.HEALTH.attach(self.discovery_health.ages)
-        metrics.HEALTH.attach_stale(self.discovery_health.stale)
+        metrics.HEALTH.attach(self.discovery_health)
         watcher = asyncio.create_task(self._follow_manifests(), name="manifests")
         config_health = asyncio.create_task(self._follow_config_health(), name="config-health")
         stopping = asyncio.create_task(stop.wait())
@@ -226,8 +220,7 @@ class ControlPlane:
             for task in (watcher, config_health, stopping, *self._discovery):
                 task.cancel()
             await asyncio.gather(watcher, config_health, stopping, *self._discovery, return_exceptions=True)
-            metrics.HEALTH.detach(self.discovery_health.ages)
-            metrics.HEALTH.detach_stale(self.discovery_health.stale)
+            metrics.HEALTH.detach(self.discovery_health)
             if self.state is not None:
                 await asyncio.to_thread(self.state.flush)
             await self.xds.stop(grace=1.0)
@@ -257,7 +250,7 @@ class ControlPlane:
         present = {upstream_key(u) for u in upstreams}
         self._cluster_of = {upstream_key(u): cluster_name(u) for u in again}
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
-        metrics.forget_upstreams({f"{ns}.{name}" for ns, name in present})
+        metrics.forget_upstreams({upstream_label(key) for key in present})
         self._publish(delta)
         if again != served:  # newly rejected ones with a saved version: served that instead
             self._publish(self.translator.set_upstreams(again))
@@ -291,8 +284,8 @@ class ControlPlane:
                 self._substitutes[key] = _Substitute(upstream, found, status.reason, saved_at)
                 log.error(
                     "upstream rejected; serving its last accepted version saved at %s (stale)",
-                    _iso(saved_at),
-                    extra={"upstream": f"{key[0]}.{key[1]}", "reason": status.reason},
+                    iso(saved_at),
+                    extra={"upstream": upstream_label(key), "reason": status.reason},
                 )
                 served.append(found)
                 continue

@@ -18,13 +18,14 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gce_plugin.localstack import LocalStack, http_get, wait_for
+from gce_plugin.localstack import LocalStack, Process, http_get, wait_for
 
 ROUTES = [("/web", "default.web"), ("/api", "default.api")]
 # What the example fixture runs: the RUNNING VMs behind each route.
@@ -144,13 +145,14 @@ Change the fleet and watch Envoy follow within one refresh (2 s):
     )
 
 
-def _wait_for_ctrl_c(stack: LocalStack) -> int:
+def wait_for_ctrl_c(*procs: Process | None) -> int:
+    """Runs until Ctrl-C or SIGTERM (0), or until one of ``procs`` exits (1)."""
     print("running; press Ctrl-C to stop", flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     while not stopped.wait(1.0):
-        for proc in (stack.emulator, stack.control_plane, stack.envoys[0].process):
+        for proc in procs:
             if proc is not None and not proc.alive():
                 print(f"{proc.name} exited; stopping (its log: {proc.log_path})", file=sys.stderr)
                 return 1
@@ -159,15 +161,21 @@ def _wait_for_ctrl_c(stack: LocalStack) -> int:
 
 def main(args: argparse.Namespace) -> int:
     """Runs the demo; its logs stay in their directory when it fails, and go when it succeeded."""
-    work_dir = Path(tempfile.mkdtemp(prefix="gce-plugin-demo-"))
+    return run_in_work_dir("gce-plugin-demo-", "the demo's logs", lambda work_dir: _run(args, work_dir))
+
+
+def run_in_work_dir(prefix: str, what: str, run: Callable[[Path], int]) -> int:
+    """``run`` in a new temporary directory, removed when it returns 0 and kept (and named on
+    stderr as where ``what`` are) otherwise."""
+    work_dir = Path(tempfile.mkdtemp(prefix=prefix))
     code = 1
     try:
-        code = _run(args, work_dir)
+        code = run(work_dir)
     finally:
         if code == 0:
             shutil.rmtree(work_dir, ignore_errors=True)
         else:
-            print(f"the demo's logs are kept in {work_dir}/", file=sys.stderr)
+            print(f"{what} are kept in {work_dir}/", file=sys.stderr)
     return code
 
 
@@ -197,7 +205,7 @@ def _run(args: argparse.Namespace, work_dir: Path) -> int:
         _print_usage(stack)
         if args.check:
             return 0
-        code = _wait_for_ctrl_c(stack)
+        code = wait_for_ctrl_c(stack.emulator, stack.control_plane, stack.envoys[0].process)
     print("stopped")
     return code
 

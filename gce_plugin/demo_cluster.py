@@ -11,11 +11,7 @@ one-machine demo's (``gce_plugin.demo``).
 from __future__ import annotations
 
 import argparse
-import shutil
-import signal
 import sys
-import tempfile
-import threading
 from pathlib import Path
 
 from gce_plugin.demo import (
@@ -25,6 +21,8 @@ from gce_plugin.demo import (
     examples_dir,
     own_block,
     relocate_fixture,
+    run_in_work_dir,
+    wait_for_ctrl_c,
 )
 from gce_plugin.localcluster import ReplicatedStack
 from gce_plugin.localstack import wait_for
@@ -69,30 +67,8 @@ Try:
     )
 
 
-def _wait_for_ctrl_c(stack: ReplicatedStack) -> int:
-    print("running; press Ctrl-C to stop", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    while not stopped.wait(1.0):
-        for proc in (stack.emulator, stack.envoys[0].process):
-            if proc is not None and not proc.alive():
-                print(f"{proc.name} exited; stopping (its log: {proc.log_path})", file=sys.stderr)
-                return 1
-    return 0
-
-
 def main(args: argparse.Namespace) -> int:
-    work_dir = Path(tempfile.mkdtemp(prefix="gce-plugin-cluster-"))
-    code = 1
-    try:
-        code = _run(args, work_dir)
-    finally:
-        if code == 0:
-            shutil.rmtree(work_dir, ignore_errors=True)
-        else:
-            print(f"the logs are kept in {work_dir}/", file=sys.stderr)
-    return code
+    return run_in_work_dir("gce-plugin-cluster-", "the logs", lambda work_dir: _run(args, work_dir))
 
 
 def _run(args: argparse.Namespace, work_dir: Path) -> int:
@@ -127,7 +103,7 @@ def _run(args: argparse.Namespace, work_dir: Path) -> int:
         _print_usage(stack)
         if args.check:
             return 0
-        code = _wait_for_ctrl_c(stack)
+        code = wait_for_ctrl_c(stack.emulator, stack.envoys[0].process)
     print("stopped")
     return code
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, overload
 
 from gce_plugin.plugins.plugin import upstream_label
 
@@ -37,16 +37,21 @@ class UpstreamHealth:
 
     def as_dict(self) -> dict[str, Any]:
         report = {
-            "lastSuccess": _iso(self.last_success),
+            "lastSuccess": iso(self.last_success),
             "error": self.error,
-            "errorSince": _iso(self.error_since),
+            "errorSince": iso(self.error_since),
         }
         if self.stale_since is not None:
-            report["staleEndpointsSavedAt"] = _iso(self.stale_since)
+            report["staleEndpointsSavedAt"] = iso(self.stale_since)
         return report
 
 
-def _iso(when: float | None) -> str | None:
+@overload
+def iso(when: float) -> str: ...
+@overload
+def iso(when: float | None) -> str | None: ...
+def iso(when: float | None) -> str | None:
+    """A Unix time as UTC ISO 8601 to the second (``2026-01-31T12:00:00Z``); None stays None."""
     if when is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
@@ -109,7 +114,7 @@ class DiscoveryHealth:
     def degraded(self) -> list[str]:
         return [
             f"discovery of {label(k)} failing: {h.error}"
-            + (f" (serving endpoints saved at {_iso(h.stale_since)})" if h.stale_since is not None else "")
+            + (f" (serving endpoints saved at {iso(h.stale_since)})" if h.stale_since is not None else "")
             for k, h in sorted(self.snapshot().items())
             if h.error
         ]

@@ -78,11 +78,9 @@ class ReplicatedStack(LocalStack):
         refresh: float = 1.0,
         lease_ttl: int = 3,
         work_dir: Path | None = None,
-        replica_args: Sequence[str] = (),
     ) -> None:
         super().__init__(fixture, "", routes=routes, refresh=refresh, work_dir=work_dir)
         self.lease_ttl = lease_ttl
-        self.replica_args = list(replica_args)
         (self.work_dir / "etcd").mkdir(exist_ok=True)
         self.etcd = EtcdCluster(members, work_dir=self.work_dir / "etcd")
         self.replicas = [Replica(i, free_port(), free_port()) for i in range(replicas)]
@@ -100,10 +98,7 @@ class ReplicatedStack(LocalStack):
             refresh=self.refresh,
             xds_port=replica.xds_port,
             metrics_port=replica.metrics_port,
-            extra_args=[
-                *("--store", self.etcd.store_url, "--lease-ttl", str(self.lease_ttl)),
-                *self.replica_args,
-            ],
+            extra_args=["--store", self.etcd.store_url, "--lease-ttl", str(self.lease_ttl)],
             timeout=timeout,
             name=replica.name,
         )

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from gce_plugin import manifests, safe_yaml
 from gce_plugin.api import Upstream
+from gce_plugin.health import iso
 from gce_plugin.last_good import UpstreamArchive
 from gce_plugin.plugins.plugin import UpstreamKey, upstream_key
 from gce_plugin.redact import clip
@@ -212,8 +213,9 @@ class ManifestDirectory:
         if saved is None:
             return
         state.documents, state.stale_since = saved
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.stale_since))
-        state.error = f"{state.error} (serving its last accepted version, saved at {when}: stale)"
+        state.error = (
+            f"{state.error} (serving its last accepted version, saved at {iso(state.stale_since)}: stale)"
+        )
 
     def _merge(self, now: float, settling: bool) -> bool:
         kept, duplicates = manifests.merge_files({p: s.documents for p, s in self._files.items()})

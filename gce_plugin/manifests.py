@@ -150,7 +150,11 @@ def load_documents(
 ) -> list[tuple[int, Upstream]]:
     """(1-based document index, upstream) for every upstream of one manifest file. Raises
     ManifestError. ``root`` and ``max_bytes`` as for ``load_file``."""
-    return _load_documents(Path(path), (Path(root) if root is not None else None, max_bytes))
+    file = Path(path)
+    try:
+        return _read_documents(file, Path(root) if root is not None else None, max_bytes)
+    except RecursionError:  # absurdly deep nesting: the parsers recurse per level
+        raise ManifestError(file, "nested too deeply to be an Upstream manifest") from None
 
 
 # One file's upstreams with their document indexes, as ``load_documents`` gives them.
@@ -197,7 +201,7 @@ def load_dir(
     errors: list[ManifestError] = []
     for path in manifest_files(root):
         try:
-            files[path] = _load_documents(path, (root, max_bytes))
+            files[path] = load_documents(path, root=root, max_bytes=max_bytes)
         except ManifestError as err:
             errors.append(err)
     kept, duplicates = merge_files(files)
@@ -250,6 +254,14 @@ def dumps(upstreams: Collection[Upstream]) -> str:
     return yaml.safe_dump_all([dump_upstream(u) for u in upstreams], sort_keys=False)
 
 
+def decode_text(data: bytes, source: str | os.PathLike[str]) -> str:
+    """A manifest's bytes as text (UTF-8, a BOM dropped). Raises ManifestError naming ``source``."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ManifestError(source, f"not UTF-8 text (byte {err.start})") from None
+
+
 def parse_yaml(text: str, source: str) -> list[tuple[int, object]]:
     """The non-empty YAML documents of ``text`` as (1-based index, value), parsed exactly as manifest
     files are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
@@ -273,23 +285,14 @@ def upstreams_from_document(doc: object, source: str, document: int | None = Non
 # --- files and documents ---
 
 
-def _load_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[int, Upstream]]:
-    """(1-based document index, upstream) for every upstream in the file."""
+def _read_documents(path: Path, root: Path | None, max_bytes: int) -> list[tuple[int, Upstream]]:
     try:
-        return _read_documents(path, limits)
-    except RecursionError:  # absurdly deep nesting: the parsers recurse per level
-        raise ManifestError(path, "nested too deeply to be an Upstream manifest") from None
-
-
-def _read_documents(path: Path, limits: tuple[Path | None, int]) -> list[tuple[int, Upstream]]:
-    try:
-        text = safe_yaml.read_file(path, *limits).decode("utf-8-sig")
+        data = safe_yaml.read_file(path, root, max_bytes)
     except safe_yaml.LimitError as err:
         raise ManifestError(path, str(err)) from None
     except OSError as err:
         raise ManifestError(path, f"cannot read: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise ManifestError(path, f"not UTF-8 text (byte {err.start})") from None
+    text = decode_text(data, path)
     documents = _parse_json(path, text) if path.suffix == ".json" else _parse_yaml(path, text)
     loaded: list[tuple[int, Upstream]] = []
     seen: dict[UpstreamKey, int] = {}

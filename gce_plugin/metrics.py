@@ -7,7 +7,8 @@ run several control planes in one process without duplicate-metric errors.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -133,26 +134,26 @@ CONFIG_STALE = Gauge(
 )
 
 
+class HealthSource(Protocol):
+    def ages(self) -> dict[str, tuple[float, bool]]:
+        """upstream label -> (seconds since its last successful discovery, failing now)."""
+
+    def stale(self) -> dict[str, float]:
+        """upstream label -> when the stale endpoints it is served were saved."""
+
+
 class HealthCollector(Collector):
-    """Per-upstream discovery age and failure, read from attached sources at each scrape (an age
-    must grow between polls, which a gauge set at poll time would not show)."""
+    """Per-upstream discovery age, failure and staleness, read from attached sources (a
+    ``health.DiscoveryHealth``) at each scrape (an age must grow between polls, which a gauge set at
+    poll time would not show)."""
 
     def __init__(self) -> None:
-        self._sources: list[Callable[[], dict[str, tuple[float, bool]]]] = []
-        self._stale_sources: list[Callable[[], dict[str, float]]] = []
+        self._sources: list[HealthSource] = []
 
-    def attach_stale(self, source: Callable[[], dict[str, float]]) -> None:
-        """``source``: upstream label -> when the stale endpoints it is served were saved."""
-        self._stale_sources.append(source)
-
-    def detach_stale(self, source: Callable[[], dict[str, float]]) -> None:
-        if source in self._stale_sources:
-            self._stale_sources.remove(source)
-
-    def attach(self, source: Callable[[], dict[str, tuple[float, bool]]]) -> None:
+    def attach(self, source: HealthSource) -> None:
         self._sources.append(source)
 
-    def detach(self, source: Callable[[], dict[str, tuple[float, bool]]]) -> None:
+    def detach(self, source: HealthSource) -> None:
         if source in self._sources:
             self._sources.remove(source)
 
@@ -162,11 +163,10 @@ class HealthCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families = self._families()
         for source in list(self._sources):
-            for upstream, (age, failing) in sorted(source().items()):
+            for upstream, (age, failing) in sorted(source.ages().items()):
                 families[0].add_metric([upstream], age)
                 families[1].add_metric([upstream], 1.0 if failing else 0.0)
-        for stale_source in list(self._stale_sources):
-            for upstream, saved_at in sorted(stale_source().items()):
+            for upstream, saved_at in sorted(source.stale().items()):
                 families[2].add_metric([upstream], saved_at)
         yield from families
 

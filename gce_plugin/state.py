@@ -182,25 +182,6 @@ class StateStore:
         with self._lock, contextlib.suppress(FileNotFoundError):
             self._path(kind, key).unlink()
 
-    def keys(self, kind: str) -> list[str]:
-        """The keys of the readable records of ``kind`` (corrupt ones are reported and left out)."""
-        folder = self.directory / self._checked(kind)
-        keys: list[str] = []
-        with contextlib.suppress(FileNotFoundError):
-            for path in sorted(folder.glob("*.rec")):
-                head = b""
-                with contextlib.suppress(OSError), path.open("rb") as f:
-                    head = f.readline(64 * 1024)
-                try:
-                    key = json.loads(head).get("key")
-                except (ValueError, AttributeError):
-                    key = None
-                if isinstance(key, str) and self._path(kind, key) == path:
-                    keys.append(key)
-                else:
-                    self._corrupt(kind, path, "no valid header")
-        return keys
-
     def _path(self, kind: str, key: str) -> Path:
         name = hashlib.sha256(key.encode()).hexdigest()[:40]
         return self.directory / self._checked(kind) / f"{name}.rec"

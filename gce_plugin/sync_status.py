@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gce_plugin.health import iso
 from gce_plugin.xds.callbacks import Callbacks
 from gce_plugin.xds.streams import Stream
 
@@ -28,7 +29,6 @@ def short_type(type_url: str) -> str:
 @dataclass
 class _TypeState:
     sent_version: str = ""
-    sent_at: float | None = None
     acked_version: str = ""
     nack_version: str = ""
     nack_error: str = ""
@@ -66,7 +66,7 @@ class SyncTracker(Callbacks):
         with self._lock:
             state = self._type(stream, type_url)
             if state is not None:
-                state.sent_version, state.sent_at = version, time.time()
+                state.sent_version = version
 
     def on_stream_request(self, stream: Stream, type_url: str, version: str, nack: str | None) -> None:
         with self._lock:
@@ -112,7 +112,7 @@ class SyncTracker(Callbacks):
                 "sent": state.sent_version,
                 "latest": latest.get(type_url, ""),
                 "lastNack": (
-                    {"version": state.nack_version, "error": state.nack_error, "at": _iso(state.nack_at)}
+                    {"version": state.nack_version, "error": state.nack_error, "at": iso(state.nack_at)}
                     if state.nack_at is not None
                     else None
                 ),
@@ -122,13 +122,9 @@ class SyncTracker(Callbacks):
             "cluster": stream.node_cluster,
             "address": _peer_address(stream.peer),
             "stream": stream.label,
-            "connectedSince": _iso(stream.opened_at),
+            "connectedSince": iso(stream.opened_at),
             "types": types,
         }
-
-
-def _iso(when: float | None) -> str | None:
-    return None if when is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def _peer_address(peer: str) -> str:

@@ -23,6 +23,7 @@ from google.protobuf import json_format
 from gce_plugin import logs, manifests
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.builtin import default_registry
+from gce_plugin.commands import format_table
 from gce_plugin.commands.options import compute_parent, gce_settings, logging_parent
 from gce_plugin.plugins.gce.spec import ANNOTATION_PREFIX
 from gce_plugin.plugins.plugin import (
@@ -68,10 +69,7 @@ def render(endpoints: Sequence[Endpoint], output: str) -> str:
                 e.metadata.annotations.get(ANNOTATION_PREFIX + "instance-name", ""),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows
-    )
+    return format_table(rows)
 
 
 def load_upstreams(directory: str, err: TextIO) -> tuple[list[Upstream], bool]:

@@ -18,6 +18,7 @@ import yaml
 
 from gce_plugin import manifests
 from gce_plugin.api import Status, Upstream
+from gce_plugin.commands import format_table
 from gce_plugin.store.client import EtcdError
 from gce_plugin.store.options import store_from_args, store_parent
 from gce_plugin.store.upstreams import Listing, UpstreamStore
@@ -101,7 +102,4 @@ def _table(upstreams: list[Upstream]) -> str:
         state = Status.State.Name(u.status.state) if u.HasField("status") else "-"
         kind = u.upstream_spec.WhichOneof("upstream_type") or "-"
         rows.append((u.metadata.namespace, u.metadata.name, kind, state, u.metadata.resource_version))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "".join(
-        "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows
-    )
+    return format_table(rows, gap="   ")

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Any, TextIO
 
+from gce_plugin.commands import format_table
 from gce_plugin.hostport import address
 
 
@@ -75,11 +76,8 @@ def render_table(report: dict[str, Any]) -> str:
                 nacks.append(f"{t}: {state['lastNack']['error']}")
         row.append("; ".join(nacks).replace("\n", " "))
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     latest = ", ".join(f"{t} {v[:8]}" for t, v in report.get("latest", {}).items())
-    return f"latest: {latest or 'none'}\n" + "".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in rows
-    )
+    return f"latest: {latest or 'none'}\n" + format_table(rows)
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

@@ -20,7 +20,6 @@ from gce_plugin.hostport import address
 from gce_plugin.plugins.plugin import Settings
 from gce_plugin.plugins.registry import Registry
 from gce_plugin.state import default_state_dir
-from gce_plugin.store.client import EtcdClient
 from gce_plugin.store.leader import DEFAULT_TTL
 from gce_plugin.store.options import store_from_args, store_parent
 from gce_plugin.store.replica import StoreReplica
@@ -187,7 +186,7 @@ def main(args: argparse.Namespace) -> int:
         settle=args.settle,
         poll_timeout=args.poll_timeout,
     )
-    store: tuple[EtcdClient, StoreReplica] | None = None
+    replica: StoreReplica | None = None
     if args.store is not None:
         try:
             client, layout = store_from_args(args)
@@ -195,12 +194,12 @@ def main(args: argparse.Namespace) -> int:
             log.error("store: %s", err)
             return 2
         identity = f"{socket.gethostname()}/{os.getpid()}/{args.xds_address}"
-        store = client, StoreReplica(client, layout, identity, lease_ttl=args.lease_ttl)
+        replica = StoreReplica(client, layout, identity, lease_ttl=args.lease_ttl)
     elif not os.path.isdir(args.config):
         log.error("manifest directory does not exist", extra={"dir": args.config})
         return 2
     try:
-        asyncio.run(_serve(options, default_registry(gce_settings(args)), store))
+        asyncio.run(_serve(options, default_registry(gce_settings(args)), replica))
     except OSError as err:
         # Bind errors name their address (the servers raise them so); anything else is named here.
         log.error("cannot start: %s", err)
@@ -208,17 +207,16 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(options: Options, registry: Registry, store: tuple[EtcdClient, StoreReplica] | None) -> None:
+async def _serve(options: Options, registry: Registry, replica: StoreReplica | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if store is None:
+    if replica is None:
         await ControlPlane(options, registry).run(stop)
     else:
-        client, replica = store
         try:
             await ControlPlane(options, registry, config=replica, endpoints=replica).run(stop)
         finally:
-            await client.close()
+            await replica.client.close()
     log.info("stopped")

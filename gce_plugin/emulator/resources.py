@@ -158,7 +158,7 @@ class Links:
         return f"{self.base}projects/{project}/{scope}"
 
     def instance(self, vm: Vm) -> str:
-        return f"{self.base}projects/{vm.project}/zones/{vm.zone}/instances/{vm.name}"
+        return self.instance_url(vm.project, vm.zone, vm.name)
 
     def instance_url(self, project: str, zone: str, name: str) -> str:
         return f"{self.base}projects/{project}/zones/{zone}/instances/{name}"

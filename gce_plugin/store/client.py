@@ -130,10 +130,6 @@ class EtcdClient:
         self._channels: dict[int, grpc.aio.Channel] = {}
         self._current = 0
 
-    @classmethod
-    def from_url(cls, url: str, tls: TlsFiles | None = None, timeout: float = 5.0) -> EtcdClient:
-        return cls(parse_store_url(url), tls=tls, timeout=timeout)
-
     @property
     def current_endpoint(self) -> str:
         return self.endpoints[self._current]

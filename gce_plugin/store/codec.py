@@ -42,10 +42,7 @@ def decode_upstream(key: str, value: bytes, mod_revision: int, ref: tuple[str, s
     """The Upstream stored at ``key`` (whose (namespace, name) is ``ref``). A missing
     metadata.name/namespace is taken from the key; one that contradicts the key is an error.
     Raises ManifestError naming the key and the field."""
-    try:
-        text = value.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ManifestError(key, f"not UTF-8 text (byte {err.start})") from None
+    text = manifests.decode_text(value, key)
     try:
         documents = manifests.parse_yaml(text, key)
     except ManifestError as err:  # a value is one document: "document 1" would say nothing

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gce_plugin.store.client import prefix_end
-
 DEFAULT_PREFIX = "gloo"
 UPSTREAM_DIR = "gloo.solo.io/v1/Upstream"
 OWN_DIR = "gce-plugin/v1"
@@ -50,12 +48,11 @@ class Layout:
         return (base + (f"{namespace}/" if namespace else "")).encode()
 
     def upstream(self, namespace: str, name: str) -> bytes:
-        check_ref(namespace, name)
-        return f"{self.prefix}/{UPSTREAM_DIR}/{namespace}/{name}".encode()
+        return _key(self.upstreams(), namespace, name)
 
     def upstream_ref(self, key: bytes) -> UpstreamRef | None:
         """(namespace, name) of an upstream key; None for a key of another shape."""
-        return _ref(key, self.upstreams())
+        return self.ref_under(self.upstreams(), key)
 
     # --- what the leader writes ---
 
@@ -68,30 +65,27 @@ class Layout:
         return f"{self.prefix}/{OWN_DIR}/endpoints/".encode()
 
     def endpoints(self, namespace: str, name: str) -> bytes:
-        check_ref(namespace, name)
-        return self.endpoints_dir + f"{namespace}/{name}".encode()
+        return _key(self.endpoints_dir, namespace, name)
 
     @property
     def statuses_dir(self) -> bytes:
         return f"{self.prefix}/{OWN_DIR}/statuses/".encode()
 
     def status(self, namespace: str, name: str) -> bytes:
-        check_ref(namespace, name)
-        return self.statuses_dir + f"{namespace}/{name}".encode()
+        return _key(self.statuses_dir, namespace, name)
 
-    def ref_under(self, directory: bytes, key: bytes) -> UpstreamRef | None:
-        return _ref(key, directory)
-
-
-def _ref(key: bytes, directory: bytes) -> UpstreamRef | None:
-    if not key.startswith(directory):
-        return None
-    parts = key[len(directory) :].decode(errors="replace").split("/")
-    if len(parts) != 2 or not all(parts):
-        return None
-    return parts[0], parts[1]
+    @staticmethod
+    def ref_under(directory: bytes, key: bytes) -> UpstreamRef | None:
+        """(namespace, name) of ``directory``'s key ``key``; None for a key of another shape."""
+        if not key.startswith(directory):
+            return None
+        parts = key[len(directory) :].decode(errors="replace").split("/")
+        if len(parts) != 2 or not all(parts):
+            return None
+        return parts[0], parts[1]
 
 
-def range_of(directory: bytes) -> tuple[bytes, bytes]:
-    """(key, range_end) covering every key under ``directory``."""
-    return directory, prefix_end(directory)
+def _key(directory: bytes, namespace: str, name: str) -> bytes:
+    """The key of upstream (namespace, name) under ``directory`` (which ends with '/')."""
+    check_ref(namespace, name)
+    return directory + f"{namespace}/{name}".encode()

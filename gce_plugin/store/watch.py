@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from gce_plugin.api import Upstream
 from gce_plugin.manifests import ManifestError
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # How many earlier revisions of a bad key to look through for its last good version.
 HISTORY_DEPTH = 8
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,30 @@ def _apply(entries: dict[bytes, kv_pb2.KeyValue], events: Iterable[kv_pb2.Event]
     return frozenset(changed)
 
 
+class _Decoded(Generic[T]):
+    """Each key's decoded value, kept while its mod_revision stays the same: a state decodes only
+    the keys that changed since the last one."""
+
+    def __init__(self, decode: Callable[[kv_pb2.KeyValue], T]) -> None:
+        self._decode = decode
+        self._by_key: dict[bytes, tuple[int, T]] = {}  # key -> (mod_revision, result)
+
+    def get(self, kv: kv_pb2.KeyValue) -> T:
+        cached = self._by_key.get(kv.key)
+        if cached is not None and cached[0] == kv.mod_revision:
+            return cached[1]
+        result = self._decode(kv)
+        self._by_key[kv.key] = (kv.mod_revision, result)
+        return result
+
+    def keep(self, entries: Mapping[bytes, kv_pb2.KeyValue]) -> list[bytes]:
+        """Forgets the keys not in ``entries``; returns them."""
+        gone = [key for key in self._by_key if key not in entries]
+        for key in gone:
+            del self._by_key[key]
+        return gone
+
+
 @dataclass(frozen=True)
 class UpstreamConfig:
     """The upstreams to serve at ``revision``: every good key, and for each bad key its last good
@@ -142,12 +169,11 @@ class UpstreamWatch:
         layout: Layout | None = None,
         *,
         on_health: Callable[[Health], None] | None = None,
-        retry: float = 0.2,
     ) -> None:
         self.client = client
         self.layout = layout or Layout()
-        self.watch = PrefixWatch(client, self.layout.upstreams(), on_health=on_health, retry=retry)
-        self._decoded: dict[bytes, tuple[int, Upstream | ManifestError]] = {}  # key -> (mod_revision, result)
+        self.watch = PrefixWatch(client, self.layout.upstreams(), on_health=on_health)
+        self._decoded = _Decoded(self._decode)
         self._last_good: dict[UpstreamRef, Upstream] = {}
         self._history_checked: dict[bytes, int] = {}  # key -> bad mod_revision already looked up
 
@@ -163,14 +189,13 @@ class UpstreamWatch:
         upstreams: dict[UpstreamRef, Upstream] = {}
         errors: dict[UpstreamRef, ManifestError] = {}
         stale: set[UpstreamRef] = set()
-        for key in [k for k in self._decoded if k not in state.entries]:
-            del self._decoded[key]
+        for key in self._decoded.keep(state.entries):
             self._history_checked.pop(key, None)
         for key, kv in state.entries.items():
             ref = self.layout.upstream_ref(key)
             if ref is None:
                 continue  # deeper or odd keys under the directory are not upstreams
-            result = await self._decode(kv)
+            result = self._decoded.get(kv)
             if isinstance(result, Upstream):
                 upstreams[ref] = self._last_good[ref] = result
                 continue
@@ -185,17 +210,12 @@ class UpstreamWatch:
             state.revision, MappingProxyType(upstreams), MappingProxyType(errors), frozenset(stale)
         )
 
-    async def _decode(self, kv: kv_pb2.KeyValue) -> Upstream | ManifestError:
-        cached = self._decoded.get(kv.key)
-        if cached is not None and cached[0] == kv.mod_revision:
-            return cached[1]
+    def _decode(self, kv: kv_pb2.KeyValue) -> Upstream | ManifestError:
         try:
-            result: Upstream | ManifestError = decode_kv(self.layout, kv)
+            return decode_kv(self.layout, kv)
         except ManifestError as err:
             log.error("upstream %s", err)
-            result = err
-        self._decoded[kv.key] = (kv.mod_revision, result)
-        return result
+            return err
 
     async def _history_once(self, kv: kv_pb2.KeyValue) -> Upstream | None:
         """``_from_history``, asked once per bad revision of a key (not again on every state)."""
@@ -239,29 +259,22 @@ class EndpointsWatch:
     """What a replica that does not poll reads: every upstream's published endpoints, complete at
     each revision, with PrefixWatch's resume and re-list."""
 
-    def __init__(
-        self,
-        client: EtcdClient,
-        layout: Layout | None = None,
-        *,
-        on_health: Callable[[Health], None] | None = None,
-        retry: float = 0.2,
-    ) -> None:
+    def __init__(self, client: EtcdClient, layout: Layout | None = None) -> None:
         self.layout = layout or Layout()
-        self.watch = PrefixWatch(client, self.layout.endpoints_dir, on_health=on_health, retry=retry)
-        self._decoded: dict[bytes, tuple[int, PublishedEndpoints | str]] = {}
+        self.watch = PrefixWatch(client, self.layout.endpoints_dir)
+        self._decoded = _Decoded(_decode_published)
 
     async def states(self) -> AsyncIterator[PublishedState]:
         directory = self.layout.endpoints_dir
         async for state in self.watch.states():
             endpoints: dict[UpstreamRef, PublishedEndpoints] = {}
             errors: dict[UpstreamRef, str] = {}
-            self._decoded = {k: v for k, v in self._decoded.items() if k in state.entries}
+            self._decoded.keep(state.entries)
             for key, kv in state.entries.items():
                 ref = self.layout.ref_under(directory, key)
                 if ref is None:
                     continue
-                result = self._decode(kv)
+                result = self._decoded.get(kv)
                 if isinstance(result, PublishedEndpoints):
                     endpoints[ref] = result
                 else:
@@ -274,14 +287,11 @@ class EndpointsWatch:
                 state.revision, MappingProxyType(endpoints), MappingProxyType(errors), changed
             )
 
-    def _decode(self, kv: kv_pb2.KeyValue) -> PublishedEndpoints | str:
-        cached = self._decoded.get(kv.key)
-        if cached is not None and cached[0] == kv.mod_revision:
-            return cached[1]
-        try:
-            result: PublishedEndpoints | str = PublishedEndpoints.decode(kv.value)
-        except ValueError as err:
-            result = f"{kv.key.decode(errors='replace')}: {err}"
-            log.error("published endpoints %s", result)
-        self._decoded[kv.key] = (kv.mod_revision, result)
-        return result
+
+def _decode_published(kv: kv_pb2.KeyValue) -> PublishedEndpoints | str:
+    try:
+        return PublishedEndpoints.decode(kv.value)
+    except ValueError as err:
+        error = f"{kv.key.decode(errors='replace')}: {err}"
+        log.error("published endpoints %s", error)
+        return error
