@@ -35,13 +35,13 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gce_plugin import metrics
 from gce_plugin.api import Endpoint, Upstream
+from gce_plugin.health import iso
 from gce_plugin.plugins.plugin import (
     DiscoveryError,
     DiscoveryPlugin,
@@ -201,7 +201,7 @@ class _Refresh:
             log.warning(
                 "discovery failed; serving the %d endpoints saved at %s (stale)",
                 found.count,
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(saved_at)),
+                iso(saved_at),
                 extra={"upstream": upstream_label(key)},
             )
             self._call2(self._opts.on_stale, key, saved_at)
