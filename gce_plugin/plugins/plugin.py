@@ -292,7 +292,8 @@ class WatchedUpstreams:
         """Wait until the version is no longer ``since``, at most ``timeout`` seconds; True if it changed."""
         if self._version == since:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), max(timeout, 0.0))
+                async with asyncio.timeout(max(timeout, 0.0)):
+                    await self._changed.wait()
         return self._version != since
 
 

@@ -152,7 +152,8 @@ class _Refresh:
         changed, or None when the poll failed as a whole."""
         timeout = self._opts.poll_timeout
         try:
-            result = await asyncio.wait_for(self._poll(upstreams), timeout)
+            async with asyncio.timeout(timeout):
+                result = await self._poll(upstreams)
         except DiscoveryError as err:
             self._report([err])
             return self._restore(upstreams) or None

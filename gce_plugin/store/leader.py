@@ -122,7 +122,8 @@ class Election:
             await asyncio.sleep(leadership.ttl / 3)
             budget = max(0.1, leadership.ttl - (time.monotonic() - last_ok))
             try:
-                left = await asyncio.wait_for(self.client.lease_keepalive(leadership.lease), budget)
+                async with asyncio.timeout(budget):
+                    left = await self.client.lease_keepalive(leadership.lease)
             except (EtcdError, TimeoutError) as err:
                 log.warning("leader lease refresh failed: %s", err)
                 left = 1 if time.monotonic() - last_ok < leadership.ttl else 0

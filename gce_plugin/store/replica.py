@@ -233,7 +233,8 @@ class StoreReplica:
             self._pending_endpoints.clear()
             self._pending_statuses.clear()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.election.resign(leadership), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self.election.resign(leadership)
 
     async def _load(self, leadership: Leadership) -> bool:
         """A new leader learns what is published, then queues what differs: every status, and the

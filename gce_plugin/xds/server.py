@@ -103,7 +103,8 @@ class XdsServer:
         await server.stop(grace)
         # Cancelled streams finish their cleanup (metrics, logs) a moment later; wait for it.
         try:
-            await asyncio.wait_for(self._no_streams.wait(), timeout=5)
+            async with asyncio.timeout(5):
+                await self._no_streams.wait()
         except TimeoutError:
             log.warning("xDS streams still open after stop", extra={"streams": len(self._streams)})
 

@@ -102,7 +102,7 @@ def test_statuses_report_accepted_and_rejected_upstreams(stack: LocalStack) -> N
 def test_sigterm_is_a_graceful_shutdown(stack: LocalStack) -> None:
     assert stack.control_plane is not None
     cp = stack.control_plane
-    assert cp.stop() == 0
+    assert cp.stop() == 0, cp.log_text()[-3000:]
     assert '"msg": "stopped"' in cp.log_text()
     stack.control_plane = None
     assert http_get(f"http://127.0.0.1:{stack.metrics_port}/healthz")[0] == 0

@@ -206,3 +206,36 @@ def test_without_upstreams_of_its_type_it_answers_once_and_polls_nothing() -> No
 def test_waiting_for_a_change_with_no_time_left_returns_at_once(interval: float) -> None:
     watched = WatchedUpstreams()
     assert asyncio.run(watched.wait_changed(0, interval)) is False
+
+
+@pytest.mark.parametrize("turns", range(6))
+def test_a_cancel_as_a_poll_ends_stops_the_watch(turns: int) -> None:
+    """The consumer's cancel lands in every loop turn around the end of a poll (Python 3.11's
+    ``asyncio.wait_for`` drops a cancel that arrives as the awaited poll completes): the watch must
+    end every time, or a SIGTERM never ends the process."""
+    release = asyncio.Event()
+    inner = FakePoll()
+
+    async def poll(upstreams: Sequence[Upstream]) -> PollResult:
+        await release.wait()
+        return await inner(upstreams)
+
+    async def body() -> None:
+        watched = WatchedUpstreams([gce_upstream("web")])
+        watch = refresh_loop("fake", poll, watched, WatchOpts(600), is_gce)
+
+        async def consume() -> None:
+            async for _ in watch:
+                pass
+
+        task = asyncio.ensure_future(consume())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert done == {task} and task.cancelled()
+
+    asyncio.run(body())

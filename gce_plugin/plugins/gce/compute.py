@@ -533,7 +533,8 @@ class ComputeClient:
             if not attempt.done():
                 if not began.is_set():
                     raise TimeoutError
-                return await asyncio.wait_for(attempt, max(min(self._attempt_deadline, budget), 0.001))
+                async with asyncio.timeout(max(min(self._attempt_deadline, budget), 0.001)):
+                    return await attempt
             return attempt.result()
         except TimeoutError:
             self._abandoned.add(job)  # still queued (a busy pool): it must not start later
