@@ -140,15 +140,6 @@ class Delta:
         self.assignment_upserts.pop(name, None)
         self.assignment_removals.add(name)
 
-    @property
-    def resources_changed(self) -> bool:
-        return bool(
-            self.cluster_upserts
-            or self.cluster_removals
-            or self.assignment_upserts
-            or self.assignment_removals
-        )
-
 
 @dataclass
 class _UpstreamState:

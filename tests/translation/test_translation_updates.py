@@ -13,7 +13,14 @@ from gce_plugin.plugins.plugin import NO_ENDPOINTS, EndpointsUpdate, UpstreamEnd
 from gce_plugin.translation import endpoints as endpoints_module
 from gce_plugin.translation.endpoints import EndpointRecord, endpoint_record
 from gce_plugin.translation.translator import Translator
-from tests.translation.translation_fakes import FakeEdsPlugin, answer, endpoint, gce_upstream
+from tests.translation.translation_fakes import (
+    NOTHING,
+    FakeEdsPlugin,
+    answer,
+    endpoint,
+    gce_upstream,
+    published,
+)
 
 WEB: UpstreamKey = ("default", "web")
 API: UpstreamKey = ("default", "api")
@@ -57,7 +64,7 @@ def test_only_changed_upstreams_are_read(reads: list[str]) -> None:
     reads.clear()
     unchanged = first.next(dict(first.upstreams))
     assert unchanged.changed == frozenset() and unchanged.removed == frozenset()
-    assert not translator.set_endpoints(unchanged).resources_changed
+    assert published(translator.set_endpoints(unchanged)) == NOTHING
     assert reads == []
     moved = unchanged.next({**unchanged.upstreams, WEB: of("10.0.0.3")})
     assert moved.changed == {WEB}
@@ -92,7 +99,7 @@ def test_a_version_already_applied_is_not_read_again(reads: list[str]) -> None:
     translator.set_endpoints(EndpointsUpdate.first({WEB: of("10.0.0.1")}))
     # A new watch (e.g. after a restart) answers everything as changed: equal versions are skipped.
     again = translator.set_endpoints(EndpointsUpdate.first({WEB: of("10.0.0.1")}))
-    assert not again.resources_changed
+    assert published(again) == NOTHING
     assert reads == ["10.0.0.1"]
 
 
@@ -113,8 +120,8 @@ def test_known_without_endpoints_is_empty_and_unknown_keeps_its_last_good() -> N
     assert delta.assignment_upserts.keys() == {"web_default", "api_default"}
     assert hosts(translator, "api_default") == []
     # an answer that does not know web leaves it alone, and so does one that no longer answers for it
-    assert not translator.set_endpoints(EndpointsUpdate.first({API: NO_ENDPOINTS})).resources_changed
-    assert not translator.set_endpoints(EndpointsUpdate({}, removed=frozenset({WEB}))).resources_changed
+    assert published(translator.set_endpoints(EndpointsUpdate.first({API: NO_ENDPOINTS}))) == NOTHING
+    assert published(translator.set_endpoints(EndpointsUpdate({}, removed=frozenset({WEB})))) == NOTHING
     assert hosts(translator, "web_default") == ["10.0.0.1"]
     # once discovery says it has none, it has none
     delta = translator.set_endpoints(EndpointsUpdate.first({WEB: NO_ENDPOINTS}))
