@@ -3,6 +3,8 @@
 Endpoints are reduced to plain, hashable records first: grouping, sorting and change detection then
 work on tuples, and a ClusterLoadAssignment is only built for an upstream whose records changed.
 Records are sorted and de-duplicated, so the same endpoints in any order give byte-identical output.
+An upstream's records are kept with the answer they were read from (``KnownEndpoints``), so when its
+endpoints change only the endpoints not seen before are decoded and read.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 ``UpstreamPlugin`` in registry order, then the options all upstream types share. ``Translator`` keeps
 the result per upstream so updates are incremental: ``set_upstreams`` re-translates only upstreams
 whose definition changed, ``set_endpoints`` rebuilds only the assignments of the upstreams a
-discovery answer says changed (``EndpointsUpdate.changed``; it reads nothing else), and each returns
+discovery answer says changed (``EndpointsUpdate.changed``; it reads nothing else, and of those
+only the endpoints it has not seen: ``KnownEndpoints``), and each returns
 a ``Delta`` (resource name -> message upserts, and removals) for the xDS cache.
 
 An upstream that fails to translate is reported Gloo-style (``Status`` Rejected, with the reason) and
