@@ -157,10 +157,10 @@ class GroupLocations:
         client = self._client
         try:
             if is_zone(location):
-                group = await client.get_instance_group(project, location, name)
+                group = await client.get_instance_group(project, "zones", location, name)
                 return (Group(GroupRef(project, "zones", location, name), named_ports(group)),)
             try:
-                group = await client.get_region_instance_group(project, location, name)
+                group = await client.get_instance_group(project, "regions", location, name)
                 return (Group(GroupRef(project, "regions", location, name), named_ports(group)),)
             except ComputeError as exc:
                 if not exc.not_found:
