@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from gce_plugin.emulator import errors
 from gce_plugin.emulator.errors import ApiError
 from gce_plugin.emulator.filters import FilterError, Predicate, parse_filter
+from gce_plugin.emulator.fixture import REGION_NAME, ZONE_NAME
 from gce_plugin.emulator.managers import Manager
 from gce_plugin.emulator.paging import Key, decode_token, max_results, take_page
 from gce_plugin.emulator.resources import (
@@ -36,47 +37,34 @@ T = TypeVar("T")
 Params = dict[str, str]
 Query = dict[str, str]
 
+
+def _regional(name: str) -> str:
+    """The regional twin of a zonal method or kind: ``instanceGroups.get`` -> ``regionInstanceGroups.get``."""
+    return "region" + name[0].upper() + name[1:]
+
+
+def _zonal_and_regional(name: str, verb: str, path: str) -> list[tuple[str, str, str]]:
+    """A zonal method (``.../zones/{zone}/...``) and its regional twin (``.../regions/{region}/...``)."""
+    return [(name, verb, path), (_regional(name), verb, path.replace("zones/{zone}", "regions/{region}"))]
+
+
+_GROUP = "projects/{project}/zones/{zone}/instanceGroups"
+_MANAGER = "projects/{project}/zones/{zone}/instanceGroupManagers"
 # (method name, HTTP verb, path under compute/v1/), from the v1 discovery document.
 ROUTE_TABLE: list[tuple[str, str, str]] = [
     ("instances.list", "GET", "projects/{project}/zones/{zone}/instances"),
     ("instances.get", "GET", "projects/{project}/zones/{zone}/instances/{instance}"),
     ("instances.aggregatedList", "GET", "projects/{project}/aggregated/instances"),
-    ("instanceGroups.list", "GET", "projects/{project}/zones/{zone}/instanceGroups"),
-    ("instanceGroups.get", "GET", "projects/{project}/zones/{zone}/instanceGroups/{instanceGroup}"),
     ("instanceGroups.aggregatedList", "GET", "projects/{project}/aggregated/instanceGroups"),
-    (
-        "instanceGroups.listInstances",
-        "POST",
-        "projects/{project}/zones/{zone}/instanceGroups/{instanceGroup}/listInstances",
-    ),
-    ("regionInstanceGroups.list", "GET", "projects/{project}/regions/{region}/instanceGroups"),
-    ("regionInstanceGroups.get", "GET", "projects/{project}/regions/{region}/instanceGroups/{instanceGroup}"),
-    (
-        "regionInstanceGroups.listInstances",
-        "POST",
-        "projects/{project}/regions/{region}/instanceGroups/{instanceGroup}/listInstances",
-    ),
-    ("instanceGroupManagers.list", "GET", "projects/{project}/zones/{zone}/instanceGroupManagers"),
-    (
-        "instanceGroupManagers.get",
-        "GET",
-        "projects/{project}/zones/{zone}/instanceGroupManagers/{instanceGroupManager}",
-    ),
-    (
+    *_zonal_and_regional("instanceGroups.list", "GET", _GROUP),
+    *_zonal_and_regional("instanceGroups.get", "GET", _GROUP + "/{instanceGroup}"),
+    *_zonal_and_regional("instanceGroups.listInstances", "POST", _GROUP + "/{instanceGroup}/listInstances"),
+    *_zonal_and_regional("instanceGroupManagers.list", "GET", _MANAGER),
+    *_zonal_and_regional("instanceGroupManagers.get", "GET", _MANAGER + "/{instanceGroupManager}"),
+    *_zonal_and_regional(
         "instanceGroupManagers.listManagedInstances",
         "POST",
-        "projects/{project}/zones/{zone}/instanceGroupManagers/{instanceGroupManager}/listManagedInstances",
-    ),
-    ("regionInstanceGroupManagers.list", "GET", "projects/{project}/regions/{region}/instanceGroupManagers"),
-    (
-        "regionInstanceGroupManagers.get",
-        "GET",
-        "projects/{project}/regions/{region}/instanceGroupManagers/{instanceGroupManager}",
-    ),
-    (
-        "regionInstanceGroupManagers.listManagedInstances",
-        "POST",
-        "projects/{project}/regions/{region}/instanceGroupManagers/{instanceGroupManager}/listManagedInstances",
+        _MANAGER + "/{instanceGroupManager}/listManagedInstances",
     ),
     ("regions.list", "GET", "projects/{project}/regions"),
     ("regions.get", "GET", "projects/{project}/regions/{region}"),
@@ -88,8 +76,6 @@ _ROUTES = [
     (name, verb, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"))
     for name, verb, path in ROUTE_TABLE
 ]
-_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 
 
 def match_route(verb: str, path: str) -> tuple[str, Params] | None:
@@ -105,23 +91,22 @@ class ComputeApi:
     def __init__(self, state: ComputeState, links: Links) -> None:
         self.state = state
         self.links = links
+        # The zonal methods with a regional twin: one handler answers both.
+        twins = {
+            "instanceGroups.list": self.groups_list,
+            "instanceGroups.get": self.groups_get,
+            "instanceGroups.listInstances": self.groups_list_instances,
+            "instanceGroupManagers.list": self.managers_list,
+            "instanceGroupManagers.get": self.managers_get,
+            "instanceGroupManagers.listManagedInstances": self.managers_list_managed_instances,
+        }
         self._handlers: dict[str, Callable[[Params, Query, bytes], dict[str, Any]]] = {
             "instances.list": self.instances_list,
             "instances.get": self.instances_get,
             "instances.aggregatedList": self.instances_aggregated_list,
-            "instanceGroups.list": self.groups_list,
-            "instanceGroups.get": self.groups_get,
             "instanceGroups.aggregatedList": self.groups_aggregated_list,
-            "instanceGroups.listInstances": self.groups_list_instances,
-            "regionInstanceGroups.list": self.groups_list,
-            "regionInstanceGroups.get": self.groups_get,
-            "regionInstanceGroups.listInstances": self.groups_list_instances,
-            "instanceGroupManagers.list": self.managers_list,
-            "instanceGroupManagers.get": self.managers_get,
-            "instanceGroupManagers.listManagedInstances": self.managers_list_managed_instances,
-            "regionInstanceGroupManagers.list": self.managers_list,
-            "regionInstanceGroupManagers.get": self.managers_get,
-            "regionInstanceGroupManagers.listManagedInstances": self.managers_list_managed_instances,
+            **twins,
+            **{_regional(name): handler for name, handler in twins.items()},
             "regions.list": self.regions_list,
             "regions.get": self.regions_get,
             "zones.list": self.zones_list,
@@ -165,7 +150,7 @@ class ComputeApi:
         project, scope = self._project(params), _scope(params)
         keep = self._group_filter(query, GROUP_FIELDS)
         page, token = take_page(project.iter_groups([scope], _after(query)), max_results(query), keep)
-        kind = "compute#instanceGroupList" if "zone" in params else "compute#regionInstanceGroupList"
+        kind = _kind(params, "instanceGroupList")
         items = [group_json(self.links, g) for _, g in page]
         return self._list(kind, f"projects/{project.name}/{scope}/instanceGroups", items, token)
 
@@ -209,11 +194,7 @@ class ComputeApi:
             return filtered is None or filtered(member_json(self.links, vm, named_ports))
 
         page, token = take_page(project.iter_members(group, _after(query)), max_results(query), keep)
-        kind = (
-            "compute#instanceGroupsListInstances"
-            if "zone" in params
-            else "compute#regionInstanceGroupsListInstances"
-        )
+        kind = _kind(params, "instanceGroupsListInstances")
         items = [member_json(self.links, vm, named_ports) for _, vm in page]
         return self._list(kind, f"{group.resource}/listInstances", items, token)
 
@@ -225,11 +206,7 @@ class ComputeApi:
         predicate = self._filter(query, MANAGER_FIELDS)
         keep = None if predicate is None else (lambda m: predicate(self._manager_json(project, m)))
         page, token = take_page(project.iter_managers(scope, _after(query)), max_results(query), keep)
-        kind = (
-            "compute#instanceGroupManagerList"
-            if "zone" in params
-            else "compute#regionInstanceGroupManagerList"
-        )
+        kind = _kind(params, "instanceGroupManagerList")
         items = [self._manager_json(project, m) for _, m in page]
         return self._list(kind, f"projects/{project.name}/{scope}/instanceGroupManagers", items, token)
 
@@ -360,16 +337,21 @@ def _readable_manager(project: ProjectState, params: Params) -> Manager:
 
 
 def _zone(zone: str) -> str:
-    if not _ZONE.match(zone):
+    if not ZONE_NAME.match(zone):
         raise errors.invalid_field("zone", zone, "Unknown zone.")
     return zone
+
+
+def _kind(params: Params, zonal: str) -> str:
+    """A list response's kind: ``compute#<zonal>`` for a zone, ``compute#region<Zonal>`` for a region."""
+    return "compute#" + (zonal if "zone" in params else _regional(zonal))
 
 
 def _scope(params: Params) -> str:
     if "zone" in params:
         return zone_scope(_zone(params["zone"]))
     region = params["region"]
-    if not _REGION.match(region):
+    if not REGION_NAME.match(region):
         raise errors.invalid_field("region", region, "Unknown region.")
     return region_scope(region)
 
@@ -378,11 +360,6 @@ def _after(query: Query) -> tuple[str, str] | None:
     """Where a two-part key (zone or scope, name) page resumes."""
     key = decode_token(query.get("pageToken", ""), 2)
     return None if key is None else (key[0], key[1])
-
-
-def _after_name(query: Query) -> Key | None:
-    """Where a one-part key (a region or zone name) page resumes."""
-    return decode_token(query.get("pageToken", ""), 1)
 
 
 def _order_by(query: Query) -> None:

@@ -90,8 +90,8 @@ STATUSES = frozenset(
 
 _NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _PROJECT = re.compile(r"^[a-z](?:[-a-z0-9.:]{0,61}[a-z0-9])?$")
-_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+ZONE_NAME = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+REGION_NAME = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 
 
 class FixtureError(ValueError):
@@ -118,13 +118,13 @@ def check_name(kind: str, name: object) -> str:
 
 
 def check_zone(zone: object) -> str:
-    if not isinstance(zone, str) or not _ZONE.match(zone):
+    if not isinstance(zone, str) or not ZONE_NAME.match(zone):
         raise FixtureError(f"zone {zone!r}: want a zone name like us-central1-a")
     return zone
 
 
 def check_region(region: object) -> str:
-    if not isinstance(region, str) or not _REGION.match(region):
+    if not isinstance(region, str) or not REGION_NAME.match(region):
         raise FixtureError(f"region {region!r}: want a region name like us-central1")
     return region
 
