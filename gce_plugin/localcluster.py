@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gce_plugin.localstack import (
-    Envoy,
     LocalStack,
     Process,
     free_port,
@@ -116,16 +115,8 @@ class ReplicatedStack(LocalStack):
         leaders = [r for r in self.replicas if r.is_leader()]
         return leaders[0] if len(leaders) == 1 else None
 
-    def start_envoy(self, node_id: str | None = None) -> Envoy:
-        envoy = Envoy(
-            self.work_dir,
-            xds_port=[r.xds_port for r in self.replicas],
-            routes=self.routes,
-            node_id=node_id or f"envoy-{len(self.envoys) + 1}",
-        )
-        self.envoys.append(envoy)
-        envoy.wait_ready()
-        return envoy
+    def xds_ports(self) -> list[int]:
+        return [r.xds_port for r in self.replicas]
 
     def gce_plugin(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """A ``gce-plugin`` command against this stack's store (apply, get, delete)."""

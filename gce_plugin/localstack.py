@@ -6,7 +6,6 @@ all three start, wait for and stop the parts the same way.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -241,13 +240,17 @@ class LocalStack:
     def start_envoy(self, node_id: str | None = None) -> Envoy:
         envoy = Envoy(
             self.work_dir,
-            xds_port=self.xds_port,
+            xds_port=self.xds_ports(),
             routes=self.routes,
             node_id=node_id or f"envoy-{len(self.envoys) + 1}",
         )
         self.envoys.append(envoy)
         envoy.wait_ready()
         return envoy
+
+    def xds_ports(self) -> list[int]:
+        """Where Envoy gets its xDS: the control plane (every replica, for a replicated stack)."""
+        return [self.xds_port]
 
     def emulator_admin(self, method: str, path: str, body: Any = None) -> Any:
         return http_json(method, f"{self.emulator_url.rstrip('/')}/admin/{path.lstrip('/')}", body)
@@ -361,9 +364,3 @@ class Envoy:
                 sock = host.get("address", {}).get("socket_address", {})
                 hosts.add(f"{sock.get('address')}:{sock.get('port_value')}")
         return hosts
-
-
-@contextlib.contextmanager
-def local_stack(*args: Any, **kwargs: Any) -> Iterator[LocalStack]:
-    with LocalStack(*args, **kwargs) as stack:
-        yield stack
