@@ -147,12 +147,14 @@ def load_documents(
     *,
     root: str | os.PathLike[str] | None = None,
     max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES,
+    data: bytes | None = None,
 ) -> list[tuple[int, Upstream]]:
     """(1-based document index, upstream) for every upstream of one manifest file. Raises
-    ManifestError. ``root`` and ``max_bytes`` as for ``load_file``."""
+    ManifestError. ``root`` and ``max_bytes`` as for ``load_file``; ``data``: the file's bytes, when
+    the caller has read them already (within the same limits)."""
     file = Path(path)
     try:
-        return _read_documents(file, Path(root) if root is not None else None, max_bytes)
+        return _read_documents(file, Path(root) if root is not None else None, max_bytes, data)
     except RecursionError:  # absurdly deep nesting: the parsers recurse per level
         raise ManifestError(file, "nested too deeply to be an Upstream manifest") from None
 
@@ -285,9 +287,11 @@ def upstreams_from_document(doc: object, source: str, document: int | None = Non
 # --- files and documents ---
 
 
-def _read_documents(path: Path, root: Path | None, max_bytes: int) -> list[tuple[int, Upstream]]:
+def _read_documents(
+    path: Path, root: Path | None, max_bytes: int, data: bytes | None
+) -> list[tuple[int, Upstream]]:
     try:
-        data = safe_yaml.read_file(path, root, max_bytes)
+        data = safe_yaml.read_file(path, root, max_bytes) if data is None else data
     except safe_yaml.LimitError as err:
         raise ManifestError(path, str(err)) from None
     except OSError as err:
