@@ -106,10 +106,7 @@ class ReplicatedStack(LocalStack):
     def kill_replica(self, index: int, sig: int = signal.SIGKILL) -> None:
         process = self.replicas[index].process
         assert process is not None
-        process.proc.send_signal(sig)
-        if sig == signal.SIGKILL:
-            process.proc.wait(10)
-            process.stop()
+        process.kill(sig)
 
     def leader(self) -> Replica | None:
         leaders = [r for r in self.replicas if r.is_leader()]

@@ -107,6 +107,13 @@ class Process:
         if not self.alive():
             raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
 
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig``; SIGKILL: wait until the process is gone, and close its log."""
+        self.proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.proc.wait(10)
+            self.stop()
+
     def stop(self, timeout: float = 10.0) -> int:
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
