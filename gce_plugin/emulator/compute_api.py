@@ -178,9 +178,7 @@ class ComputeApi:
         allowed = {"instanceState", "portName"} if "region" in params else {"instanceState"}
         for key in request:
             if key not in allowed:
-                raise errors.bad_request(
-                    f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
-                )
+                raise _unknown_field(key)
         state = request.get("instanceState", "ALL")
         if state not in ("ALL", "RUNNING"):
             raise errors.invalid_field("resource.instanceState", state, "Must be one of [ALL, RUNNING].")
@@ -220,9 +218,7 @@ class ComputeApi:
         project = self._project(params)
         manager = _readable_manager(project, params)
         for key in _json_body(body):
-            raise errors.bad_request(
-                f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
-            )
+            raise _unknown_field(key)
         _order_by(query)
         predicate = self._filter(query, MANAGED_INSTANCE_FIELDS)
         rendered = (
@@ -379,6 +375,10 @@ def _json_body(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "Invalid JSON payload received. Expected an object.", "parseError")
     return data
+
+
+def _unknown_field(key: str) -> ApiError:
+    return errors.bad_request(f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.')
 
 
 def _by_scope(scopes: list[str], key: str, items: Iterator[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -50,17 +50,11 @@ class Links:
     def __init__(self, base: str) -> None:
         self.base = base  # ends with "compute/v1/"
 
-    def project(self, project: str) -> str:
-        return f"{self.base}projects/{project}"
-
     def zone(self, project: str, zone: str) -> str:
         return f"{self.base}projects/{project}/zones/{zone}"
 
     def region(self, project: str, region: str) -> str:
         return f"{self.base}projects/{project}/regions/{region}"
-
-    def scope(self, project: str, scope: str) -> str:
-        return f"{self.base}projects/{project}/{scope}"
 
     def instance(self, vm: Vm) -> str:
         return self.instance_url(vm.project, vm.zone, vm.name)
