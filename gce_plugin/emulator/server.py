@@ -413,19 +413,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
-        self._handle("GET")
+        self._handle(self.command)  # the request's verb
 
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug(format, *args)
