@@ -641,21 +641,19 @@ def _suggest(key: object, known: Collection[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(known)})"
 
 
+# How a message names a value's type (bool before int: a bool is an int).
+_KINDS = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (dict, "a mapping"),
+    (list, "a list"),
+    (datetime.date, "a date"),
+)
+
+
 def _kind(value: object) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, datetime.date):
-        return "a date"
-    return f"a {type(value).__name__}"
+    return next((name for kind, name in _KINDS if isinstance(value, kind)), f"a {type(value).__name__}")
