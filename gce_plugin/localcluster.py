@@ -162,9 +162,8 @@ class ReplicatedStack(LocalStack):
     def __enter__(self) -> ReplicatedStack:
         return self.start()
 
+    def processes(self) -> list[Process]:
+        return super().processes() + [r.process for r in self.replicas if r.process is not None]
+
     def logs(self) -> str:
-        parts = [self.etcd.logs()]
-        for proc in (self.emulator, *(r.process for r in self.replicas), *(e.process for e in self.envoys)):
-            if proc is not None:
-                parts.append(f"--- {proc.name}\n{proc.log_text()[-4000:]}")
-        return "\n".join(parts)
+        return self.etcd.logs() + "\n" + super().logs()

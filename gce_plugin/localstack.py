@@ -259,6 +259,15 @@ class LocalStack:
         """Where Envoy gets its xDS: the control plane (every replica, for a replicated stack)."""
         return [self.xds_port]
 
+    def processes(self) -> list[Process]:
+        """Every process of the stack that is (or was) running."""
+        parts = (self.emulator, self.control_plane, *(e.process for e in self.envoys))
+        return [p for p in parts if p is not None]
+
+    def logs(self) -> str:
+        """The end of every process's log, to show when something failed."""
+        return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log_text()[-4000:]}" for p in self.processes())
+
     def emulator_admin(self, method: str, path: str, body: Any = None) -> Any:
         return http_json(method, f"{self.emulator_url.rstrip('/')}/admin/{path.lstrip('/')}", body)
 
