@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote
 
 from gce_plugin.emulator import errors
@@ -14,7 +14,7 @@ from gce_plugin.emulator.errors import ApiError
 from gce_plugin.emulator.filters import FilterError, Predicate, parse_filter
 from gce_plugin.emulator.fixture import REGION_NAME, ZONE_NAME
 from gce_plugin.emulator.managers import Manager
-from gce_plugin.emulator.paging import Key, decode_token, max_results, take_page
+from gce_plugin.emulator.paging import decode_token, max_results, take_page
 from gce_plugin.emulator.resources import (
     GROUP_FIELDS,
     GROUP_MEMBER_FIELDS,
@@ -33,7 +33,6 @@ from gce_plugin.emulator.resources import (
 )
 from gce_plugin.emulator.state import ComputeState, Group, ProjectState, Vm, region_scope, zone_scope
 
-T = TypeVar("T")
 Params = dict[str, str]
 Query = dict[str, str]
 
@@ -251,17 +250,10 @@ class ComputeApi:
     def regions_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project = self._project(params)
         regions = project.regions()
-        keep = self._filter(query, frozenset(region_json(self.links, "p", "r", [])))
-        rendered = (
-            (region, region_json(self.links, project.name, region, regions[region]))
-            for region in sorted(regions)
-        )
-        stream = (((name,), body) for name, body in rendered)
-        page, token = take_page(
-            _resume(stream, decode_token(query.get("pageToken", ""), 1)), max_results(query), keep
-        )
-        return self._list(
-            "compute#regionList", f"projects/{project.name}/regions", [b for _, b in page], token
+        fields = frozenset(region_json(self.links, "p", "r", []))
+        rendered = ((r, region_json(self.links, project.name, r, regions[r])) for r in sorted(regions))
+        return self._named_list(
+            "compute#regionList", f"projects/{project.name}/regions", query, fields, rendered
         )
 
     def regions_get(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
@@ -274,12 +266,9 @@ class ComputeApi:
 
     def zones_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project = self._project(params)
-        keep = self._filter(query, frozenset(zone_json(self.links, "p", "z-z1-a")))
-        stream = (((z,), zone_json(self.links, project.name, z)) for z in project.zone_names)
-        page, token = take_page(
-            _resume(stream, decode_token(query.get("pageToken", ""), 1)), max_results(query), keep
-        )
-        return self._list("compute#zoneList", f"projects/{project.name}/zones", [b for _, b in page], token)
+        fields = frozenset(zone_json(self.links, "p", "z-z1-a"))
+        rendered = ((z, zone_json(self.links, project.name, z)) for z in project.zone_names)
+        return self._named_list("compute#zoneList", f"projects/{project.name}/zones", query, fields, rendered)
 
     def zones_get(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project = self._project(params)
@@ -302,6 +291,17 @@ class ComputeApi:
             response["nextPageToken"] = token
         response["selfLink"] = f"{self.links.base}{resource}"
         return response
+
+    def _named_list(
+        self, kind: str, resource: str, query: Query, fields: frozenset[str], items: Iterator[tuple[str, Any]]
+    ) -> dict[str, Any]:
+        """A list response of resources keyed by their name alone (regions, zones), ``items`` in name
+        order, each rendered only when its page is."""
+        keep = self._filter(query, fields)
+        after = decode_token(query.get("pageToken", ""), 1)
+        stream = (((name,), item) for name, item in items if after is None or (name,) > after)
+        page, token = take_page(stream, max_results(query), keep)
+        return self._list(kind, resource, [item for _, item in page], token)
 
     def _filter(self, query: Query, fields: frozenset[str]) -> Predicate | None:
         text = query.get("filter", "")
@@ -400,9 +400,3 @@ def _by_scope(scopes: list[str], key: str, items: Iterator[tuple[str, dict[str, 
                 }
             }
     return out
-
-
-def _resume(stream: Iterator[tuple[Key, T]], after: Key | None) -> Iterator[tuple[Key, T]]:
-    for key, item in stream:
-        if after is None or key > after:
-            yield key, item
