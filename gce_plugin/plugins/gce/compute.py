@@ -527,9 +527,8 @@ class ComputeClient:
             return attempt.result()
         except TimeoutError:
             self._abandoned.add(job)  # still queued (a busy pool): it must not start later
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="deadline").inc()
             message = f"{self._where}: no complete answer within {self._attempt_deadline:.1f}s"
-            return {}, _Failure(ComputeError(method, None, "deadline", message), True)
+            return {}, _failed(method, "deadline", message, True)
         except asyncio.CancelledError:
             self._abandoned.add(job)
             raise
@@ -578,34 +577,30 @@ class ComputeClient:
             return {}, _Failure(ComputeError(method, status, reason, message), retryable, _retry_after(exc))
         except google.auth.exceptions.RefreshError as exc:
             # google-auth's message names what failed (e.g. the token endpoint's answer), never the key.
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="auth").inc()
-            error = ComputeError(method, None, "auth", f"getting an access token failed: {exc}")
-            return {}, _Failure(error, bool(getattr(exc, "retryable", False)))
+            message = f"getting an access token failed: {exc}"
+            return {}, _failed(method, "auth", message, bool(getattr(exc, "retryable", False)))
         except TimeoutError as exc:
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="timeout").inc()
-            return {}, _Failure(
-                ComputeError(method, None, "timeout", f"{self._where}: {exc or 'timed out'}"), True
-            )
+            return {}, _failed(method, "timeout", f"{self._where}: {exc or 'timed out'}", True)
         except _TooLarge as exc:
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="too_large").inc()
-            return {}, _Failure(ComputeError(method, None, "too_large", f"{self._where}: {exc}"), False)
+            return {}, _failed(method, "too_large", f"{self._where}: {exc}", False)
         except (
             OSError,
             http.client.HTTPException,  # e.g. IncompleteRead: a truncated body
             httplib2.HttpLib2Error,
             google.auth.exceptions.TransportError,
         ) as exc:
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="connection").inc()
-            return {}, _Failure(
-                ComputeError(method, None, "connection", f"{self._where}: {exc or type(exc).__name__}"), True
-            )
+            return {}, _failed(method, "connection", f"{self._where}: {exc or type(exc).__name__}", True)
         except ValueError as exc:  # the body is not JSON (HTML, truncated, garbage)
-            return {}, self._malformed(method, f"the body is not JSON: {redact.clip(str(exc))}")
+            message = f"{self._where}: the body is not JSON: {redact.clip(str(exc))}"
+            return {}, _failed(method, "malformed", message, True)
         if not isinstance(response, dict):
-            return {}, self._malformed(method, f"the body is {type(response).__name__}, not a JSON object")
+            message = f"{self._where}: the body is {type(response).__name__}, not a JSON object"
+            return {}, _failed(method, "malformed", message, True)
         metrics.COMPUTE_API_CALLS.labels(method=method, code="200").inc()
         return response, None
 
-    def _malformed(self, method: str, message: str) -> _Failure:
-        metrics.COMPUTE_API_CALLS.labels(method=method, code="malformed").inc()
-        return _Failure(ComputeError(method, None, "malformed", f"{self._where}: {message}"), True)
+
+def _failed(method: str, code: str, message: str, retryable: bool) -> _Failure:
+    """An attempt that got no answer to use, counted in COMPUTE_API_CALLS by ``code``."""
+    metrics.COMPUTE_API_CALLS.labels(method=method, code=code).inc()
+    return _Failure(ComputeError(method, None, code, message), retryable)
