@@ -137,17 +137,10 @@ class ReplicatedStack(LocalStack):
             check=False,
         )
 
-    def start(self) -> ReplicatedStack:
-        try:
-            self.etcd.start()
-            self.start_emulator()
-            for index in range(len(self.replicas)):
-                self.start_replica(index)
-            self.start_envoy()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def start_control_planes(self) -> None:
+        self.etcd.start()
+        for index in range(len(self.replicas)):
+            self.start_replica(index)
 
     def close(self) -> None:
         for envoy in self.envoys:
@@ -158,9 +151,6 @@ class ReplicatedStack(LocalStack):
                 replica.process.stop()
         self.etcd.close()
         super().close()
-
-    def __enter__(self) -> ReplicatedStack:
-        return self.start()
 
     def processes(self) -> list[Process]:
         return super().processes() + [r.process for r in self.replicas if r.process is not None]

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
 
@@ -271,10 +271,14 @@ class LocalStack:
     def emulator_admin(self, method: str, path: str, body: Any = None) -> Any:
         return http_json(method, f"{self.emulator_url.rstrip('/')}/admin/{path.lstrip('/')}", body)
 
-    def start(self) -> LocalStack:
+    def start_control_planes(self) -> None:
+        """The control plane (every replica, for a replicated stack, with what it needs)."""
+        self.start_control_plane()
+
+    def start(self) -> Self:
         try:
             self.start_emulator()
-            self.start_control_plane()
+            self.start_control_planes()
             self.start_envoy()
         except BaseException:
             self.close()
@@ -292,7 +296,7 @@ class LocalStack:
         if self._own_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
