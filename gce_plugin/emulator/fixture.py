@@ -193,10 +193,9 @@ class Instance:
             isinstance(self.id, bool) or not isinstance(self.id, int) or self.id <= 0
         ):
             raise FixtureError(f"id {self.id!r}: want a positive integer")
-        if self.network_ip is not None:
-            check_ip("networkIP", self.network_ip)
-        if self.nat_ip is not None:
-            check_ip("natIP", self.nat_ip)
+        for kind, ip in (("networkIP", self.network_ip), ("natIP", self.nat_ip)):
+            if ip is not None:
+                check_ip(kind, ip)
         if self.port is not None:
             check_port(self.port)
         check_name("network", self.network)
@@ -490,16 +489,15 @@ def _list(value: Any, where: str) -> list[Any]:
 
 
 def _keys(value: Any, where: str, allowed: Iterable[str], required: Iterable[str] = ()) -> None:
-    body = _mapping(value, where or "fixture")
+    where = where or "fixture"
+    body = _mapping(value, where)
     allowed = set(allowed)
     unknown = sorted(str(k) for k in body if k not in allowed)
     if unknown:
-        raise FixtureError(
-            f"{where or 'fixture'}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
-        )
+        raise FixtureError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
     for key in required:
         if key not in body:
-            raise FixtureError(f"{where or 'fixture'}: missing {key!r}")
+            raise FixtureError(f"{where}: missing {key!r}")
 
 
 def _project_from_dict(name: Any, body: Any, where: str) -> Project:
