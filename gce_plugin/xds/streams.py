@@ -75,6 +75,27 @@ def shared_names(names: Iterable[str]) -> NameSet:
     return candidate
 
 
+class Versions(dict[str, str]):
+    """What a reconnecting delta client says it has (its first request's initial_resource_versions),
+    kept until its first response. Clients that had the same state (a fleet coming back after a
+    control-plane restart) share one map, as ``NameSet``: never updated in place."""
+
+
+_VERSIONS: weakref.WeakValueDictionary[int, Versions] = weakref.WeakValueDictionary()
+
+
+def shared_versions(versions: Mapping[str, str]) -> Mapping[str, str]:
+    if not versions:
+        return {}
+    candidate = Versions(versions)
+    key = sum(map(hash, candidate.items()))  # order-independent, and builds no second table
+    found = _VERSIONS.get(key)
+    if found is not None and found == candidate:
+        return found
+    _VERSIONS[key] = candidate
+    return candidate
+
+
 class SendGate:
     """Bounds how many full sends (a stream's initial or resync response, a state-of-the-world type's
     whole set) are being built and written at once, across all streams. Each in-flight full response
@@ -305,7 +326,7 @@ class DeltaSubscription(_Subscription):
         super().__init__(rtype, cursor)
         self.names: set[str] = set()
         # What the client said it already has (first request only): not resent at the same version.
-        self.initial: dict[str, str] = {}
+        self.initial: Mapping[str, str] = {}
 
     def update(self, subscribe: Iterable[str], unsubscribe: Iterable[str]) -> None:
         subscribe = list(subscribe)
@@ -461,7 +482,7 @@ class Stream:
         if self.delta:
             assert isinstance(sub, DeltaSubscription)
             if first:
-                sub.initial = dict(request.initial_resource_versions)
+                sub.initial = shared_versions(request.initial_resource_versions)
             sub.update(request.resource_names_subscribe, request.resource_names_unsubscribe)
             if len(sub.names) > self.max_names:
                 raise RequestRefused(f"{names_over(self.max_names)} on one subscription")
