@@ -8,7 +8,7 @@ import inspect
 import tracemalloc
 
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
-from gce_plugin.xds.streams import NameSet, Stream, shared_names
+from gce_plugin.xds.streams import DeltaSubscription, NameSet, Stream, shared_names
 from tests.xds.xds_testkit import Env, cluster, run_with_server, wait_for
 
 
@@ -154,6 +154,8 @@ def test_reconnecting_delta_clients_with_the_same_state_share_what_they_have() -
         )
     )
     first, second, other = (s._subs[ENDPOINT_TYPE] for s in streams)
+    assert isinstance(first, DeltaSubscription) and isinstance(second, DeltaSubscription)
+    assert isinstance(other, DeltaSubscription)
     assert first.initial == had
     assert second.initial is first.initial
     assert other.initial == {"x": "1"} and other.initial is not first.initial
