@@ -241,8 +241,8 @@ class SotwSubscription(_Subscription):
         self.wildcard = wildcard
 
     def _await(self, added: Set[str]) -> None:
-        if not self.awaited and added is self.names:
-            # A first request (every name is new): the shared set itself, not a copy. A copy is a
+        if not self.awaited and len(added) == len(self.names):
+            # Every name is new (a first request): the shared set itself, not a copy. A copy is a
             # table of 10,000 names per stream that waits for the SendGate in a reconnect storm, and
             # it kept the request's own strings alive (~1.1 MB per waiting stream).
             self.awaited = self.names
