@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import struct
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -136,9 +137,10 @@ class UpstreamEndpoints:
 
     What is kept is compact: ``serialized``, each endpoint's deterministic serialization in that
     order, preceded by its length (4 bytes, big-endian), exactly the bytes ``version`` digests, and
-    their ``count``. ``endpoints`` decodes them, for the few readers that need messages (translation
-    reads ``serialized_endpoints``, and decodes only endpoints it has not seen before).
-    """
+    their ``count``. ``endpoints`` decodes them on demand, for the few readers that need messages;
+    the last few endpoints made or decoded (at most ``_MAX_DECODED_ENDPOINTS`` in all) are memoized by
+    version, so a reader of an upstream just discovered finds the messages the plugin just built
+    instead of decoding them. Endpoints handed to ``of`` must not be changed afterwards."""
 
     serialized: bytes
     version: str
@@ -154,11 +156,22 @@ class UpstreamEndpoints:
             parts.append(data)
         serialized = b"".join(parts)
         version = hashlib.blake2b(serialized, digest_size=16).hexdigest()
+        _remember_decoded(version, tuple(ordered))
         return cls(serialized, version, len(ordered))
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
-        """The endpoints, new messages decoded from ``serialized``, in ``(namespace, name)`` order."""
+        """The endpoints, decoded from ``serialized``, in ``(namespace, name)`` order. The last few
+        decoded are memoized by version (equal versions are equal endpoints), so readers asking twice
+        get the same messages; treat them as read-only."""
+        decoded = _DECODED.get(self.version)
+        if decoded is None:
+            decoded = self.decode()
+            _remember_decoded(self.version, decoded)
+        return decoded
+
+    def decode(self) -> tuple[Endpoint, ...]:
+        """New messages decoded from ``serialized`` (not memoized: for a reader that reads each once)."""
         return tuple(Endpoint.FromString(data) for data in self.serialized_endpoints())
 
     def serialized_endpoints(self) -> list[bytes]:
@@ -171,6 +184,25 @@ class UpstreamEndpoints:
             parts.append(data[at : at + size])
             at += size
         return parts
+
+
+# Recently made or decoded endpoints by version, bounded by how many endpoints they hold in all (a
+# poll or a reader that walks every upstream keeps only the last few alive, never all of them).
+_DECODED: OrderedDict[str, tuple[Endpoint, ...]] = OrderedDict()
+_MAX_DECODED_ENDPOINTS = 1024
+_decoded_count = 0
+
+
+def _remember_decoded(version: str, decoded: tuple[Endpoint, ...]) -> None:
+    global _decoded_count
+    if len(decoded) > _MAX_DECODED_ENDPOINTS:
+        return
+    with contextlib.suppress(KeyError):  # another thread got there first
+        while _DECODED and _decoded_count + len(decoded) > _MAX_DECODED_ENDPOINTS:
+            _decoded_count -= len(_DECODED.popitem(last=False)[1])
+        if version not in _DECODED:
+            _DECODED[version] = decoded
+            _decoded_count += len(decoded)
 
 
 NO_ENDPOINTS = UpstreamEndpoints.of(())

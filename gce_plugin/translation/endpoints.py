@@ -115,9 +115,12 @@ class KnownEndpoints:
     def read(cls, found: UpstreamEndpoints, previous: KnownEndpoints | None = None) -> KnownEndpoints:
         """The records of ``found``. Only endpoints ``previous`` did not have byte for byte are decoded
         and read: a change of one endpoint costs one decode, not one per endpoint of the upstream."""
-        known: dict[bytes, EndpointRecord] = {}
-        if previous is not None:
-            known = dict(zip(previous.found.serialized_endpoints(), previous.records, strict=True))
+        if previous is None:
+            # Through the decode memo, as before KnownEndpoints: decoding a first answer's 100,000
+            # endpoints one by one (each freed at once) left the control plane ~20-50 MiB higher
+            # once 100 clients had joined (bench footprint; bench/RESULTS.md), though it keeps less.
+            return cls(found, tuple(endpoint_record(e) for e in found.endpoints))
+        known = dict(zip(previous.found.serialized_endpoints(), previous.records, strict=True))
         get = known.get
         records = []
         for data in found.serialized_endpoints():

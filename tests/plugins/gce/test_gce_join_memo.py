@@ -34,8 +34,8 @@ def names(endpoints: tuple[Endpoint, ...]) -> list[str]:
 def test_an_unchanged_group_gives_the_same_endpoints_again(discovery: GceDiscovery) -> None:
     first = poll(discovery, *upstreams())
     second = poll(discovery, *upstreams())
-    assert second.found[WEB] is first.found[WEB]
-    assert second.found[API] is first.found[API]
+    assert second.endpoints[WEB] is first.endpoints[WEB]
+    assert second.endpoints[API] is first.endpoints[API]
     assert names(second.endpoints[WEB]) == ["web-1", "web-2"]
 
 
@@ -46,7 +46,7 @@ def test_a_new_member_is_seen_and_other_groups_keep_theirs(
     emulator.add_instance(PROJECT, {"name": "web-4", "networkIP": "10.0.0.14"}, ["web"], zone=ZONE)
     second = poll(discovery, *upstreams())
     assert names(second.endpoints[WEB]) == ["web-1", "web-2", "web-4"]
-    assert second.found[API] is first.found[API]
+    assert second.endpoints[API] is first.endpoints[API]
 
 
 def test_instance_changes_are_seen(emulator: Emulator, discovery: GceDiscovery) -> None:
@@ -74,7 +74,7 @@ def test_a_changed_spec_or_namespace_is_joined_afresh(discovery: GceDiscovery) -
     assert {e.port for e in explicit.endpoints[WEB]} == {7000}
     other_namespace = asyncio.run(discovery.poll_once("elsewhere", [gce_upstream("web", port=7000)]))
     assert {e.metadata.namespace for e in other_namespace.endpoints[WEB]} == {"elsewhere"}
-    assert first.found[WEB] is not explicit.found[WEB]
+    assert first.endpoints[WEB] is not explicit.endpoints[WEB]
 
 
 def joins(discovery: GceDiscovery, monkeypatch: pytest.MonkeyPatch) -> list[UpstreamKey]:
