@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +25,11 @@ GROUP_FIELDS = _PROPERTIES["InstanceGroup"] | {""}
 GROUP_MEMBER_FIELDS = _PROPERTIES["InstanceWithNamedPorts"]
 MANAGED_INSTANCE_FIELDS = _PROPERTIES["ManagedInstance"] | {""}
 MANAGER_FIELDS = _PROPERTIES["InstanceGroupManager"] | {""}
-_ACTION_COUNTS = (
-    ("abandoning", "ABANDONING"),
-    ("creating", "CREATING"),
-    ("creatingWithoutRetries", "CREATING_WITHOUT_RETRIES"),
-    ("deleting", "DELETING"),
-    ("none", "NONE"),
-    ("recreating", "RECREATING"),
-    ("refreshing", "REFRESHING"),
-    ("restarting", "RESTARTING"),
-    ("resuming", "RESUMING"),
-    ("starting", "STARTING"),
-    ("stopping", "STOPPING"),
-    ("suspending", "SUSPENDING"),
-    ("verifying", "VERIFYING"),
-)
+# currentActions: a count per property of the schema, each the camelCase of its action's name.
+_ACTION_COUNTS = {
+    re.sub("([A-Z])", r"_\1", key).upper(): key
+    for key in sorted(_PROPERTIES["InstanceGroupManagerActionsSummary"])
+}
 
 # Fixed, so zones and regions look the same in every run.
 _EPOCH = "1969-12-31T16:00:00.000-08:00"
@@ -195,10 +186,9 @@ def managed_instance_json(
 def manager_json(links: Links, manager: Manager, group: Group) -> dict[str, Any]:
     """An ``compute#instanceGroupManager``, zonal (``zone``) or regional (``region``)."""
     spec = manager.spec
-    counts = {key: 0 for key, _ in _ACTION_COUNTS}
-    by_action = {action: key for key, action in _ACTION_COUNTS}
+    counts = dict.fromkeys(_ACTION_COUNTS.values(), 0)
     for managed in manager.vms.values():
-        counts[by_action[managed.action]] += 1
+        counts[_ACTION_COUNTS[managed.action]] += 1
     template = links.template(manager.project, manager.template)
     stable = counts["none"] == len(manager.vms) == manager.target_size
     reached = all(m.version == manager.template for m in manager.vms.values())
