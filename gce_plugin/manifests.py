@@ -551,19 +551,12 @@ def _check_value(
         raise _FieldError(at, _clean(str(err))) from None
 
 
-_INTEGER_TYPES = frozenset(
-    {
-        FieldDescriptor.TYPE_INT32,
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT32,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_SINT32,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED32,
-        FieldDescriptor.TYPE_FIXED64,
-        FieldDescriptor.TYPE_SFIXED32,
-        FieldDescriptor.TYPE_SFIXED64,
-    }
+# Every integer field type (int32, sint64, fixed32, sfixed64, ...) by the C++ type it maps to.
+_INTEGER_TYPES = (
+    FieldDescriptor.CPPTYPE_INT32,
+    FieldDescriptor.CPPTYPE_INT64,
+    FieldDescriptor.CPPTYPE_UINT32,
+    FieldDescriptor.CPPTYPE_UINT64,
 )
 
 
@@ -578,7 +571,7 @@ def _scalar_problem(field: FieldDescriptor, value: object) -> str | None:
         return f"expected a string, got {_kind(value)} {_show_value(value)} (quote it)"
     if kind == FieldDescriptor.TYPE_BOOL and not isinstance(value, bool):
         return f"expected true or false, got {_kind(value)} {_show_value(value)}"
-    if kind in _INTEGER_TYPES:
+    if field.cpp_type in _INTEGER_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             return f"expected an integer, got {_kind(value)} {_show_value(value)}"
         if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):  # proto3 JSON allows "8080"
