@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -71,22 +72,11 @@ from typing import Any
 
 import yaml
 
-STATUSES = frozenset(
-    {
-        "DEPROVISIONING",
-        "PENDING",
-        "PENDING_STOP",
-        "PROVISIONING",
-        "REPAIRING",
-        "RUNNING",
-        "STAGING",
-        "STOPPED",
-        "STOPPING",
-        "SUSPENDED",
-        "SUSPENDING",
-        "TERMINATED",
-    }
-)
+# The Compute v1 discovery document the client bundles (compute.DOCUMENT_FILE, pruned to the methods
+# it calls, which are the ones the emulator answers), read without importing the client.
+_DOCUMENT = Path(__file__).parents[1] / "plugins" / "gce" / "compute_v1_discovery.json"
+SCHEMAS: dict[str, Any] = json.loads(_DOCUMENT.read_text())["schemas"]
+STATUSES = frozenset(SCHEMAS["Instance"]["properties"]["status"]["enum"])
 
 _NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _PROJECT = re.compile(r"^[a-z](?:[-a-z0-9.:]{0,61}[a-z0-9])?$")

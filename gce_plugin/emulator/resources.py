@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
-from pathlib import Path
 from typing import Any
 
-from gce_plugin.emulator.fixture import region_of, stable_id
+from gce_plugin.emulator.fixture import SCHEMAS, region_of, stable_id
 from gce_plugin.emulator.managers import ManagedVm, Manager
 from gce_plugin.emulator.state import Group, Vm
 
-# The Compute v1 discovery document the client bundles (compute.DOCUMENT_FILE, pruned to the methods
-# it calls, which are the ones the emulator answers), read without importing the client.
-_DOCUMENT = Path(__file__).parents[1] / "plugins" / "gce" / "compute_v1_discovery.json"
 # Top-level fields filters may name, per resource: its schema's properties.
-_PROPERTIES = {
-    name: frozenset(schema.get("properties", ()))
-    for name, schema in json.loads(_DOCUMENT.read_text())["schemas"].items()
-}
+_PROPERTIES = {name: frozenset(schema.get("properties", ())) for name, schema in SCHEMAS.items()}
 INSTANCE_FIELDS = _PROPERTIES["Instance"] | {""}
 GROUP_FIELDS = _PROPERTIES["InstanceGroup"] | {""}
 GROUP_MEMBER_FIELDS = _PROPERTIES["InstanceWithNamedPorts"]
