@@ -39,23 +39,18 @@ class Links:
     def region(self, project: str, region: str) -> str:
         return f"{self.base}projects/{project}/regions/{region}"
 
-    def instance(self, vm: Vm) -> str:
-        return self.instance_url(vm.project, vm.zone, vm.name)
-
-    def instance_url(self, project: str, zone: str, name: str) -> str:
+    def instance(self, project: str, zone: str, name: str) -> str:
         return f"{self.base}projects/{project}/zones/{zone}/instances/{name}"
 
-    def manager(self, manager: Manager) -> str:
-        return f"{self.base}{manager.resource}"
+    def resource(self, resource: Group | Manager) -> str:
+        """A group's or a manager's URL."""
+        return f"{self.base}{resource.resource}"
 
     def health_check(self, project: str, name: str) -> str:
         return f"{self.base}projects/{project}/global/healthChecks/{name}"
 
     def template(self, project: str, name: str) -> str:
         return f"{self.base}projects/{project}/global/instanceTemplates/{name}"
-
-    def group(self, group: Group) -> str:
-        return f"{self.base}{group.resource}"
 
     def network(self, project: str, network: str) -> str:
         return f"{self.base}projects/{project}/global/networks/{network}"
@@ -103,7 +98,7 @@ def instance_json(links: Links, vm: Vm) -> dict[str, Any]:
         "labelFingerprint": _fingerprint(*sorted(f"{k}={v}" for k, v in vm.labels.items())),
         "fingerprint": _fingerprint(vm.project, vm.zone, vm.name, vm.status, vm.network_ip),
         "deletionProtection": False,
-        "selfLink": links.instance(vm),
+        "selfLink": links.instance(vm.project, vm.zone, vm.name),
     }
     if vm.labels:
         rendered["labels"] = dict(vm.labels)
@@ -121,7 +116,7 @@ def group_json(links: Links, group: Group) -> dict[str, Any]:
         "description": "",
         "network": links.network(group.project, group.network),
         "fingerprint": _fingerprint(group.resource, *(f"{p.name}:{p.port}" for p in group.named_ports)),
-        "selfLink": links.group(group),
+        "selfLink": links.resource(group),
         "size": len(group.members),
     }
     if group.named_ports:
@@ -142,7 +137,7 @@ def named_ports_json(group: Group, port_name: str | None = None) -> list[dict[st
 
 def member_json(links: Links, vm: Vm, named_ports: list[dict[str, Any]]) -> dict[str, Any]:
     """An ``InstanceWithNamedPorts`` item of listInstances."""
-    item: dict[str, Any] = {"instance": links.instance(vm), "status": vm.status}
+    item: dict[str, Any] = {"instance": links.instance(vm.project, vm.zone, vm.name), "status": vm.status}
     if named_ports:
         item["namedPorts"] = named_ports
     return item
@@ -155,7 +150,7 @@ def managed_instance_json(
     VM exists; ``instanceHealth`` only with an autohealing health check; ``version`` is empty while
     the VM is being deleted, as the reference says."""
     item: dict[str, Any] = {
-        "instance": links.instance_url(manager.project, managed.zone, managed.name),
+        "instance": links.instance(manager.project, managed.zone, managed.name),
         "name": managed.name,
         "currentAction": managed.action,
         "targetStatus": "DELETED" if managed.action == "DELETING" else "RUNNING",
@@ -190,7 +185,7 @@ def manager_json(links: Links, manager: Manager, group: Group) -> dict[str, Any]
         "creationTimestamp": manager.created,
         "name": manager.name,
         "description": "",
-        "instanceGroup": links.group(group),
+        "instanceGroup": links.resource(group),
         "baseInstanceName": spec.base_name,
         "instanceTemplate": template,
         "versions": [{"instanceTemplate": template, "targetSize": {"calculated": manager.target_size}}],
@@ -206,7 +201,7 @@ def manager_json(links: Links, manager: Manager, group: Group) -> dict[str, Any]
             "maxSurge": {"fixed": manager.max_surge, "calculated": manager.max_surge},
             "maxUnavailable": {"fixed": manager.max_unavailable, "calculated": manager.max_unavailable},
         },
-        "selfLink": links.manager(manager),
+        "selfLink": links.resource(manager),
     }
     if spec.named_ports:
         rendered["namedPorts"] = named_ports_json(group)
