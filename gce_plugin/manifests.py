@@ -264,15 +264,6 @@ def decode_text(data: bytes, source: str | os.PathLike[str]) -> str:
         raise ManifestError(source, f"not UTF-8 text (byte {err.start})") from None
 
 
-def parse_yaml(text: str, source: str) -> list[tuple[int, object]]:
-    """The non-empty YAML documents of ``text`` as (1-based index, value), parsed exactly as manifest
-    files are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
-    try:
-        return _parse_yaml(Path(source), text)
-    except RecursionError:  # absurdly deep nesting: the parser recurses per level
-        raise ManifestError(source, "nested too deeply to be an Upstream manifest") from None
-
-
 def upstreams_from_document(doc: object, source: str, document: int | None = None) -> list[Upstream]:
     """The Upstream of one parsed manifest document (or each item of a List), validated as in a
     file. Raises ManifestError naming ``source``, ``document`` and the field."""
@@ -297,7 +288,7 @@ def _read_documents(
     except OSError as err:
         raise ManifestError(path, f"cannot read: {err.strerror or err}") from None
     text = decode_text(data, path)
-    documents = _parse_json(path, text) if path.suffix == ".json" else _parse_yaml(path, text)
+    documents = _parse_json(path, text) if path.suffix == ".json" else parse_yaml(text, path)
     loaded: list[tuple[int, Upstream]] = []
     seen: dict[UpstreamKey, int] = {}
     for index, doc in documents:
@@ -339,7 +330,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _parse_yaml(path: Path, text: str) -> list[tuple[int, object]]:
+def parse_yaml(text: str, source: str | os.PathLike[str]) -> list[tuple[int, object]]:
+    """The non-empty YAML documents of ``text`` as (1-based index, value), parsed as manifest files
+    are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
     documents: list[tuple[int, object]] = []
     try:
         for doc in yaml.load_all(text, Loader=_Loader):  # a SafeLoader subclass: safe
@@ -348,15 +341,17 @@ def _parse_yaml(path: Path, text: str) -> list[tuple[int, object]]:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "invalid YAML"
         raise ManifestError(
-            path,
+            source,
             f"YAML syntax error: {problem}",
             document=len(documents) + 1,
             line=mark.line + 1 if mark is not None else None,
         ) from None
     except safe_yaml.LimitError as err:
-        raise ManifestError(path, str(err), document=len(documents) + 1) from None
+        raise ManifestError(source, str(err), document=len(documents) + 1) from None
     except yaml.YAMLError as err:
-        raise ManifestError(path, f"YAML syntax error: {err}", document=len(documents) + 1) from None
+        raise ManifestError(source, f"YAML syntax error: {err}", document=len(documents) + 1) from None
+    except RecursionError:  # absurdly deep nesting: the parser recurses per level
+        raise ManifestError(source, "nested too deeply to be an Upstream manifest") from None
     return [(index, doc) for index, doc in documents if doc is not None]
 
 
