@@ -108,15 +108,9 @@ class ManifestError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        parts = [self.path]
-        if self.document is not None:
-            parts.append(f"document {self.document}")
-        if self.line is not None:
-            parts.append(f"line {self.line}")
-        if self.field:
-            parts.append(self.field)
-        parts.append(self.reason)
-        return ": ".join(parts)
+        document = "" if self.document is None else f"document {self.document}"
+        line = "" if self.line is None else f"line {self.line}"
+        return ": ".join([self.path, *filter(None, (document, line, self.field)), self.reason])
 
 
 class _FieldError(Exception):
