@@ -25,7 +25,7 @@ from gce_plugin.emulator.resources import (
     Links,
     group_json,
     instance_json,
-    managed_instance_json,
+    managed_instances_json,
     manager_json,
     member_json,
     named_ports_json,
@@ -218,15 +218,7 @@ class ComputeApi:
             raise _unknown_field(key)
         _order_by(query)
         predicate = self._filter(query, MANAGED_INSTANCE_FIELDS)
-        rendered = (
-            (
-                (managed.zone, managed.name),
-                managed_instance_json(
-                    self.links, manager, managed, project.zones[managed.zone].vms.get(managed.name)
-                ),
-            )
-            for managed in manager.sorted_vms()
-        )
+        rendered = managed_instances_json(self.links, project, manager)
         if manager.spec.list_managed_instances_results == "PAGINATED":
             after = _after(query)
             stream = ((k, item) for k, item in rendered if after is None or k > after)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from gce_plugin.emulator.fixture import SCHEMAS, region_of, stable_id
 from gce_plugin.emulator.managers import ManagedVm, Manager
-from gce_plugin.emulator.state import Group, Vm
+from gce_plugin.emulator.state import Group, ProjectState, Vm
 
 # Top-level fields filters may name, per resource: its schema's properties.
 _PROPERTIES = {name: frozenset(schema.get("properties", ())) for name, schema in SCHEMAS.items()}
@@ -168,6 +169,16 @@ def managed_instance_json(
     if managed.action not in ("DELETING", "ABANDONING"):
         item["version"] = {"instanceTemplate": links.template(manager.project, managed.version)}
     return item
+
+
+def managed_instances_json(
+    links: Links, project: ProjectState, manager: Manager
+) -> Iterator[tuple[tuple[str, str], dict[str, Any]]]:
+    """A manager's ``ManagedInstance`` items in (zone, name) order, each with that key."""
+    for managed in manager.sorted_vms():
+        zone = project.zones.get(managed.zone)
+        vm = zone.vms.get(managed.name) if zone is not None else None
+        yield (managed.zone, managed.name), managed_instance_json(links, manager, managed, vm)
 
 
 def manager_json(links: Links, manager: Manager, group: Group) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from gce_plugin.emulator.resources import (
     Links,
     group_json,
     instance_json,
-    managed_instance_json,
+    managed_instances_json,
     manager_json,
 )
 from gce_plugin.emulator.state import ComputeState, checked, region_scope, zone_scope
@@ -301,16 +301,8 @@ class Emulator:
         scope = _scope(zone, region)
         with self.state.lock:
             state = self.state.project(project)
-            manager = state.manager(scope, name)
-            return [
-                managed_instance_json(
-                    self._links(),
-                    manager,
-                    m,
-                    state.zones[m.zone].vms.get(m.name) if m.zone in state.zones else None,
-                )
-                for m in manager.sorted_vms()
-            ]
+            items = managed_instances_json(self._links(), state, state.manager(scope, name))
+            return [item for _, item in items]
 
     def _render_manager(self, project: str, manager: Manager) -> dict[str, Any]:
         with self.state.lock:
