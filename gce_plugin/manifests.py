@@ -398,9 +398,7 @@ def _upstream(doc: object, prefix: str) -> Upstream:
     if not upstream.HasField("upstream_spec"):
         raise _FieldError(_join(prefix, "spec.upstreamSpec"), "required")
     if upstream.upstream_spec.WhichOneof("upstream_type") is None:
-        types = ", ".join(
-            f.json_name for f in upstream.upstream_spec.DESCRIPTOR.oneofs_by_name["upstream_type"].fields
-        )
+        types = _members(upstream.upstream_spec.DESCRIPTOR.oneofs_by_name["upstream_type"].fields)
         raise _FieldError(_join(prefix, "spec.upstreamSpec"), f"no upstream type: set one of {types}")
     upstream.metadata.CopyFrom(_metadata(doc.get("metadata"), _join(prefix, "metadata")))
     status = doc.get("status")
