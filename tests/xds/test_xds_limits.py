@@ -163,7 +163,11 @@ def test_a_request_over_the_size_limit_is_refused_unparsed() -> None:
 def test_unknown_type_urls_are_logged_at_a_bounded_rate(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="gce_plugin.xds")
 
+    elapsed = 0.0
+
     async def body(env: Env) -> None:
+        nonlocal elapsed
+        started = time.monotonic()
         env.set_clusters("web")
         client = env.ads()
         for i in range(10_000):
@@ -171,10 +175,13 @@ def test_unknown_type_urls_are_logged_at_a_bounded_rate(caplog: pytest.LogCaptur
         await client.request(CLUSTER_TYPE)
         await client.recv()
         await only_stream(env, requests=10_001)
+        elapsed = time.monotonic() - started
 
     run_limited(body)
     ignored = [r for r in caplog.records if "does not serve" in r.getMessage()]
-    assert 1 <= len(ignored) <= 11
+    # The stream's budget: a burst of 10, then one line per 10 s of the stream's life (10,000
+    # requests took over 10 s on a loaded 2-core machine: 12 lines, which is the rate, not a leak).
+    assert 1 <= len(ignored) <= 11 + int(elapsed // 10)
     assert len(caplog.text) < 20_000
 
 
@@ -204,7 +211,8 @@ def test_names_the_cache_does_not_have_are_answered_only_up_to_an_allowance(delt
     async def body(env: Env) -> None:
         env.set_assignments({f"known-{i}": [8000] for i in range(1500)})
         names = [f"known-{i}" for i in range(1500)] + [f"unknown-{i}" for i in range(90_000)]
-        started = time.monotonic()
+        without_allowance = placeholders_cpu(90_000 - DEFAULT_MAX_UNKNOWN_NAMES)
+        started = time.thread_time()
         if delta:
             client = env.delta_ads()
             await client.request(ENDPOINT_TYPE, subscribe=names)
@@ -215,7 +223,11 @@ def test_names_the_cache_does_not_have_are_answered_only_up_to_an_allowance(delt
             await sotw.request(ENDPOINT_TYPE, names)
             response = await sotw.recv()
             answered = set(assignments_of(response))
-        assert time.monotonic() - started < 2.0
+        # The loop's CPU for the request and its answer (see Attack), not wall time: under 2 s (the
+        # old wall-clock figure, 2.5-4 s on a loaded 2-core machine) and under the placeholders
+        # for the unknown names over the allowance, measured here, which the answer once built.
+        spent = time.thread_time() - started
+        assert spent < min(2.0, without_allowance), (spent, without_allowance)
         assert {f"known-{i}" for i in range(1500)} <= answered
         assert len(answered) == 1500 + 1000
 
