@@ -235,14 +235,57 @@ def dump_upstream(upstream: Upstream) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": metadata,
-        "spec": json_format.MessageToDict(resource),
+        "spec": _sorted_maps(resource.DESCRIPTOR, json_format.MessageToDict(resource), False),
     }
     if upstream.HasField("status"):
         # solo-kit's CRD status: Go encoding/json of core.Status (snake_case, numeric state).
-        doc["status"] = json_format.MessageToDict(
+        status = json_format.MessageToDict(
             upstream.status, preserving_proto_field_name=True, use_integers_for_enums=True
         )
+        doc["status"] = _sorted_maps(upstream.status.DESCRIPTOR, status, True)
     return doc
+
+
+# Well-known types whose JSON is free-form (a Struct's keys come from a map too).
+_FREE_JSON = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+
+
+def _sorted_maps(descriptor: Descriptor, value: Any, proto_names: bool) -> Any:
+    """``value`` (json_format.MessageToDict of a ``descriptor`` message) with the keys of every map
+    field in sorted order. MessageToDict follows the map's own iteration order, which upb makes
+    differ between processes and between two equal maps built in another order: the same Upstream
+    would dump differently (a reloaded copy's labelSelector or subresource statuses reordered)."""
+    if descriptor.full_name in _FREE_JSON:
+        return _sorted_json(value)
+    if not isinstance(value, dict):
+        return value  # a well-known type written as a scalar (Duration, a wrapper, ...)
+    for field in descriptor.fields:
+        key = field.name if proto_names else field.json_name
+        if field.message_type is not None and key in value:
+            value[key] = _sorted_field(field, value[key], proto_names)
+    return value
+
+
+def _sorted_field(field: FieldDescriptor, value: Any, proto_names: bool) -> Any:
+    entry = field.message_type
+    assert entry is not None  # only message fields are passed
+    if entry.GetOptions().map_entry:
+        value_type = entry.fields_by_name["value"].message_type
+        return {
+            key: item if value_type is None else _sorted_maps(value_type, item, proto_names)
+            for key, item in sorted(value.items())
+        }
+    if field.is_repeated:
+        return [_sorted_maps(entry, item, proto_names) for item in value]
+    return _sorted_maps(entry, value, proto_names)
+
+
+def _sorted_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_json(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [_sorted_json(item) for item in value]
+    return value
 
 
 def dumps(upstreams: Collection[Upstream]) -> str:
