@@ -94,9 +94,10 @@ T = TypeVar("T")
 # --- one poll --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Joined:
-    """A target's endpoints as a poll joined them, and what they were joined from."""
+    """A target's endpoints as a poll joined them, and what they were joined from (``poll``: the
+    last poll that found them valid; a memo found valid again is moved on, not made anew)."""
 
     poll: int
     groups: tuple[Group, ...]
@@ -191,7 +192,8 @@ class GceDiscovery:
             # The common case, kept cheap: what _join_one would conclude for a valid memo of a
             # location with nothing deleted.
             result.found[target.key] = memo.found
-            return _Joined(self._polls, memo.groups, memo.found)
+            memo.poll = self._polls
+            return memo
         return self._join_one(target, write_namespace, listing, memo, result)
 
     def _join_one(
