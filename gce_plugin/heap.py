@@ -52,5 +52,18 @@ def _collect_and_freeze() -> None:
     )
 
 
+def release_later(garbage: object) -> None:
+    """Drop ``garbage`` two rounds of the event loop from now (at once outside one). Freeing a poll's
+    listed JSON takes ~13 ms at 10,000 upstreams; a poll's caller publishes its answer in the same
+    step of the loop, and the streams that publish wakes write in the next round: freeing in the
+    round after theirs keeps that work out of the way of the push."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    held = [garbage]
+    loop.call_soon(loop.call_soon, held.clear)
+
+
 def frozen() -> bool:
     return _frozen

@@ -176,7 +176,9 @@ class _Refresh:
         errors += [DiscoveryError(m, upstream=k) for k, m in result.invalid.items() if k in fresh]
         self._report(errors)
         self._last_result = result  # its successes are reported after the answer (report_successes)
-        restored = self._restore(self._unresolved(batch, result))
+        restored: set[UpstreamKey] = set()
+        if self._opts.last_good is not None:  # else there is nothing to restore from
+            restored = self._restore(self._unresolved(batch, result))
         found = result.found
         if restored:
             found = {k: v for k, v in found.items() if k not in restored}

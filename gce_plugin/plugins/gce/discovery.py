@@ -53,6 +53,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from gce_plugin import heap
 from gce_plugin.api import Endpoint, Upstream
 from gce_plugin.plugins.gce.compute import MAX_CONCURRENT_CALLS, ComputeClient, ComputeError, JsonObject
 from gce_plugin.plugins.gce.locations import (
@@ -172,6 +173,9 @@ class GceDiscovery:
         self._polls += 1
         run = _Run(self, write_namespace, targets, located, result)
         await run.run()
+        # What this poll listed and what the previous one kept (~100,000 objects at 10,000
+        # upstreams, ~13 ms to free) is dropped once the answer has been handed on.
+        heap.release_later((run, self._joined, self._group_inputs))
         self._group_inputs = run.listing.inputs
         self._joined = run.joined  # targets that went away are forgotten
         return result
