@@ -141,8 +141,9 @@ class ControlPlane:
         # restarting a watch (each one decides what changed for it, see plugins/refresh.py).
         self._watched = WatchedUpstreams()
         self._discovery: list[asyncio.Task[None]] = []
-        # For the status page: each upstream's cluster, and each cluster's endpoints by health status.
-        self._cluster_of: dict[UpstreamKey, str] = {}
+        # For the status page: the upstreams served (their clusters' names are worked out when the page
+        # asks: ~3 MiB at 10,000 upstreams not kept for it), and each cluster's endpoints by health.
+        self._served: Sequence[Upstream] = ()
         self._endpoint_counts: dict[str, dict[str, int]] = {}
 
     def ready(self) -> bool:
@@ -170,6 +171,7 @@ class ControlPlane:
         health = self.discovery_health.snapshot()
         sources, stale_files = dict(self.manifests.sources), dict(self.manifests.stale)
         substitutes = dict(self._substitutes)
+        cluster_of = {upstream_key(u): cluster_name(u) for u in self._served}
         report: dict[str, Any] = {}
         for key, st in sorted(statuses.items()):
             entry = json_format.MessageToDict(st)
@@ -184,7 +186,7 @@ class ControlPlane:
                 entry["stale"] = {"upstream": True, "savedAt": saved}
             if key in health:
                 entry["discovery"] = health[key].as_dict()
-            counts = self._endpoint_counts.get(self._cluster_of.get(key, ""))
+            counts = self._endpoint_counts.get(cluster_of.get(key, ""))
             if counts is not None:
                 entry["endpoints"] = dict(counts)
             report[upstream_label(key)] = entry
@@ -248,7 +250,7 @@ class ControlPlane:
         delta = self.translator.set_upstreams(served)
         again = self._substitute(upstreams, delta)
         present = {upstream_key(u) for u in upstreams}
-        self._cluster_of = {upstream_key(u): cluster_name(u) for u in again}
+        self._served = again
         self.statuses = {key: st for key, st in self.statuses.items() if key in present}
         metrics.forget_upstreams({upstream_label(key) for key in present})
         self._publish(delta)
