@@ -18,10 +18,12 @@ One poll cycle, for all gce upstreams at once:
    group ``listManagedInstances``, with each VM's action and health: ``managed.py``), and **list
    instances** of each distinct (project, zone) once (``instances.list``), for every group and
    upstream in that zone: calls per cycle grow with distinct groups and zones, not with upstreams.
-   Zonal groups' zones are known up front and listed alongside the members; zones that only the
-   members of regional groups reveal are listed right after. Independent calls run concurrently
-   (the client bounds how many at once). Per-zone ``instances.list`` rather than
-   ``instances.aggregatedList``: it walks only the zones that matter, not every instance of the project.
+   Zonal groups' zones are known up front and listed first (member listings leave them slots of
+   the client, see ``_Slots``); a zone that only the members of a regional group reveal is listed
+   as soon as one does. Independent calls run concurrently (the client bounds how many at once),
+   and each answer's share of the join is done as it arrives (``_Run``). Per-zone
+   ``instances.list`` rather than ``instances.aggregatedList``: it walks only the zones that
+   matter, not every instance of the project.
 3. **Join** members to instances by instance URL (its path from ``projects/`` on, so hosts do not
    matter; never one ``instances.get`` per VM), then per upstream: label selector, address
    (INTERNAL: the first NIC's ``networkIP``; EXTERNAL: its first access config's ``natIP``; an
