@@ -18,6 +18,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -30,10 +31,6 @@ from gce_plugin.metrics import REGISTRY
 MAX_CONNECTIONS = 64
 TIMEOUT = 10.0
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-
-
-def _nothing() -> list[str]:
-    return []
 
 
 def _no_proxies() -> dict[str, Any]:
@@ -76,7 +73,7 @@ class AdminServer:
         port: int,
         ready: Callable[[], bool],
         statuses: Callable[[], dict[str, Any]] = dict,
-        degraded: Callable[[], list[str]] = _nothing,
+        degraded: Callable[[], list[str]] = list,
         proxies: Callable[[], dict[str, Any]] = _no_proxies,
         *,
         max_connections: int = MAX_CONNECTIONS,
@@ -110,18 +107,12 @@ class AdminServer:
         self._server.server_close()
 
 
+@dataclass(frozen=True)
 class _Sources:
-    def __init__(
-        self,
-        ready: Callable[[], bool],
-        statuses: Callable[[], dict[str, Any]],
-        degraded: Callable[[], list[str]],
-        proxies: Callable[[], dict[str, Any]],
-    ) -> None:
-        self.ready = ready
-        self.statuses = statuses
-        self.degraded = degraded
-        self.proxies = proxies
+    ready: Callable[[], bool]
+    statuses: Callable[[], dict[str, Any]]
+    degraded: Callable[[], list[str]]
+    proxies: Callable[[], dict[str, Any]]
 
 
 class _Handler(BaseHTTPRequestHandler):

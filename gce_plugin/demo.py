@@ -115,12 +115,6 @@ def _check_traffic(stack: LocalStack) -> bool:
     return ok
 
 
-def _dump_logs(stack: LocalStack) -> None:
-    for proc in (stack.emulator, stack.control_plane, *(e.process for e in stack.envoys)):
-        if proc is not None:
-            print(f"--- {proc.name} ({proc.log_path}) ---\n{proc.log_text()[-3000:]}", file=sys.stderr)
-
-
 def _print_usage(stack: LocalStack) -> None:
     envoy = stack.envoys[0]
     admin = f"http://127.0.0.1:{stack.metrics_port}"
@@ -196,11 +190,11 @@ def _run(args: argparse.Namespace, work_dir: Path) -> int:
         missing = _missing_backends(stack, moved) if moved else []
         if missing:
             print(f"cannot bind the backends of {', '.join(missing)}: see emulator.log", file=sys.stderr)
-            _dump_logs(stack)
+            print(stack.logs(), file=sys.stderr)
             return 1
         if not _check_traffic(stack):
             print("the demo did not reach every VM", file=sys.stderr)
-            _dump_logs(stack)
+            print(stack.logs(), file=sys.stderr)
             return 1
         _print_usage(stack)
         if args.check:

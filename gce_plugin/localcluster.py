@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gce_plugin.localstack import (
-    Envoy,
     LocalStack,
     Process,
     free_port,
@@ -107,25 +106,14 @@ class ReplicatedStack(LocalStack):
     def kill_replica(self, index: int, sig: int = signal.SIGKILL) -> None:
         process = self.replicas[index].process
         assert process is not None
-        process.proc.send_signal(sig)
-        if sig == signal.SIGKILL:
-            process.proc.wait(10)
-            process.stop()
+        process.kill(sig)
 
     def leader(self) -> Replica | None:
         leaders = [r for r in self.replicas if r.is_leader()]
         return leaders[0] if len(leaders) == 1 else None
 
-    def start_envoy(self, node_id: str | None = None) -> Envoy:
-        envoy = Envoy(
-            self.work_dir,
-            xds_port=[r.xds_port for r in self.replicas],
-            routes=self.routes,
-            node_id=node_id or f"envoy-{len(self.envoys) + 1}",
-        )
-        self.envoys.append(envoy)
-        envoy.wait_ready()
-        return envoy
+    def xds_ports(self) -> list[int]:
+        return [r.xds_port for r in self.replicas]
 
     def gce_plugin(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """A ``gce-plugin`` command against this stack's store (apply, get, delete)."""
@@ -149,17 +137,10 @@ class ReplicatedStack(LocalStack):
             check=False,
         )
 
-    def start(self) -> ReplicatedStack:
-        try:
-            self.etcd.start()
-            self.start_emulator()
-            for index in range(len(self.replicas)):
-                self.start_replica(index)
-            self.start_envoy()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def start_control_planes(self) -> None:
+        self.etcd.start()
+        for index in range(len(self.replicas)):
+            self.start_replica(index)
 
     def close(self) -> None:
         for envoy in self.envoys:
@@ -171,12 +152,8 @@ class ReplicatedStack(LocalStack):
         self.etcd.close()
         super().close()
 
-    def __enter__(self) -> ReplicatedStack:
-        return self.start()
+    def processes(self) -> list[Process]:
+        return super().processes() + [r.process for r in self.replicas if r.process is not None]
 
     def logs(self) -> str:
-        parts = [self.etcd.logs()]
-        for proc in (self.emulator, *(r.process for r in self.replicas), *(e.process for e in self.envoys)):
-            if proc is not None:
-                parts.append(f"--- {proc.name}\n{proc.log_text()[-4000:]}")
-        return "\n".join(parts)
+        return self.etcd.logs() + "\n" + super().logs()

@@ -6,7 +6,6 @@ all three start, wait for and stop the parts the same way.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,9 +17,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
 
@@ -107,6 +106,13 @@ class Process:
     def check_alive(self) -> None:
         if not self.alive():
             raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig``; SIGKILL: wait until the process is gone, and close its log."""
+        self.proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.proc.wait(10)
+            self.stop()
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.alive():
@@ -241,7 +247,7 @@ class LocalStack:
     def start_envoy(self, node_id: str | None = None) -> Envoy:
         envoy = Envoy(
             self.work_dir,
-            xds_port=self.xds_port,
+            xds_port=self.xds_ports(),
             routes=self.routes,
             node_id=node_id or f"envoy-{len(self.envoys) + 1}",
         )
@@ -249,13 +255,30 @@ class LocalStack:
         envoy.wait_ready()
         return envoy
 
+    def xds_ports(self) -> list[int]:
+        """Where Envoy gets its xDS: the control plane (every replica, for a replicated stack)."""
+        return [self.xds_port]
+
+    def processes(self) -> list[Process]:
+        """Every process of the stack that is (or was) running."""
+        parts = (self.emulator, self.control_plane, *(e.process for e in self.envoys))
+        return [p for p in parts if p is not None]
+
+    def logs(self) -> str:
+        """The end of every process's log, to show when something failed."""
+        return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log_text()[-4000:]}" for p in self.processes())
+
     def emulator_admin(self, method: str, path: str, body: Any = None) -> Any:
         return http_json(method, f"{self.emulator_url.rstrip('/')}/admin/{path.lstrip('/')}", body)
 
-    def start(self) -> LocalStack:
+    def start_control_planes(self) -> None:
+        """The control plane (every replica, for a replicated stack, with what it needs)."""
+        self.start_control_plane()
+
+    def start(self) -> Self:
         try:
             self.start_emulator()
-            self.start_control_plane()
+            self.start_control_planes()
             self.start_envoy()
         except BaseException:
             self.close()
@@ -273,7 +296,7 @@ class LocalStack:
         if self._own_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -361,9 +384,3 @@ class Envoy:
                 sock = host.get("address", {}).get("socket_address", {})
                 hosts.add(f"{sock.get('address')}:{sock.get('port_value')}")
         return hosts
-
-
-@contextlib.contextmanager
-def local_stack(*args: Any, **kwargs: Any) -> Iterator[LocalStack]:
-    with LocalStack(*args, **kwargs) as stack:
-        yield stack

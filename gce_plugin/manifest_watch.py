@@ -149,12 +149,13 @@ class ManifestDirectory:
                 self._pending.pop(path, None)
                 return False
             pending = self._pending.get(path)
+            data: bytes | None = None  # read again to load it when settled
             if pending is not None and pending.stat == stat:
                 if now - pending.since < self.settle:
                     return False  # unchanged, not settled yet
                 digest = pending.digest
             else:
-                digest = hashlib.sha256(self._bounded_read(path)).digest()
+                digest, data = self._bounded_read(path)
         except OSError as err:  # vanished between listing and reading: the next scan sees it gone
             log.warning("cannot read manifest", extra={"file": str(path), "error": str(err)})
             return False
@@ -169,17 +170,25 @@ class ManifestDirectory:
                 pending.stat = stat
             return False
         self._pending.pop(path, None)
-        return self._load(path, stat, digest, old)
+        return self._load(path, stat, digest, old, data)
 
-    def _bounded_read(self, path: Path) -> bytes:
-        """The file's bytes for change detection, read within the loader's limits (a refused file's
-        refusal stands for its content)."""
+    def _bounded_read(self, path: Path) -> tuple[bytes, bytes | None]:
+        """The file's digest for change detection and its bytes (loaded as they are, not read
+        again), read within the loader's limits; a refused file's refusal stands for its content."""
         try:
-            return safe_yaml.read_file(path, self.directory, self.max_bytes)
+            data = safe_yaml.read_file(path, self.directory, self.max_bytes)
         except safe_yaml.LimitError as err:  # refused before (or instead of) reading it
-            return str(err).encode()
+            return hashlib.sha256(str(err).encode()).digest(), None
+        return hashlib.sha256(data).digest(), data
 
-    def _load(self, path: Path, stat: tuple[int, int, int], digest: bytes, old: _FileState | None) -> bool:
+    def _load(
+        self,
+        path: Path,
+        stat: tuple[int, int, int],
+        digest: bytes,
+        old: _FileState | None,
+        data: bytes | None,
+    ) -> bool:
         state = _FileState(
             stat=stat,
             digest=digest,
@@ -188,7 +197,9 @@ class ManifestDirectory:
         )
         self._files[path] = state
         try:
-            state.documents = manifests.load_documents(path, root=self.directory, max_bytes=self.max_bytes)
+            state.documents = manifests.load_documents(
+                path, root=self.directory, max_bytes=self.max_bytes, data=data
+            )
         except Exception as err:  # ManifestError, or a loader bug: either way, this file only
             state.error = (
                 str(err) if isinstance(err, manifests.ManifestError) else clip(f"{path}: {err!r}", 500)

@@ -147,12 +147,14 @@ def load_documents(
     *,
     root: str | os.PathLike[str] | None = None,
     max_bytes: int = safe_yaml.DEFAULT_MAX_BYTES,
+    data: bytes | None = None,
 ) -> list[tuple[int, Upstream]]:
     """(1-based document index, upstream) for every upstream of one manifest file. Raises
-    ManifestError. ``root`` and ``max_bytes`` as for ``load_file``."""
+    ManifestError. ``root`` and ``max_bytes`` as for ``load_file``; ``data``: the file's bytes, when
+    the caller has read them already (within the same limits)."""
     file = Path(path)
     try:
-        return _read_documents(file, Path(root) if root is not None else None, max_bytes)
+        return _read_documents(file, Path(root) if root is not None else None, max_bytes, data)
     except RecursionError:  # absurdly deep nesting: the parsers recurse per level
         raise ManifestError(file, "nested too deeply to be an Upstream manifest") from None
 
@@ -285,9 +287,11 @@ def upstreams_from_document(doc: object, source: str, document: int | None = Non
 # --- files and documents ---
 
 
-def _read_documents(path: Path, root: Path | None, max_bytes: int) -> list[tuple[int, Upstream]]:
+def _read_documents(
+    path: Path, root: Path | None, max_bytes: int, data: bytes | None
+) -> list[tuple[int, Upstream]]:
     try:
-        data = safe_yaml.read_file(path, root, max_bytes)
+        data = safe_yaml.read_file(path, root, max_bytes) if data is None else data
     except safe_yaml.LimitError as err:
         raise ManifestError(path, str(err)) from None
     except OSError as err:
@@ -637,21 +641,19 @@ def _suggest(key: object, known: Collection[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(known)})"
 
 
+# How a message names a value's type (bool before int: a bool is an int).
+_KINDS = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (dict, "a mapping"),
+    (list, "a list"),
+    (datetime.date, "a date"),
+)
+
+
 def _kind(value: object) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, datetime.date):
-        return "a date"
-    return f"a {type(value).__name__}"
+    return next((name for kind, name in _KINDS if isinstance(value, kind)), f"a {type(value).__name__}")

@@ -10,7 +10,7 @@ etcd): the API is four calls on opaque bytes.
   fsync, rename); ``save_later`` (and ``delete_later``) queue it for a background writer thread (the
   newest data per record wins; ``flush`` writes what is queued), so a caller on the event loop never
   waits for a disk; ``load(kind, key)`` returns a record (``Record``: data and when it was saved) or
-  None, queued data first; ``delete(kind, key)``; ``keys(kind)``.
+  None, queued data first; ``delete(kind, key)``.
 - A record is one file, ``<directory>/<kind>/<sha256 of key>.rec``: a JSON header line (the key, the
   sha256 of the data, the save time, the format version) then the data. A record whose checksum, key
   or header does not match is corrupt: ``load`` logs an error naming the file, counts it in

@@ -25,36 +25,42 @@ def _cell(value: Any, css: str = "") -> str:
     return f'<td class="{css}">{escape(text)}</td>' if css else f"<td>{escape(text)}</td>"
 
 
-def _proxies_table(report: dict[str, Any]) -> str:
+def proxy_table(report: dict[str, Any]) -> tuple[list[str], list[list[tuple[str, str]]]]:
+    """The proxies table of this page and of ``gce-plugin proxy-status``: its header (node, cluster,
+    address, stream, connected since, one column per xDS type, last NACK) and a row per proxy of
+    (text, status) cells; a cell's status (SYNCED, STALE, NOT SENT, Rejected or none) picks its colour."""
     proxies = report.get("proxies", [])
-    if not proxies:
-        return '<p id="no-proxies" class="warn">No Envoy is connected.</p>'
     types = sorted({t for p in proxies for t in p["types"]})
-    head = "".join(f"<th>{escape(t)}</th>" for t in types)
-    rows = []
-    for proxy in proxies:
-        cells = [
-            _cell(proxy["node"]),
-            _cell(proxy["cluster"]),
-            _cell(proxy["address"]),
-            _cell(proxy["stream"]),
-            _cell(proxy["connectedSince"]),
-        ]
-        nacks = []
-        for t in types:
-            state = proxy["types"].get(t)
-            if state is None:
-                cells.append(_cell("NOT SENT", "muted"))
-                continue
-            cells.append(_cell(f"{state['status']} {state['acked'][:8]}".strip(), _CLASS[state["status"]]))
-            if state.get("lastNack"):
-                nacks.append(f"{t}: {state['lastNack']['error']}")
-        cells.append(_cell("; ".join(nacks), "bad" if nacks else ""))
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        '<table id="proxies"><tr><th>node</th><th>cluster</th><th>address</th><th>stream</th>'
-        f"<th>connected since</th>{head}<th>last NACK</th></tr>" + "".join(rows) + "</table>"
+    header = ["node", "cluster", "address", "stream", "connected since", *types, "last NACK"]
+    return header, [_proxy_row(proxy, types) for proxy in proxies]
+
+
+def _proxy_row(proxy: dict[str, Any], types: list[str]) -> list[tuple[str, str]]:
+    keys = ("node", "cluster", "address", "stream", "connectedSince")
+    cells = [(str(proxy[key] or ""), "") for key in keys]
+    nacks = []
+    for t in types:
+        state = proxy["types"].get(t)
+        if state is None:
+            cells.append(("NOT SENT", "NOT SENT"))
+            continue
+        cells.append((f"{state['status']} {state['acked'][:8]}".strip(), state["status"]))
+        if state.get("lastNack"):
+            nacks.append(f"{t}: {state['lastNack']['error']}")
+    cells.append(("; ".join(nacks), "Rejected" if nacks else ""))
+    return cells
+
+
+def _proxies_table(report: dict[str, Any]) -> str:
+    header, rows = proxy_table(report)
+    if not rows:
+        return '<p id="no-proxies" class="warn">No Envoy is connected.</p>'
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(_cell(text, _CLASS.get(status, "")) for text, status in row) + "</tr>"
+        for row in rows
     )
+    return f'<table id="proxies"><tr>{head}</tr>{body}</table>'
 
 
 def _upstreams_table(statuses: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from gce_plugin import manifests
 from gce_plugin.api import Upstream
 from gce_plugin.store.client import EtcdError
 from gce_plugin.store.options import store_from_args, store_parent
-from gce_plugin.store.upstreams import Conflict, UpstreamStore
+from gce_plugin.store.upstreams import Conflict, UpstreamStore, closing
 
 PARENTS = (store_parent,)
 
@@ -59,7 +59,8 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return asyncio.run(_apply(UpstreamStore(client, layout), upstreams))
+    store = UpstreamStore(client, layout)
+    return asyncio.run(closing(store, _apply(store, upstreams)))
 
 
 async def _apply(store: UpstreamStore, upstreams: list[Upstream]) -> int:
@@ -77,6 +78,4 @@ async def _apply(store: UpstreamStore, upstreams: list[Upstream]) -> int:
     except EtcdError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    finally:
-        await store.client.close()
     return 1 if failed else 0

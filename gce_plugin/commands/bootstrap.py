@@ -108,12 +108,10 @@ def build(
     xds_addresses = [xds_address] if isinstance(xds_address, str) else list(xds_address)
     if not xds_addresses:
         raise ValueError("at least one xDS address")
-    listen_host, listen_port = parse_host_port(listen)
-    admin_host, admin_port = parse_host_port(admin)
     ads = {"ads": {}, "resource_api_version": "V3"}
     return {
         "node": {"id": node_id, "cluster": node_cluster},
-        "admin": {"address": {"socket_address": {"address": admin_host, "port_value": admin_port}}},
+        "admin": {"address": _address(admin)},
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "GRPC",
@@ -137,14 +135,16 @@ def build(
                     },
                     "load_assignment": {
                         "cluster_name": "xds_cluster",
-                        "endpoints": [{"lb_endpoints": [_xds_endpoint(a) for a in xds_addresses]}],
+                        "endpoints": [
+                            {"lb_endpoints": [{"endpoint": {"address": _address(a)}} for a in xds_addresses]}
+                        ],
                     },
                 }
             ],
             "listeners": [
                 {
                     "name": "http",
-                    "address": {"socket_address": {"address": listen_host, "port_value": listen_port}},
+                    "address": _address(listen),
                     "filter_chains": [{"filters": [_http_connection_manager(routes)]}],
                 }
             ],
@@ -152,9 +152,10 @@ def build(
     }
 
 
-def _xds_endpoint(xds_address: str) -> dict[str, Any]:
-    host, port = parse_host_port(xds_address)
-    return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+def _address(host_port: str) -> dict[str, Any]:
+    """``HOST:PORT`` as an Envoy ``Address``."""
+    host, port = parse_host_port(host_port)
+    return {"socket_address": {"address": host, "port_value": port}}
 
 
 def _http_connection_manager(routes: list[tuple[str, str]]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import sys
 from gce_plugin.store.client import EtcdError
 from gce_plugin.store.layout import check_ref
 from gce_plugin.store.options import store_from_args, store_parent
-from gce_plugin.store.upstreams import UpstreamStore
+from gce_plugin.store.upstreams import UpstreamStore, closing
 
 PARENTS = (store_parent,)
 
@@ -34,7 +34,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        deleted = asyncio.run(_delete(UpstreamStore(client, layout), namespace, name))
+        store = UpstreamStore(client, layout)
+        deleted = asyncio.run(closing(store, store.delete(namespace, name)))
     except EtcdError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -43,10 +44,3 @@ def main(args: argparse.Namespace) -> int:
         return 1
     print(f"upstream {namespace}/{name} deleted")
     return 0
-
-
-async def _delete(store: UpstreamStore, namespace: str, name: str) -> bool:
-    try:
-        return await store.delete(namespace, name)
-    finally:
-        await store.client.close()

@@ -21,7 +21,7 @@ from gce_plugin.api import Status, Upstream
 from gce_plugin.commands import format_table
 from gce_plugin.store.client import EtcdError
 from gce_plugin.store.options import store_from_args, store_parent
-from gce_plugin.store.upstreams import Listing, UpstreamStore
+from gce_plugin.store.upstreams import UpstreamStore, closing
 
 RESOURCES = ("upstreams", "upstream", "us")
 
@@ -50,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     store = UpstreamStore(client, layout)
     try:
-        listing = asyncio.run(_list(store, args.namespace))
+        listing = asyncio.run(closing(store, store.list(args.namespace, with_statuses=True)))
     except EtcdError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -63,13 +63,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: upstream {args.name} not found", file=sys.stderr)
         return 1
     return 1 if errors else 0
-
-
-async def _list(store: UpstreamStore, namespace: str | None) -> Listing:
-    try:
-        return await store.list(namespace, with_statuses=True)
-    finally:
-        await store.client.close()
 
 
 def render(upstreams: list[Upstream], statuses: dict[tuple[str, str], Status], output: str) -> str:

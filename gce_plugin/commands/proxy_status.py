@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from gce_plugin.commands import format_table
 from gce_plugin.hostport import address
+from gce_plugin.status_page import proxy_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,42 +43,12 @@ def fetch(admin: str, timeout: float) -> dict[str, Any]:
 
 
 def render_table(report: dict[str, Any]) -> str:
-    proxies = report.get("proxies", [])
-    if not proxies:
+    header, rows = proxy_table(report)
+    if not rows:
         return "no Envoy is connected\n"
-    types = sorted({t for p in proxies for t in p["types"]})
-    header = [
-        "NODE",
-        "CLUSTER",
-        "ADDRESS",
-        "STREAM",
-        "CONNECTED SINCE",
-        *(t.upper() for t in types),
-        "LAST NACK",
-    ]
-    rows = [header]
-    for proxy in proxies:
-        row = [
-            proxy["node"],
-            proxy["cluster"],
-            proxy["address"],
-            proxy["stream"],
-            proxy["connectedSince"] or "",
-        ]
-        nacks = []
-        for t in types:
-            state = proxy["types"].get(t)
-            if state is None:
-                row.append("NOT SENT")
-                continue
-            acked = f" ({state['acked'][:8]})" if state["acked"] else ""
-            row.append(state["status"] + acked)
-            if state.get("lastNack"):
-                nacks.append(f"{t}: {state['lastNack']['error']}")
-        row.append("; ".join(nacks).replace("\n", " "))
-        rows.append(row)
+    lines = [[h.upper() for h in header]] + [[text.replace("\n", " ") for text, _ in row] for row in rows]
     latest = ", ".join(f"{t} {v[:8]}" for t, v in report.get("latest", {}).items())
-    return f"latest: {latest or 'none'}\n" + format_table(rows)
+    return f"latest: {latest or 'none'}\n" + format_table(lines)
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

@@ -51,12 +51,24 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[["Emulator", dict[str, str], dict[str, Any]], Any]
 
-_INSTANCE = r"/admin/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances"
+_INSTANCES = r"/admin/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances"
+_INSTANCE = _INSTANCES + r"/(?P<name>[^/]+)"
 _GROUPS = r"/admin/projects/(?P<project>[^/]+)/(?P<kind>zones|regions)/(?P<scope>[^/]+)/instanceGroups"
+_GROUP = _GROUPS + r"/(?P<name>[^/]+)"
 _MANAGER = (
     r"/admin/projects/(?P<project>[^/]+)/(?P<kind>zones|regions)/(?P<scope>[^/]+)"
     r"/instanceGroupManagers/(?P<name>[^/]+)"
 )
+
+
+def _named(params: dict[str, str]) -> tuple[str, str]:
+    """(project, name) of a group or manager route (its scope: ``_scope``)."""
+    return params["project"], params["name"]
+
+
+def _vm(params: dict[str, str]) -> tuple[str, str, str]:
+    """(project, zone, name) of an instance route."""
+    return params["project"], params["zone"], params["name"]
 
 
 def _scope(params: dict[str, str]) -> dict[str, str]:
@@ -115,73 +127,40 @@ _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
     ("GET", r"/admin/tokens", lambda e, p, b: {"tokens": e.issued_tokens()}),
     ("POST", r"/admin/tokens/revoke", lambda e, p, b: {"revoked": e.revoke_tokens()}),
     ("GET", r"/admin/backends", lambda e, p, b: {"backends": e.backends()}),
-    ("POST", _INSTANCE, _add_instance),
-    (
-        "DELETE",
-        _INSTANCE + r"/(?P<name>[^/]+)",
-        lambda e, p, b: e.remove_instance(p["project"], p["zone"], p["name"]),
-    ),
+    ("POST", _INSTANCES, _add_instance),
+    ("DELETE", _INSTANCE, lambda e, p, b: e.remove_instance(*_vm(p))),
     (
         "POST",
-        _INSTANCE + r"/(?P<name>[^/]+)/stop",
-        lambda e, p, b: e.stop_instance(
-            p["project"], p["zone"], p["name"], str(b.get("status", "TERMINATED"))
-        ),
+        _INSTANCE + "/stop",
+        lambda e, p, b: e.stop_instance(*_vm(p), str(b.get("status", "TERMINATED"))),
     ),
-    (
-        "POST",
-        _INSTANCE + r"/(?P<name>[^/]+)/start",
-        lambda e, p, b: e.start_instance(p["project"], p["zone"], p["name"]),
-    ),
-    (
-        "POST",
-        _INSTANCE + r"/(?P<name>[^/]+)/setStatus",
-        lambda e, p, b: e.set_instance_status(p["project"], p["zone"], p["name"], str(b.get("status"))),
-    ),
-    (
-        "POST",
-        _INSTANCE + r"/(?P<name>[^/]+)/setLabels",
-        lambda e, p, b: e.set_instance_labels(p["project"], p["zone"], p["name"], b.get("labels") or {}),
-    ),
+    ("POST", _INSTANCE + "/start", lambda e, p, b: e.start_instance(*_vm(p))),
+    ("POST", _INSTANCE + "/setStatus", lambda e, p, b: e.set_instance_status(*_vm(p), str(b.get("status")))),
+    ("POST", _INSTANCE + "/setLabels", lambda e, p, b: e.set_instance_labels(*_vm(p), b.get("labels") or {})),
     ("POST", _GROUPS, lambda e, p, b: e.add_group(p["project"], b, **_scope(p))),
+    ("DELETE", _GROUP, lambda e, p, b: e.delete_group(*_named(p), **_scope(p))),
     (
-        "DELETE",
-        _GROUPS + r"/(?P<name>[^/]+)",
-        lambda e, p, b: e.delete_group(p["project"], p["name"], **_scope(p)),
+        "POST",
+        _GROUP + "/addInstances",
+        lambda e, p, b: e.add_group_members(*_named(p), _members(b), **_scope(p)),
     ),
     (
         "POST",
-        _GROUPS + r"/(?P<name>[^/]+)/addInstances",
-        lambda e, p, b: e.add_group_members(p["project"], p["name"], _members(b), **_scope(p)),
+        _GROUP + "/removeInstances",
+        lambda e, p, b: e.remove_group_members(*_named(p), _members(b), **_scope(p)),
     ),
     (
         "POST",
-        _GROUPS + r"/(?P<name>[^/]+)/removeInstances",
-        lambda e, p, b: e.remove_group_members(p["project"], p["name"], _members(b), **_scope(p)),
+        _GROUP + "/setNamedPorts",
+        lambda e, p, b: e.set_named_ports(*_named(p), b.get("namedPorts") or [], **_scope(p)),
     ),
-    (
-        "POST",
-        _GROUPS + r"/(?P<name>[^/]+)/setNamedPorts",
-        lambda e, p, b: e.set_named_ports(p["project"], p["name"], b.get("namedPorts") or [], **_scope(p)),
-    ),
-]
-_MANAGER_ROUTES: list[tuple[str, str, Handler]] = [
-    (
-        "GET",
-        _MANAGER,
-        lambda e, p, b: {"managedInstances": e.managed_instances(p["project"], p["name"], **_scope(p))},
-    ),
-    (
-        "POST",
-        _MANAGER + "/resize",
-        lambda e, p, b: e.resize_group_manager(p["project"], p["name"], _size(b), **_scope(p)),
-    ),
+    ("GET", _MANAGER, lambda e, p, b: {"managedInstances": e.managed_instances(*_named(p), **_scope(p))}),
+    ("POST", _MANAGER + "/resize", lambda e, p, b: e.resize_group_manager(*_named(p), _size(b), **_scope(p))),
     (
         "POST",
         _MANAGER + "/rollingReplace",
         lambda e, p, b: e.rolling_replace(
-            p["project"],
-            p["name"],
+            *_named(p),
             instance_template=b.get("instanceTemplate"),
             max_surge=b.get("maxSurge"),
             max_unavailable=b.get("maxUnavailable"),
@@ -190,13 +169,10 @@ _MANAGER_ROUTES: list[tuple[str, str, Handler]] = [
     ),
     (
         "POST",
-        _INSTANCE + r"/(?P<name>[^/]+)/setHealth",
-        lambda e, p, b: e.set_instance_health(
-            p["project"], p["zone"], p["name"], str(b.get("detailedHealthState"))
-        ),
+        _INSTANCE + "/setHealth",
+        lambda e, p, b: e.set_instance_health(*_vm(p), str(b.get("detailedHealthState"))),
     ),
 ]
-_ROUTE_TABLE += _MANAGER_ROUTES
 _ROUTES = [(verb, re.compile("^" + pattern + "/?$"), handler) for verb, pattern, handler in _ROUTE_TABLE]
 
 

@@ -11,7 +11,6 @@ import logging
 import signal
 import sys
 import threading
-from types import FrameType
 
 from gce_plugin import logs
 from gce_plugin.commands.options import logging_parent
@@ -70,12 +69,8 @@ def main(args: argparse.Namespace) -> int:
         token_lifetime=args.token_lifetime,
     )
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         emulator.start()
     except OSError as exc:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote
 
 from gce_plugin.emulator import errors
 from gce_plugin.emulator.errors import ApiError
 from gce_plugin.emulator.filters import FilterError, Predicate, parse_filter
+from gce_plugin.emulator.fixture import REGION_NAME, ZONE_NAME
 from gce_plugin.emulator.managers import Manager
-from gce_plugin.emulator.paging import Key, decode_token, max_results, take_page
+from gce_plugin.emulator.paging import decode_token, max_results, take_page
 from gce_plugin.emulator.resources import (
     GROUP_FIELDS,
     GROUP_MEMBER_FIELDS,
@@ -32,51 +33,37 @@ from gce_plugin.emulator.resources import (
 )
 from gce_plugin.emulator.state import ComputeState, Group, ProjectState, Vm, region_scope, zone_scope
 
-T = TypeVar("T")
 Params = dict[str, str]
 Query = dict[str, str]
 
+
+def _regional(name: str) -> str:
+    """The regional twin of a zonal method or kind: ``instanceGroups.get`` -> ``regionInstanceGroups.get``."""
+    return "region" + name[0].upper() + name[1:]
+
+
+def _zonal_and_regional(name: str, verb: str, path: str) -> list[tuple[str, str, str]]:
+    """A zonal method (``.../zones/{zone}/...``) and its regional twin (``.../regions/{region}/...``)."""
+    return [(name, verb, path), (_regional(name), verb, path.replace("zones/{zone}", "regions/{region}"))]
+
+
+_GROUP = "projects/{project}/zones/{zone}/instanceGroups"
+_MANAGER = "projects/{project}/zones/{zone}/instanceGroupManagers"
 # (method name, HTTP verb, path under compute/v1/), from the v1 discovery document.
 ROUTE_TABLE: list[tuple[str, str, str]] = [
     ("instances.list", "GET", "projects/{project}/zones/{zone}/instances"),
     ("instances.get", "GET", "projects/{project}/zones/{zone}/instances/{instance}"),
     ("instances.aggregatedList", "GET", "projects/{project}/aggregated/instances"),
-    ("instanceGroups.list", "GET", "projects/{project}/zones/{zone}/instanceGroups"),
-    ("instanceGroups.get", "GET", "projects/{project}/zones/{zone}/instanceGroups/{instanceGroup}"),
     ("instanceGroups.aggregatedList", "GET", "projects/{project}/aggregated/instanceGroups"),
-    (
-        "instanceGroups.listInstances",
-        "POST",
-        "projects/{project}/zones/{zone}/instanceGroups/{instanceGroup}/listInstances",
-    ),
-    ("regionInstanceGroups.list", "GET", "projects/{project}/regions/{region}/instanceGroups"),
-    ("regionInstanceGroups.get", "GET", "projects/{project}/regions/{region}/instanceGroups/{instanceGroup}"),
-    (
-        "regionInstanceGroups.listInstances",
-        "POST",
-        "projects/{project}/regions/{region}/instanceGroups/{instanceGroup}/listInstances",
-    ),
-    ("instanceGroupManagers.list", "GET", "projects/{project}/zones/{zone}/instanceGroupManagers"),
-    (
-        "instanceGroupManagers.get",
-        "GET",
-        "projects/{project}/zones/{zone}/instanceGroupManagers/{instanceGroupManager}",
-    ),
-    (
+    *_zonal_and_regional("instanceGroups.list", "GET", _GROUP),
+    *_zonal_and_regional("instanceGroups.get", "GET", _GROUP + "/{instanceGroup}"),
+    *_zonal_and_regional("instanceGroups.listInstances", "POST", _GROUP + "/{instanceGroup}/listInstances"),
+    *_zonal_and_regional("instanceGroupManagers.list", "GET", _MANAGER),
+    *_zonal_and_regional("instanceGroupManagers.get", "GET", _MANAGER + "/{instanceGroupManager}"),
+    *_zonal_and_regional(
         "instanceGroupManagers.listManagedInstances",
         "POST",
-        "projects/{project}/zones/{zone}/instanceGroupManagers/{instanceGroupManager}/listManagedInstances",
-    ),
-    ("regionInstanceGroupManagers.list", "GET", "projects/{project}/regions/{region}/instanceGroupManagers"),
-    (
-        "regionInstanceGroupManagers.get",
-        "GET",
-        "projects/{project}/regions/{region}/instanceGroupManagers/{instanceGroupManager}",
-    ),
-    (
-        "regionInstanceGroupManagers.listManagedInstances",
-        "POST",
-        "projects/{project}/regions/{region}/instanceGroupManagers/{instanceGroupManager}/listManagedInstances",
+        _MANAGER + "/{instanceGroupManager}/listManagedInstances",
     ),
     ("regions.list", "GET", "projects/{project}/regions"),
     ("regions.get", "GET", "projects/{project}/regions/{region}"),
@@ -88,8 +75,6 @@ _ROUTES = [
     (name, verb, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"))
     for name, verb, path in ROUTE_TABLE
 ]
-_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 
 
 def match_route(verb: str, path: str) -> tuple[str, Params] | None:
@@ -105,23 +90,22 @@ class ComputeApi:
     def __init__(self, state: ComputeState, links: Links) -> None:
         self.state = state
         self.links = links
+        # The zonal methods with a regional twin: one handler answers both.
+        twins = {
+            "instanceGroups.list": self.groups_list,
+            "instanceGroups.get": self.groups_get,
+            "instanceGroups.listInstances": self.groups_list_instances,
+            "instanceGroupManagers.list": self.managers_list,
+            "instanceGroupManagers.get": self.managers_get,
+            "instanceGroupManagers.listManagedInstances": self.managers_list_managed_instances,
+        }
         self._handlers: dict[str, Callable[[Params, Query, bytes], dict[str, Any]]] = {
             "instances.list": self.instances_list,
             "instances.get": self.instances_get,
             "instances.aggregatedList": self.instances_aggregated_list,
-            "instanceGroups.list": self.groups_list,
-            "instanceGroups.get": self.groups_get,
             "instanceGroups.aggregatedList": self.groups_aggregated_list,
-            "instanceGroups.listInstances": self.groups_list_instances,
-            "regionInstanceGroups.list": self.groups_list,
-            "regionInstanceGroups.get": self.groups_get,
-            "regionInstanceGroups.listInstances": self.groups_list_instances,
-            "instanceGroupManagers.list": self.managers_list,
-            "instanceGroupManagers.get": self.managers_get,
-            "instanceGroupManagers.listManagedInstances": self.managers_list_managed_instances,
-            "regionInstanceGroupManagers.list": self.managers_list,
-            "regionInstanceGroupManagers.get": self.managers_get,
-            "regionInstanceGroupManagers.listManagedInstances": self.managers_list_managed_instances,
+            **twins,
+            **{_regional(name): handler for name, handler in twins.items()},
             "regions.list": self.regions_list,
             "regions.get": self.regions_get,
             "zones.list": self.zones_list,
@@ -165,7 +149,7 @@ class ComputeApi:
         project, scope = self._project(params), _scope(params)
         keep = self._group_filter(query, GROUP_FIELDS)
         page, token = take_page(project.iter_groups([scope], _after(query)), max_results(query), keep)
-        kind = "compute#instanceGroupList" if "zone" in params else "compute#regionInstanceGroupList"
+        kind = _kind(params, "instanceGroupList")
         items = [group_json(self.links, g) for _, g in page]
         return self._list(kind, f"projects/{project.name}/{scope}/instanceGroups", items, token)
 
@@ -193,9 +177,7 @@ class ComputeApi:
         allowed = {"instanceState", "portName"} if "region" in params else {"instanceState"}
         for key in request:
             if key not in allowed:
-                raise errors.bad_request(
-                    f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
-                )
+                raise _unknown_field(key)
         state = request.get("instanceState", "ALL")
         if state not in ("ALL", "RUNNING"):
             raise errors.invalid_field("resource.instanceState", state, "Must be one of [ALL, RUNNING].")
@@ -209,11 +191,7 @@ class ComputeApi:
             return filtered is None or filtered(member_json(self.links, vm, named_ports))
 
         page, token = take_page(project.iter_members(group, _after(query)), max_results(query), keep)
-        kind = (
-            "compute#instanceGroupsListInstances"
-            if "zone" in params
-            else "compute#regionInstanceGroupsListInstances"
-        )
+        kind = _kind(params, "instanceGroupsListInstances")
         items = [member_json(self.links, vm, named_ports) for _, vm in page]
         return self._list(kind, f"{group.resource}/listInstances", items, token)
 
@@ -225,11 +203,7 @@ class ComputeApi:
         predicate = self._filter(query, MANAGER_FIELDS)
         keep = None if predicate is None else (lambda m: predicate(self._manager_json(project, m)))
         page, token = take_page(project.iter_managers(scope, _after(query)), max_results(query), keep)
-        kind = (
-            "compute#instanceGroupManagerList"
-            if "zone" in params
-            else "compute#regionInstanceGroupManagerList"
-        )
+        kind = _kind(params, "instanceGroupManagerList")
         items = [self._manager_json(project, m) for _, m in page]
         return self._list(kind, f"projects/{project.name}/{scope}/instanceGroupManagers", items, token)
 
@@ -243,9 +217,7 @@ class ComputeApi:
         project = self._project(params)
         manager = _readable_manager(project, params)
         for key in _json_body(body):
-            raise errors.bad_request(
-                f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
-            )
+            raise _unknown_field(key)
         _order_by(query)
         predicate = self._filter(query, MANAGED_INSTANCE_FIELDS)
         rendered = (
@@ -278,17 +250,10 @@ class ComputeApi:
     def regions_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project = self._project(params)
         regions = project.regions()
-        keep = self._filter(query, frozenset(region_json(self.links, "p", "r", [])))
-        rendered = (
-            (region, region_json(self.links, project.name, region, regions[region]))
-            for region in sorted(regions)
-        )
-        stream = (((name,), body) for name, body in rendered)
-        page, token = take_page(
-            _resume(stream, decode_token(query.get("pageToken", ""), 1)), max_results(query), keep
-        )
-        return self._list(
-            "compute#regionList", f"projects/{project.name}/regions", [b for _, b in page], token
+        fields = frozenset(region_json(self.links, "p", "r", []))
+        rendered = ((r, region_json(self.links, project.name, r, regions[r])) for r in sorted(regions))
+        return self._named_list(
+            "compute#regionList", f"projects/{project.name}/regions", query, fields, rendered
         )
 
     def regions_get(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
@@ -301,12 +266,9 @@ class ComputeApi:
 
     def zones_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project = self._project(params)
-        keep = self._filter(query, frozenset(zone_json(self.links, "p", "z-z1-a")))
-        stream = (((z,), zone_json(self.links, project.name, z)) for z in project.zone_names)
-        page, token = take_page(
-            _resume(stream, decode_token(query.get("pageToken", ""), 1)), max_results(query), keep
-        )
-        return self._list("compute#zoneList", f"projects/{project.name}/zones", [b for _, b in page], token)
+        fields = frozenset(zone_json(self.links, "p", "z-z1-a"))
+        rendered = ((z, zone_json(self.links, project.name, z)) for z in project.zone_names)
+        return self._named_list("compute#zoneList", f"projects/{project.name}/zones", query, fields, rendered)
 
     def zones_get(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project = self._project(params)
@@ -329,6 +291,17 @@ class ComputeApi:
             response["nextPageToken"] = token
         response["selfLink"] = f"{self.links.base}{resource}"
         return response
+
+    def _named_list(
+        self, kind: str, resource: str, query: Query, fields: frozenset[str], items: Iterator[tuple[str, Any]]
+    ) -> dict[str, Any]:
+        """A list response of resources keyed by their name alone (regions, zones), ``items`` in name
+        order, each rendered only when its page is."""
+        keep = self._filter(query, fields)
+        after = decode_token(query.get("pageToken", ""), 1)
+        stream = (((name,), item) for name, item in items if after is None or (name,) > after)
+        page, token = take_page(stream, max_results(query), keep)
+        return self._list(kind, resource, [item for _, item in page], token)
 
     def _filter(self, query: Query, fields: frozenset[str]) -> Predicate | None:
         text = query.get("filter", "")
@@ -360,16 +333,21 @@ def _readable_manager(project: ProjectState, params: Params) -> Manager:
 
 
 def _zone(zone: str) -> str:
-    if not _ZONE.match(zone):
+    if not ZONE_NAME.match(zone):
         raise errors.invalid_field("zone", zone, "Unknown zone.")
     return zone
+
+
+def _kind(params: Params, zonal: str) -> str:
+    """A list response's kind: ``compute#<zonal>`` for a zone, ``compute#region<Zonal>`` for a region."""
+    return "compute#" + (zonal if "zone" in params else _regional(zonal))
 
 
 def _scope(params: Params) -> str:
     if "zone" in params:
         return zone_scope(_zone(params["zone"]))
     region = params["region"]
-    if not _REGION.match(region):
+    if not REGION_NAME.match(region):
         raise errors.invalid_field("region", region, "Unknown region.")
     return region_scope(region)
 
@@ -378,11 +356,6 @@ def _after(query: Query) -> tuple[str, str] | None:
     """Where a two-part key (zone or scope, name) page resumes."""
     key = decode_token(query.get("pageToken", ""), 2)
     return None if key is None else (key[0], key[1])
-
-
-def _after_name(query: Query) -> Key | None:
-    """Where a one-part key (a region or zone name) page resumes."""
-    return decode_token(query.get("pageToken", ""), 1)
 
 
 def _order_by(query: Query) -> None:
@@ -404,6 +377,10 @@ def _json_body(body: bytes) -> dict[str, Any]:
     return data
 
 
+def _unknown_field(key: str) -> ApiError:
+    return errors.bad_request(f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.')
+
+
 def _by_scope(scopes: list[str], key: str, items: Iterator[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """Aggregated ``items``: scope -> {key: [...]}, and for every scope with nothing on this page the
     real API's NO_RESULTS_ON_PAGE warning."""
@@ -423,9 +400,3 @@ def _by_scope(scopes: list[str], key: str, items: Iterator[tuple[str, dict[str, 
                 }
             }
     return out
-
-
-def _resume(stream: Iterator[tuple[Key, T]], after: Key | None) -> Iterator[tuple[Key, T]]:
-    for key, item in stream:
-        if after is None or key > after:
-            yield key, item

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gce_plugin.emulator.compute_api import ROUTE_TABLE
@@ -80,18 +80,8 @@ class Fault:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "method": self.method,
-            "path": self.path,
-            "verb": self.verb,
-            "status": self.status,
-            "reason": self.reason,
-            "message": self.message,
-            "delay": self.delay,
-            "count": self.count,
-            "hits": self.hits,
-        }
+        """Every field but the compiled regex."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
 
     def matches(self, method: str, verb: str, path: str) -> bool:
         if self.method is not None and self.method != method:

@@ -65,7 +65,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,8 @@ STATUSES = frozenset(
 
 _NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _PROJECT = re.compile(r"^[a-z](?:[-a-z0-9.:]{0,61}[a-z0-9])?$")
-_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+ZONE_NAME = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+REGION_NAME = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 
 
 class FixtureError(ValueError):
@@ -118,13 +118,13 @@ def check_name(kind: str, name: object) -> str:
 
 
 def check_zone(zone: object) -> str:
-    if not isinstance(zone, str) or not _ZONE.match(zone):
+    if not isinstance(zone, str) or not ZONE_NAME.match(zone):
         raise FixtureError(f"zone {zone!r}: want a zone name like us-central1-a")
     return zone
 
 
 def check_region(region: object) -> str:
-    if not isinstance(region, str) or not _REGION.match(region):
+    if not isinstance(region, str) or not REGION_NAME.match(region):
         raise FixtureError(f"region {region!r}: want a region name like us-central1")
     return region
 
@@ -166,6 +166,10 @@ class NamedPort:
     name: str
     port: int
 
+    def check(self) -> None:
+        check_name("named port", self.name)
+        check_port(self.port)
+
 
 @dataclass
 class Instance:
@@ -189,10 +193,9 @@ class Instance:
             isinstance(self.id, bool) or not isinstance(self.id, int) or self.id <= 0
         ):
             raise FixtureError(f"id {self.id!r}: want a positive integer")
-        if self.network_ip is not None:
-            check_ip("networkIP", self.network_ip)
-        if self.nat_ip is not None:
-            check_ip("natIP", self.nat_ip)
+        for kind, ip in (("networkIP", self.network_ip), ("natIP", self.nat_ip)):
+            if ip is not None:
+                check_ip(kind, ip)
         if self.port is not None:
             check_port(self.port)
         check_name("network", self.network)
@@ -212,16 +215,19 @@ class InstanceGroup:
 
     def check(self) -> None:
         check_name("instance group", self.name)
-        if (self.zone is None) == (self.region is None):
-            raise FixtureError(f"instance group {self.name!r}: set exactly one of zone and region")
-        if self.zone is not None:
-            check_zone(self.zone)
-        if self.region is not None:
-            check_region(self.region)
+        _check_scope("instance group", self.name, self.zone, self.region)
         for named_port in self.named_ports:
-            check_name("named port", named_port.name)
-            check_port(named_port.port)
+            named_port.check()
         check_name("network", self.network)
+
+
+def _check_scope(kind: str, name: str, zone: str | None, region: str | None) -> None:
+    if (zone is None) == (region is None):
+        raise FixtureError(f"{kind} {name!r}: set exactly one of zone and region")
+    if zone is not None:
+        check_zone(zone)
+    if region is not None:
+        check_region(region)
 
 
 LIST_RESULTS = ("PAGELESS", "PAGINATED")
@@ -241,10 +247,13 @@ class Timings:
     grace: float = 0.0
 
     def check(self) -> None:
-        for name in ("creating", "verifying", "deleting", "autoheal", "grace"):
+        for name in TIMINGS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise FixtureError(f"timings.{name} {value!r}: want seconds >= 0")
+
+
+TIMINGS = tuple(f.name for f in fields(Timings))
 
 
 @dataclass
@@ -287,21 +296,15 @@ class InstanceGroupManager:
         if self.health_check is not None:
             check_name("health check", self.health_check)
         for named_port in self.named_ports:
-            check_name("named port", named_port.name)
-            check_port(named_port.port)
+            named_port.check()
         self._check_knobs()
         self.timings.check()
         check_name("network", self.network)
 
     def _check_scope(self) -> None:
-        if (self.zone is None) == (self.region is None):
-            raise FixtureError(f"instance group manager {self.name!r}: set exactly one of zone and region")
-        if self.zone is not None:
-            check_zone(self.zone)
-            if self.zones:
-                raise FixtureError("zones: only for regional managers")
-        if self.region is not None:
-            check_region(self.region)
+        _check_scope("instance group manager", self.name, self.zone, self.region)
+        if self.zone is not None and self.zones:
+            raise FixtureError("zones: only for regional managers")
         for zone in self.zones:
             if region_of(check_zone(zone)) != self.region:
                 raise FixtureError(f"zone {zone!r} is not in region {self.region}")
@@ -486,16 +489,15 @@ def _list(value: Any, where: str) -> list[Any]:
 
 
 def _keys(value: Any, where: str, allowed: Iterable[str], required: Iterable[str] = ()) -> None:
-    body = _mapping(value, where or "fixture")
+    where = where or "fixture"
+    body = _mapping(value, where)
     allowed = set(allowed)
     unknown = sorted(str(k) for k in body if k not in allowed)
     if unknown:
-        raise FixtureError(
-            f"{where or 'fixture'}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
-        )
+        raise FixtureError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
     for key in required:
         if key not in body:
-            raise FixtureError(f"{where or 'fixture'}: missing {key!r}")
+            raise FixtureError(f"{where}: missing {key!r}")
 
 
 def _project_from_dict(name: Any, body: Any, where: str) -> Project:
@@ -509,25 +511,23 @@ def _project_from_dict(name: Any, body: Any, where: str) -> Project:
         project.zones.append(str(zone))
         for i, item in enumerate(_list(zone_body.get("instances"), f"{zone_where}.instances")):
             project.instances.append(instance_from_dict(item, str(zone), f"{zone_where}.instances[{i}]"))
-        for i, item in enumerate(_list(zone_body.get("instanceGroups"), f"{zone_where}.instanceGroups")):
-            group_where = f"{zone_where}.instanceGroups[{i}]"
-            project.instance_groups.append(group_from_dict(item, group_where, zone=str(zone)))
-        managers = _list(zone_body.get("instanceGroupManagers"), f"{zone_where}.instanceGroupManagers")
-        for i, item in enumerate(managers):
-            manager_where = f"{zone_where}.instanceGroupManagers[{i}]"
-            project.instance_group_managers.append(manager_from_dict(item, manager_where, zone=str(zone)))
+        _groups_from_dict(project, zone_body, zone_where, zone=str(zone))
     for region, region_body in _mapping(body.get("regions"), f"{where}.regions").items():
         region_where = f"{where}.regions.{region}"
         region_body = {} if region_body is None else region_body
         _keys(region_body, region_where, {"instanceGroups", "instanceGroupManagers"})
-        for i, item in enumerate(_list(region_body.get("instanceGroups"), f"{region_where}.instanceGroups")):
-            group_where = f"{region_where}.instanceGroups[{i}]"
-            project.instance_groups.append(group_from_dict(item, group_where, region=str(region)))
-        managers = _list(region_body.get("instanceGroupManagers"), f"{region_where}.instanceGroupManagers")
-        for i, item in enumerate(managers):
-            manager_where = f"{region_where}.instanceGroupManagers[{i}]"
-            project.instance_group_managers.append(manager_from_dict(item, manager_where, region=str(region)))
+        _groups_from_dict(project, region_body, region_where, region=str(region))
     return project
+
+
+def _groups_from_dict(project: Project, body: Any, where: str, **scope: str) -> None:
+    """The instanceGroups and instanceGroupManagers of one zone (``zone=``) or region (``region=``)."""
+    for i, item in enumerate(_list(body.get("instanceGroups"), f"{where}.instanceGroups")):
+        project.instance_groups.append(group_from_dict(item, f"{where}.instanceGroups[{i}]", **scope))
+    managers = _list(body.get("instanceGroupManagers"), f"{where}.instanceGroupManagers")
+    for i, item in enumerate(managers):
+        manager = manager_from_dict(item, f"{where}.instanceGroupManagers[{i}]", **scope)
+        project.instance_group_managers.append(manager)
 
 
 INSTANCE_KEYS = {"name", "id", "status", "labels", "networkIP", "natIP", "port", "machineType", "network"}
@@ -594,8 +594,7 @@ def named_ports_from_list(value: Any, where: str) -> list[NamedPort]:
             _keys(entry, entry_where, {"name", "port"}, required={"name", "port"})
             ports.append(NamedPort(entry["name"], entry["port"]))
         with located(entry_where):
-            check_name("named port", ports[-1].name)
-            check_port(ports[-1].port)
+            ports[-1].check()
     return ports
 
 
@@ -627,7 +626,7 @@ def manager_from_dict(
     )
     max_surge, max_unavailable = _update_policy(item.get("updatePolicy"), f"{where}.updatePolicy")
     timings_body = _mapping(item.get("timings"), f"{where}.timings")
-    _keys(timings_body, f"{where}.timings", {"creating", "verifying", "deleting", "autoheal", "grace"})
+    _keys(timings_body, f"{where}.timings", TIMINGS)
     zones = _list(item.get("zones"), f"{where}.zones")
     manager = InstanceGroupManager(
         name=item["name"],

@@ -3,122 +3,27 @@
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 from typing import Any
 
 from gce_plugin.emulator.fixture import region_of, stable_id
 from gce_plugin.emulator.managers import ManagedVm, Manager
 from gce_plugin.emulator.state import Group, Vm
 
-# Top-level fields filters may name, per resource (from the v1 discovery document's schemas).
-INSTANCE_FIELDS = frozenset(
-    {
-        "advancedMachineFeatures",
-        "canIpForward",
-        "confidentialInstanceConfig",
-        "cpuPlatform",
-        "creationTimestamp",
-        "deletionProtection",
-        "description",
-        "disks",
-        "displayDevice",
-        "fingerprint",
-        "guestAccelerators",
-        "hostname",
-        "id",
-        "instanceEncryptionKey",
-        "keyRevocationActionType",
-        "kind",
-        "labelFingerprint",
-        "labels",
-        "lastStartTimestamp",
-        "lastStopTimestamp",
-        "lastSuspendedTimestamp",
-        "machineType",
-        "metadata",
-        "minCpuPlatform",
-        "name",
-        "networkInterfaces",
-        "networkPerformanceConfig",
-        "params",
-        "privateIpv6GoogleAccess",
-        "reservationAffinity",
-        "resourcePolicies",
-        "resourceStatus",
-        "satisfiesPzi",
-        "satisfiesPzs",
-        "scheduling",
-        "selfLink",
-        "serviceAccounts",
-        "shieldedInstanceConfig",
-        "shieldedInstanceIntegrityPolicy",
-        "sourceMachineImage",
-        "startRestricted",
-        "status",
-        "statusMessage",
-        "tags",
-        "workloadIdentityConfig",
-        "zone",
-        "",
-    }
-)
-GROUP_FIELDS = frozenset(
-    {
-        "creationTimestamp",
-        "description",
-        "fingerprint",
-        "id",
-        "kind",
-        "name",
-        "namedPorts",
-        "network",
-        "region",
-        "selfLink",
-        "size",
-        "subnetwork",
-        "zone",
-        "",
-    }
-)
-GROUP_MEMBER_FIELDS = frozenset({"instance", "namedPorts", "status"})
-MANAGED_INSTANCE_FIELDS = frozenset(
-    {
-        "currentAction",
-        "id",
-        "instance",
-        "instanceHealth",
-        "instanceStatus",
-        "name",
-        "targetStatus",
-        "version",
-        "",
-    }
-)
-MANAGER_FIELDS = frozenset(
-    {
-        "autoHealingPolicies",
-        "baseInstanceName",
-        "creationTimestamp",
-        "currentActions",
-        "description",
-        "distributionPolicy",
-        "fingerprint",
-        "id",
-        "instanceGroup",
-        "instanceTemplate",
-        "kind",
-        "listManagedInstancesResults",
-        "name",
-        "namedPorts",
-        "region",
-        "selfLink",
-        "status",
-        "targetSize",
-        "updatePolicy",
-        "versions",
-        "zone",
-        "",
-    }
-)
+# The Compute v1 discovery document the client bundles (compute.DOCUMENT_FILE, pruned to the methods
+# it calls, which are the ones the emulator answers), read without importing the client.
+_DOCUMENT = Path(__file__).parents[1] / "plugins" / "gce" / "compute_v1_discovery.json"
+# Top-level fields filters may name, per resource: its schema's properties.
+_PROPERTIES = {
+    name: frozenset(schema.get("properties", ()))
+    for name, schema in json.loads(_DOCUMENT.read_text())["schemas"].items()
+}
+INSTANCE_FIELDS = _PROPERTIES["Instance"] | {""}
+GROUP_FIELDS = _PROPERTIES["InstanceGroup"] | {""}
+GROUP_MEMBER_FIELDS = _PROPERTIES["InstanceWithNamedPorts"]
+MANAGED_INSTANCE_FIELDS = _PROPERTIES["ManagedInstance"] | {""}
+MANAGER_FIELDS = _PROPERTIES["InstanceGroupManager"] | {""}
 _ACTION_COUNTS = (
     ("abandoning", "ABANDONING"),
     ("creating", "CREATING"),
@@ -145,17 +50,11 @@ class Links:
     def __init__(self, base: str) -> None:
         self.base = base  # ends with "compute/v1/"
 
-    def project(self, project: str) -> str:
-        return f"{self.base}projects/{project}"
-
     def zone(self, project: str, zone: str) -> str:
         return f"{self.base}projects/{project}/zones/{zone}"
 
     def region(self, project: str, region: str) -> str:
         return f"{self.base}projects/{project}/regions/{region}"
-
-    def scope(self, project: str, scope: str) -> str:
-        return f"{self.base}projects/{project}/{scope}"
 
     def instance(self, vm: Vm) -> str:
         return self.instance_url(vm.project, vm.zone, vm.name)

@@ -16,8 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +31,6 @@ from gce_plugin.emulator.errors import ApiError
 from gce_plugin.emulator.faults import Fault, FaultInjector
 from gce_plugin.emulator.fixture import (
     Fixture,
-    FixtureError,
     Instance,
     InstanceGroup,
     NamedPort,
@@ -48,7 +46,7 @@ from gce_plugin.emulator.resources import (
     managed_instance_json,
     manager_json,
 )
-from gce_plugin.emulator.state import ComputeState, region_scope, zone_scope
+from gce_plugin.emulator.state import ComputeState, checked, region_scope, zone_scope
 from gce_plugin.emulator.stats import RequestStats
 from gce_plugin.emulator.tokens import OAuthError, TokenIssuer
 from gce_plugin.hostport import is_loopback
@@ -181,8 +179,7 @@ class Emulator:
         """Add a VM (an ``Instance``, or a fixture-style mapping plus ``zone``) and put it in ``groups``
         (a name: the zonal group of its zone, else the regional group of its region)."""
         if not isinstance(instance, Instance):
-            with _as_api_error():
-                instance = instance_from_dict(instance, zone, "instance")
+            instance = checked(lambda: instance_from_dict(instance, zone, "instance"))
         return self._render_vm(self.state.add_instance(project, instance, groups))
 
     def remove_instance(self, project: str, zone: str, name: str) -> None:
@@ -214,8 +211,7 @@ class Emulator:
     ) -> dict[str, Any]:
         """Create an instance group (an ``InstanceGroup``, or a fixture-style mapping plus zone/region)."""
         if not isinstance(group, InstanceGroup):
-            with _as_api_error():
-                group = group_from_dict(group, "group", zone=zone, region=region)
+            group = checked(lambda: group_from_dict(group, "group", zone=zone, region=region))
         return self._render_group(self.state.add_group(project, group))
 
     def delete_group(
@@ -256,10 +252,11 @@ class Emulator:
         region: str | None = None,
     ) -> dict[str, Any]:
         """Replace a group's named ports (``NamedPort``, ``"http:8080"`` or ``{"name", "port"}``)."""
-        with _as_api_error():
-            parsed = [
+        parsed = checked(
+            lambda: [
                 p if isinstance(p, NamedPort) else named_ports_from_list([p], "namedPorts")[0] for p in ports
             ]
+        )
         return self._render_group(self.state.set_named_ports(project, _scope(zone, region), name, parsed))
 
     # -- managed instance groups ----------------------------------------------------------------
@@ -399,15 +396,6 @@ def _scope(zone: str | None, region: str | None) -> str:
     return zone_scope(zone) if zone is not None else region_scope(str(region))
 
 
-@contextmanager
-def _as_api_error() -> Iterator[None]:
-    """Bad admin input (a FixtureError) is a 400."""
-    try:
-        yield
-    except FixtureError as exc:
-        raise ApiError(400, str(exc), "invalid") from None
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
@@ -425,19 +413,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
-        self._handle("GET")
+        self._handle(self.command)  # the request's verb
 
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug(format, *args)

@@ -252,7 +252,7 @@ class ComputeState:
     def add_instance(self, project: str, instance: Instance, groups: Iterable[str] = ()) -> Vm:
         """Add a VM, and make it a member of ``groups`` (a name: the zonal group in its zone, else
         the regional group in its region; or ``zones/Z/NAME`` / ``regions/R/NAME``)."""
-        _checked(instance.check)
+        checked(instance.check)
         with self.lock:
             state = self.project(project)
             if state.zone(instance.zone) is not None and instance.name in state.zones[instance.zone].vms:
@@ -280,14 +280,14 @@ class ComputeState:
         self._changed()
 
     def set_status(self, project: str, zone: str, name: str, status: str) -> Vm:
-        _checked(lambda: check_status(status))
+        checked(lambda: check_status(status))
         return self._replace_vm(project, zone, name, status=status)
 
     def set_labels(self, project: str, zone: str, name: str, labels: dict[str, str]) -> Vm:
-        return self._replace_vm(project, zone, name, labels=_checked(lambda: check_labels(labels)))
+        return self._replace_vm(project, zone, name, labels=checked(lambda: check_labels(labels)))
 
     def add_group(self, project: str, group: InstanceGroup) -> Group:
-        _checked(group.check)
+        checked(group.check)
         with self.lock:
             state = self.project(project)
             scope = zone_scope(group.zone) if group.zone else region_scope(str(group.region))
@@ -309,22 +309,19 @@ class ComputeState:
         self._changed()
 
     def add_members(self, project: str, scope: str, name: str, refs: Iterable[str]) -> Group:
-        with self.lock:
-            state = self.project(project)
-            group = state.group(scope, name)
-            keys = [_resolve(state, group, ref) for ref in refs]
-            for key in keys:
-                self._add_member(state, group, key)
-        self._changed()
-        return group
+        return self._change_members(project, scope, name, refs, self._add_member)
 
     def remove_members(self, project: str, scope: str, name: str, refs: Iterable[str]) -> Group:
+        return self._change_members(project, scope, name, refs, self._remove_member)
+
+    def _change_members(
+        self, project: str, scope: str, name: str, refs: Iterable[str], change: Callable[..., None]
+    ) -> Group:
         with self.lock:
             state = self.project(project)
             group = state.group(scope, name)
-            keys = [_resolve(state, group, ref) for ref in refs]
-            for key in keys:
-                self._remove_member(state, group, key)
+            for key in [_resolve(state, group, ref) for ref in refs]:  # all resolved before any change
+                change(state, group, key)
         self._changed()
         return group
 
@@ -332,7 +329,7 @@ class ComputeState:
         with self.lock:
             group = self.project(project).group(scope, name)
             probe = InstanceGroup(name, zone=group.zone, region=group.region, named_ports=ports)
-            _checked(probe.check)
+            checked(probe.check)
             group.named_ports = list(ports)
         self._changed()
         return group
@@ -371,7 +368,7 @@ class ComputeState:
                     "At least one of maxSurge and maxUnavailable must be greater than 0."
                 )
             if template is not None:
-                _checked(lambda: check_name("instance template", template))
+                checked(lambda: check_name("instance template", template))
             manager.rolling_replace(template, surge, unavailable)
         self.tick()
         return manager
@@ -590,8 +587,8 @@ def _next_free_ip(state: ProjectState) -> str:
     return ip
 
 
-def _checked(check: Callable[[], _T]) -> _T:
-    """Run a fixture check; its FixtureError becomes a 400."""
+def checked(check: Callable[[], _T]) -> _T:
+    """Run a fixture check (or read); its FixtureError becomes a 400."""
     try:
         return check()
     except FixtureError as exc:

@@ -1,7 +1,7 @@
 """The plugin contracts, after Gloo's ``projects/gloo/pkg/plugins/plugin_interface.go``.
 
 A plugin handles one upstream type. ``UpstreamPlugin``s shape the Envoy cluster of an upstream during
-translation; ``DiscoveryPlugin``s find the endpoints (and possibly the upstreams) of their type.
+translation; ``DiscoveryPlugin``s find the endpoints of their type.
 Plugins work only on generated messages: gloo ``Upstream``/``Endpoint`` and Envoy v3 ``Cluster``.
 """
 
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -317,16 +317,6 @@ class UpstreamPlugin(Plugin):
 
 
 class DiscoveryPlugin(Plugin):
-    def discover_upstreams(
-        self, watch_namespaces: Sequence[str], write_namespace: str, opts: WatchOpts
-    ) -> AsyncIterator[list[Upstream]] | None:
-        """Upstream discovery (Gloo's UDS). None: this plugin does not create upstreams."""
-        return None
-
-    def update_upstream(self, original: Upstream, desired: Upstream) -> bool:
-        """Copy discovered-only fields of ``original`` into ``desired``; True if it changed."""
-        return False
-
     @abc.abstractmethod
     def watch_endpoints(
         self, write_namespace: str, upstreams: WatchedUpstreams, opts: WatchOpts

@@ -75,14 +75,6 @@ class PollResult:
     def endpoints(self) -> dict[UpstreamKey, tuple[Endpoint, ...]]:
         return {key: found.endpoints for key, found in self.found.items()}
 
-    def all_endpoints(self) -> tuple[Endpoint, ...]:
-        return tuple(
-            sorted(
-                (e for found in self.found.values() for e in found.endpoints),
-                key=lambda e: (e.metadata.namespace, e.metadata.name),
-            )
-        )
-
 
 # Poll these upstreams (all of the plugin's type) once. Raise DiscoveryError (or anything else: a
 # bug) when the poll failed as a whole.

@@ -196,12 +196,9 @@ class EtcdCluster:
 
     def kill(self, index: int, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one member (SIGKILL: wait until it is gone)."""
-        member = self.members[index]
-        assert member.process is not None
-        member.process.proc.send_signal(sig)
-        if sig == signal.SIGKILL:
-            member.process.proc.wait(10)
-            member.process.stop()
+        process = self.members[index].process
+        assert process is not None
+        process.kill(sig)
 
     def etcdctl(self, *args: str, endpoints: Sequence[str] | None = None) -> list[str]:
         """The argv of an etcdctl command against this cluster."""
@@ -210,10 +207,7 @@ class EtcdCluster:
     def _stop_members(self) -> None:
         for member in self.members:
             if member.process is not None:
-                if member.process.alive():
-                    member.process.proc.send_signal(signal.SIGKILL)
-                    member.process.proc.wait(10)
-                member.process.stop()
+                member.process.kill()
                 member.process = None
 
     def close(self) -> None:

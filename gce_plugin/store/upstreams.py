@@ -7,8 +7,9 @@ edit is never overwritten, the loser gets ``Conflict``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from gce_plugin.api import Status, Upstream
 from gce_plugin.manifests import ManifestError
@@ -17,6 +18,8 @@ from gce_plugin.store.client import EtcdClient
 from gce_plugin.store.etcdpb import kv_pb2, rpc_pb2
 from gce_plugin.store.layout import Layout, UpstreamRef
 from gce_plugin.store.statuses import decode_status
+
+T = TypeVar("T")
 
 Outcome = Literal["created", "configured", "unchanged"]
 
@@ -130,6 +133,14 @@ class UpstreamStore:
         """Delete the upstream: False when there was none."""
         reply = await self.client.delete(self.layout.upstream(namespace, name))
         return reply.deleted > 0
+
+
+async def closing(store: UpstreamStore, call: Awaitable[T]) -> T:
+    """``call``'s result, the store's client closed after it: a command's one use of the store."""
+    try:
+        return await call
+    finally:
+        await store.client.close()
 
 
 def _same(layout: Layout, current: kv_pb2.KeyValue, upstream: Upstream) -> bool:

@@ -152,7 +152,7 @@ def test_a_transport_error_names_the_compute_endpoint() -> None:
         http_factory=_Refused,
     )
     with pytest.raises(ComputeError) as caught:
-        asyncio.run(client.get_instance_group("p", "us-central1-a", "web"))
+        asyncio.run(client.get_instance_group("p", "zones", "us-central1-a", "web"))
     client.close()
     assert "http://127.0.0.1:9/" in str(caught.value)
 

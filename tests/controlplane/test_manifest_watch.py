@@ -4,7 +4,11 @@ upstreams, and duplicates across files are reported with the first file winning.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from gce_plugin import safe_yaml
 from gce_plugin.manifest_watch import ManifestDirectory
 
 UPSTREAM = """\
@@ -78,3 +82,23 @@ def test_a_file_that_breaks_the_loader_keeps_the_others(tmp_path: Path) -> None:
     source.scan()
     assert names(source) == ["a"]
     assert "b.yaml" in source.errors[tmp_path / "b.yaml"]
+
+
+def test_a_changed_file_is_read_once_and_loaded_as_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Path] = []
+    real_read = safe_yaml.read_file
+
+    def counting_read(path: Path, *args: Any) -> bytes:
+        reads.append(path)
+        return real_read(path, *args)
+
+    monkeypatch.setattr(safe_yaml, "read_file", counting_read)
+    source = ManifestDirectory(tmp_path)
+    write(tmp_path / "a.yaml", "a")
+    assert source.scan() is True and names(source) == ["a"]
+    write(tmp_path / "a.yaml", "a", group="other")
+    assert source.scan() is True
+    assert source.upstreams()[0].upstream_spec.gce.instance_group_name == "other"
+    assert reads == [tmp_path / "a.yaml"] * 2  # once per change: the digest's bytes are the ones loaded

@@ -290,6 +290,14 @@ def _document() -> JsonObject:
     return document
 
 
+def _scoped(collection: str, scope: str, location: str) -> tuple[str, dict[str, str]]:
+    """The collection of a zonal (``scope="zones"``) or regional call and its location argument:
+    ``instanceGroups`` and ``zone=...``, or ``regionInstanceGroups`` and ``region=...``."""
+    if scope == "zones":
+        return collection, {"zone": location}
+    return "region" + collection[0].upper() + collection[1:], {"region": location}
+
+
 class ComputeClient:
     """The Compute v1 calls of discovery. Methods are coroutines returning the API's JSON objects and
     raising ``ComputeError``; cancelling one cancels its retries (an attempt already running in a
@@ -343,16 +351,12 @@ class ComputeClient:
 
     # --- the calls ---------------------------------------------------------------------------
 
-    async def get_instance_group(self, project: str, zone: str, name: str) -> JsonObject:
+    async def get_instance_group(self, project: str, scope: str, location: str, name: str) -> JsonObject:
+        """``instanceGroups.get`` (``scope="zones"``) or ``regionInstanceGroups.get``."""
+        collection, where = _scoped("instanceGroups", scope, location)
         return await self._call(
-            "instanceGroups.get",
-            lambda s: s.instanceGroups().get(project=project, zone=zone, instanceGroup=name),
-        )
-
-    async def get_region_instance_group(self, project: str, region: str, name: str) -> JsonObject:
-        return await self._call(
-            "regionInstanceGroups.get",
-            lambda s: s.regionInstanceGroups().get(project=project, region=region, instanceGroup=name),
+            f"{collection}.get",
+            lambda s: getattr(s, collection)().get(project=project, instanceGroup=name, **where),
         )
 
     async def aggregated_instance_groups(self, project: str, expression: str) -> dict[str, list[JsonObject]]:
@@ -373,22 +377,19 @@ class ComputeClient:
     ) -> list[JsonObject]:
         """RUNNING members of a zonal (``scope="zones"``) or regional (``"regions"``) group, as
         ``InstanceWithNamedPorts`` objects."""
+        collection, where = _scoped("instanceGroups", scope, location)
         body = {"instanceState": "RUNNING"}
-        if scope == "zones":
-            return await self._list(
-                "instanceGroups.listInstances",
-                lambda s, token: s.instanceGroups().listInstances(
-                    project=project, zone=location, instanceGroup=name, body=body,
-                    maxResults=self._page_size, pageToken=token,
-                ),
-            )  # fmt: skip
         return await self._list(
-            "regionInstanceGroups.listInstances",
-            lambda s, token: s.regionInstanceGroups().listInstances(
-                project=project, region=location, instanceGroup=name, body=body,
-                maxResults=self._page_size, pageToken=token,
+            f"{collection}.listInstances",
+            lambda s, token: getattr(s, collection)().listInstances(
+                project=project,
+                instanceGroup=name,
+                body=body,
+                maxResults=self._page_size,
+                pageToken=token,
+                **where,
             ),
-        )  # fmt: skip
+        )
 
     async def list_instances(self, project: str, zone: str) -> list[JsonObject]:
         """Every instance of a zone (one walk serves all groups of the zone)."""
@@ -403,18 +404,10 @@ class ComputeClient:
 
     async def get_group_manager(self, project: str, scope: str, location: str, name: str) -> JsonObject:
         """``instanceGroupManagers.get`` (``scope="zones"``) or ``regionInstanceGroupManagers.get``."""
-        if scope == "zones":
-            return await self._call(
-                "instanceGroupManagers.get",
-                lambda s: s.instanceGroupManagers().get(
-                    project=project, zone=location, instanceGroupManager=name
-                ),
-            )
+        collection, where = _scoped("instanceGroupManagers", scope, location)
         return await self._call(
-            "regionInstanceGroupManagers.get",
-            lambda s: s.regionInstanceGroupManagers().get(
-                project=project, region=location, instanceGroupManager=name
-            ),
+            f"{collection}.get",
+            lambda s: getattr(s, collection)().get(project=project, instanceGroupManager=name, **where),
         )
 
     async def list_managed_instances(
@@ -424,18 +417,14 @@ class ComputeClient:
         ``maxResults`` is sent only when the manager's ``listManagedInstancesResults`` is PAGINATED
         (PAGELESS answers everything in one response, past 500 too); a ``nextPageToken`` is followed
         whenever one comes (the setting may have changed since the manager was read)."""
+        collection, where = _scoped("instanceGroupManagers", scope, location)
         size = self._page_size if paginated else None
-        if scope == "zones":
-            make = lambda s, token: s.instanceGroupManagers().listManagedInstances(  # noqa: E731
-                project=project, zone=location, instanceGroupManager=name, maxResults=size, pageToken=token
-            )
-            method = "instanceGroupManagers.listManagedInstances"
-        else:
-            make = lambda s, token: s.regionInstanceGroupManagers().listManagedInstances(  # noqa: E731
-                project=project, region=location, instanceGroupManager=name, maxResults=size, pageToken=token
-            )
-            method = "regionInstanceGroupManagers.listManagedInstances"
-        pages = await self._pages(method, make)
+        pages = await self._pages(
+            f"{collection}.listManagedInstances",
+            lambda s, token: getattr(s, collection)().listManagedInstances(
+                project=project, instanceGroupManager=name, maxResults=size, pageToken=token, **where
+            ),
+        )
         return [item for page in pages for item in page.get("managedInstances") or []]
 
     # --- paging ------------------------------------------------------------------------------
@@ -538,9 +527,8 @@ class ComputeClient:
             return attempt.result()
         except TimeoutError:
             self._abandoned.add(job)  # still queued (a busy pool): it must not start later
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="deadline").inc()
             message = f"{self._where}: no complete answer within {self._attempt_deadline:.1f}s"
-            return {}, _Failure(ComputeError(method, None, "deadline", message), True)
+            return {}, _failed(method, "deadline", message, True)
         except asyncio.CancelledError:
             self._abandoned.add(job)
             raise
@@ -589,38 +577,30 @@ class ComputeClient:
             return {}, _Failure(ComputeError(method, status, reason, message), retryable, _retry_after(exc))
         except google.auth.exceptions.RefreshError as exc:
             # google-auth's message names what failed (e.g. the token endpoint's answer), never the key.
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="auth").inc()
-            error = ComputeError(method, None, "auth", f"getting an access token failed: {exc}")
-            return {}, _Failure(error, bool(getattr(exc, "retryable", False)))
+            message = f"getting an access token failed: {exc}"
+            return {}, _failed(method, "auth", message, bool(getattr(exc, "retryable", False)))
         except TimeoutError as exc:
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="timeout").inc()
-            return {}, _Failure(
-                ComputeError(method, None, "timeout", f"{self._where}: {exc or 'timed out'}"), True
-            )
+            return {}, _failed(method, "timeout", f"{self._where}: {exc or 'timed out'}", True)
         except _TooLarge as exc:
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="too_large").inc()
-            return {}, _Failure(ComputeError(method, None, "too_large", f"{self._where}: {exc}"), False)
+            return {}, _failed(method, "too_large", f"{self._where}: {exc}", False)
         except (
             OSError,
             http.client.HTTPException,  # e.g. IncompleteRead: a truncated body
             httplib2.HttpLib2Error,
             google.auth.exceptions.TransportError,
         ) as exc:
-            metrics.COMPUTE_API_CALLS.labels(method=method, code="connection").inc()
-            return {}, _Failure(
-                ComputeError(method, None, "connection", f"{self._where}: {exc or type(exc).__name__}"), True
-            )
+            return {}, _failed(method, "connection", f"{self._where}: {exc or type(exc).__name__}", True)
         except ValueError as exc:  # the body is not JSON (HTML, truncated, garbage)
-            return {}, self._malformed(method, f"the body is not JSON: {_short(str(exc))}")
+            message = f"{self._where}: the body is not JSON: {redact.clip(str(exc))}"
+            return {}, _failed(method, "malformed", message, True)
         if not isinstance(response, dict):
-            return {}, self._malformed(method, f"the body is {type(response).__name__}, not a JSON object")
+            message = f"{self._where}: the body is {type(response).__name__}, not a JSON object"
+            return {}, _failed(method, "malformed", message, True)
         metrics.COMPUTE_API_CALLS.labels(method=method, code="200").inc()
         return response, None
 
-    def _malformed(self, method: str, message: str) -> _Failure:
-        metrics.COMPUTE_API_CALLS.labels(method=method, code="malformed").inc()
-        return _Failure(ComputeError(method, None, "malformed", f"{self._where}: {message}"), True)
 
-
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+def _failed(method: str, code: str, message: str, retryable: bool) -> _Failure:
+    """An attempt that got no answer to use, counted in COMPUTE_API_CALLS by ``code``."""
+    metrics.COMPUTE_API_CALLS.labels(method=method, code=code).inc()
+    return _Failure(ComputeError(method, None, code, message), retryable)

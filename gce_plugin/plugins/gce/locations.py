@@ -155,15 +155,13 @@ class GroupLocations:
 
     async def _locate_groups(self, project: str, location: str, name: str) -> tuple[Group, ...]:
         client = self._client
+        scope = "zones" if is_zone(location) else "regions"
         try:
-            if is_zone(location):
-                group = await client.get_instance_group(project, location, name)
-                return (Group(GroupRef(project, "zones", location, name), named_ports(group)),)
             try:
-                group = await client.get_region_instance_group(project, location, name)
-                return (Group(GroupRef(project, "regions", location, name), named_ports(group)),)
+                group = await client.get_instance_group(project, scope, location, name)
+                return (Group(GroupRef(project, scope, location, name), named_ports(group)),)
             except ComputeError as exc:
-                if not exc.not_found:
+                if scope == "zones" or not exc.not_found:
                     raise
         except ComputeError as exc:
             if exc.not_found:

@@ -158,7 +158,7 @@ def test_list_managed_instances_sends_max_results_only_when_paginated_and_follow
 def test_transient_failures_are_retried_with_exponential_full_jitter(failure: Reply) -> None:
     http = FakeHttp([failure, failure, failure, (200, {"name": "web"})])
     rec = Recorder()
-    group = run(client_for(http, rec).get_instance_group("p", "us-central1-a", "web"))
+    group = run(client_for(http, rec).get_instance_group("p", "zones", "us-central1-a", "web"))
     assert group == {"name": "web"}
     assert len(http.requests) == 4
     assert rec.bounds == [0.5, 1.0, 2.0]  # base * 2**n: the upper bound of the jitter
@@ -169,7 +169,7 @@ def test_jitter_is_full_the_sleep_can_be_zero_and_is_capped() -> None:
     http = FakeHttp([(503, error(503))] * 6 + [(200, {})])
     rec = Recorder(upper=False)
     policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=4.0, max_elapsed=1000)
-    run(client_for(http, rec, policy).get_instance_group("p", "z-a-b", "g"))
+    run(client_for(http, rec, policy).get_instance_group("p", "zones", "z-a-b", "g"))
     assert rec.sleeps == [0.0] * 6
     assert rec.bounds == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
 
@@ -177,7 +177,7 @@ def test_jitter_is_full_the_sleep_can_be_zero_and_is_capped() -> None:
 def test_retry_after_is_honoured_up_to_the_cap() -> None:
     http = FakeHttp([(429, (error(429, "rateLimitExceeded"), {"retry-after": "3"})), (200, {})])
     rec = Recorder(upper=False)
-    run(client_for(http, rec).get_instance_group("p", "z-a-b", "g"))
+    run(client_for(http, rec).get_instance_group("p", "zones", "z-a-b", "g"))
     assert rec.sleeps == [3.0]
 
 
@@ -189,7 +189,7 @@ def test_other_client_errors_are_final(code: int, reason: str) -> None:
     rec = Recorder()
     before = counter(metrics.COMPUTE_API_ERRORS, method="instanceGroups.get", code=str(code))
     with pytest.raises(ComputeError) as caught:
-        run(client_for(http, rec).get_instance_group("p", "us-central1-a", "web"))
+        run(client_for(http, rec).get_instance_group("p", "zones", "us-central1-a", "web"))
     assert caught.value.code == code
     assert caught.value.reason == reason
     assert caught.value.not_found == (code == 404)
