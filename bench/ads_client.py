@@ -31,6 +31,10 @@ class AdsClient:
     def received(self, response: DiscoveryResponse, size: int, at_ns: int) -> None:
         """Called for every response (``size`` bytes on the wire, received at ``at_ns``), before its ACK."""
 
+    async def before_subscribing(self) -> None:
+        """Called once the first CDS response is in, before the EDS request is sent (a benchmark can
+        hold every client here, then let them all ask at the same moment)."""
+
     async def run(self) -> None:
         channel = grpc.aio.insecure_channel(
             f"127.0.0.1:{self.port}",
@@ -54,6 +58,7 @@ class AdsClient:
                     # As Envoy: subscribe to the new clusters' assignments, then ACK the clusters.
                     subscribed = True
                     self.eds_names = tuple(Cluster.FromString(a.value).name for a in response.resources)
+                    await self.before_subscribing()
                     await call.write(self.request(ENDPOINT_TYPE, names=self.eds_names))
                 elif response.type_url == ENDPOINT_TYPE:
                     ack.resource_names.extend(self.eds_names)  # SotW: every request names them all

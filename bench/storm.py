@@ -3,7 +3,11 @@
 ``gce-plugin run`` on the footprint's fleet (10,000 upstreams / 100,000 endpoints through the
 emulator; quick: 1,000 / 10,000), refresh 60 s. Once the first poll is published (an observer client
 has every assignment), 1,000 Envoy-like ADS clients (quick: 100) connect at the same moment and each
-waits for its full EDS answer (every assignment: 7.5 MB each at full size). Reported: the control
+waits for its full EDS answer (every assignment: 7.5 MB each at full size). Arrival (env
+``BENCH_STORM_ARRIVAL``): ``together`` (default) holds every client once it has its clusters until
+all have them, then all ask for their assignments at the same moment: the worst case, what a quiet
+machine produces, whatever else runs on this one; ``natural`` lets each ask as soon as it has its
+clusters (on a loaded machine the requests then trickle in). Reported: the control
 plane's peak RSS (VmHWM) over the storm, RSS once every client is synced, and how long the storm took
 to sync everyone (first and last client). Correctness: every client synced.
 
@@ -37,11 +41,22 @@ TARGET_PEAK_MIB = 1024.0
 SAMPLE_EVERY = 0.05
 
 
+ARRIVALS = ("together", "natural")
+
+
 @dataclass
 class StormClient(SyncClient):
-    """Counts its EDS resources without parsing each assignment; notes when it is synced."""
+    """Counts its EDS resources without parsing each assignment; notes when it is synced. With a
+    ``barrier``, asks for its assignments only once every client of the storm has its clusters."""
 
     synced_at: float = 0.0
+    asked_at: float = 0.0  # when it sent its EDS request
+    barrier: asyncio.Barrier | None = None
+
+    async def before_subscribing(self) -> None:
+        if self.barrier is not None:
+            await self.barrier.wait()
+        self.asked_at = time.monotonic()
 
     def received(self, response: Any, size: int, at_ns: int) -> None:
         super().received(response, size, at_ns)
@@ -49,15 +64,18 @@ class StormClient(SyncClient):
             self.synced_at = time.monotonic()
 
 
-async def storm(port: int, pid: int, clients: int, expected: int, samples: dict[str, Any]) -> int:
+async def storm(
+    port: int, pid: int, clients: int, expected: int, arrival: str, samples: dict[str, Any]
+) -> int:
     observer = SyncClient(0, port, observer=True, expected_clusters=expected, node_prefix="storm")
     tasks = [asyncio.create_task(observer.run())]
     peak = 0
     try:
         await asyncio.wait_for(observer.full_eds.wait(), 600)
         samples["before"] = memory_kib(pid)
+        barrier = asyncio.Barrier(clients) if arrival == "together" else None
         herd = [
-            StormClient(i, port, expected_clusters=expected, node_prefix="storm")
+            StormClient(i, port, expected_clusters=expected, node_prefix="storm", barrier=barrier)
             for i in range(1, clients + 1)
         ]
         started = time.monotonic()
@@ -71,6 +89,7 @@ async def storm(port: int, pid: int, clients: int, expected: int, samples: dict[
             await asyncio.wait({everyone}, timeout=SAMPLE_EVERY)
         samples["first_synced_s"] = min(c.synced_at for c in herd) - started
         samples["all_synced_s"] = max(c.synced_at for c in herd) - started
+        samples["all_asked_s"] = max(c.asked_at for c in herd) - started
         await asyncio.sleep(1.0)
         samples["after"] = memory_kib(pid)
         samples["peak_sampled_kib"] = peak
@@ -81,7 +100,7 @@ async def storm(port: int, pid: int, clients: int, expected: int, samples: dict[
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def measure(size: FleetSize, clients: int) -> tuple[dict[str, Any], int]:
+def measure(size: FleetSize, clients: int, arrival: str) -> tuple[dict[str, Any], int]:
     fleet = build_fleet(size)
     upstreams = fleet.upstreams()
     work = Path(tempfile.mkdtemp(prefix="bench-storm-"))
@@ -104,7 +123,7 @@ def measure(size: FleetSize, clients: int) -> tuple[dict[str, Any], int]:
                 timeout=300,
             )
             pid = control_plane.proc.pid
-            synced = asyncio.run(storm(xds_port, pid, clients, len(upstreams), samples))
+            synced = asyncio.run(storm(xds_port, pid, clients, len(upstreams), arrival, samples))
             samples["hwm"] = memory_kib(pid)["VmHWM"]
     finally:
         if control_plane is not None:
@@ -117,14 +136,22 @@ def run(quick: bool) -> Report:
     size_name = "quick" if quick else "full"
     size = QUICK if quick else FULL
     clients = int(os.environ.get("BENCH_STORM_CLIENTS", CLIENTS[size_name]))
+    arrival = os.environ.get("BENCH_STORM_ARRIVAL", ARRIVALS[0])
+    if arrival not in ARRIVALS:
+        raise ValueError(f"BENCH_STORM_ARRIVAL={arrival!r}: one of {', '.join(ARRIVALS)}")
     upstreams = len(build_fleet(size).upstreams())
     report = Report(
         NAME,
         TITLE,
         size_name,
-        {"upstreams": upstreams, "endpoints": upstreams * size.group_size, "clients at once": clients},
+        {
+            "upstreams": upstreams,
+            "endpoints": upstreams * size.group_size,
+            "clients at once": clients,
+            "arrival": arrival,
+        },
     )
-    samples, synced = measure(size, clients)
+    samples, synced = measure(size, clients, arrival)
 
     def mib(kib: int) -> float:
         return kib / 1024
@@ -135,6 +162,9 @@ def run(quick: bool) -> Report:
     report.metric("peak RSS (VmHWM)", peak, "MiB")
     report.metric("RSS with every client synced", mib(samples["after"]["VmRSS"]), "MiB")
     report.metric("peak growth per client", 1024 * (peak - before) / clients, "KiB")
+    report.metric(
+        "every client had its clusters and asked for its assignments after", samples["all_asked_s"], "s"
+    )
     report.metric("first client synced after", samples["first_synced_s"], "s")
     report.metric("all clients synced after", samples["all_synced_s"], "s")
     report.check(f"all {clients} clients synced", synced == clients, f"{synced}/{clients}")

@@ -75,6 +75,27 @@ def shared_names(names: Iterable[str]) -> NameSet:
     return candidate
 
 
+class Versions(dict[str, str]):
+    """What a reconnecting delta client says it has (its first request's initial_resource_versions),
+    kept until its first response. Clients that had the same state (a fleet coming back after a
+    control-plane restart) share one map, as ``NameSet``: never updated in place."""
+
+
+_VERSIONS: weakref.WeakValueDictionary[int, Versions] = weakref.WeakValueDictionary()
+
+
+def shared_versions(versions: Mapping[str, str]) -> Mapping[str, str]:
+    if not versions:
+        return {}
+    candidate = Versions(versions)
+    key = sum(map(hash, candidate.items()))  # order-independent, and builds no second table
+    found = _VERSIONS.get(key)
+    if found is not None and found == candidate:
+        return found
+    _VERSIONS[key] = candidate
+    return candidate
+
+
 class SendGate:
     """Bounds how many full sends (a stream's initial or resync response, a state-of-the-world type's
     whole set) are being built and written at once, across all streams. Each in-flight full response
@@ -92,18 +113,23 @@ class SendGate:
         self._free = asyncio.Semaphore(limit)  # FIFO: waiters get a slot in the order they asked
         self.waited = 0  # sends that had to wait for a slot (for tests and benchmarks)
         self.overheld = 0  # slots given back after ``hold`` seconds, their write still going on
+        self.in_use = 0  # slots taken now
+        self.most = 0  # the most slots ever taken at once (never above ``limit``)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         if self._free.locked():
             self.waited += 1
         await self._free.acquire()
+        self.in_use += 1
+        self.most = max(self.most, self.in_use)
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
+                self.in_use -= 1
                 self._free.release()
 
         def overheld() -> None:
@@ -189,7 +215,8 @@ class SotwSubscription(_Subscription):
         super().__init__(rtype, cursor)
         # Newly requested names not answered with a resource yet (held ones): a client warming a
         # cluster waits for them before it ACKs the cluster update, so they are never held back.
-        self.awaited: set[str] = set()
+        # Never updated in place: after a first request it is ``names`` itself (see ``_await``).
+        self.awaited: Set[str] = frozenset()
 
     def update_names(self, requested: Iterable[str]) -> None:
         names = set(requested)
@@ -203,14 +230,24 @@ class SotwSubscription(_Subscription):
             names.discard(WILDCARD)
         if wildcard and not self.wildcard:
             self.everything = True
+        old, self.names = self.names, shared_names(names)
+        del names  # the request's own strings: only the shared set's are kept
         # Newly requested names are sent even if sent before (the client may have dropped them).
-        added = names - self.names
+        added = self.names - old if old else self.names
         if added:
             self._mark(added)
         if added and not self.rtype.full_state:
-            self.awaited |= added  # unsubscribed ones are dropped by build_awaited
-        self.names = shared_names(names)
+            self._await(added)  # unsubscribed ones are dropped by build_awaited
         self.wildcard = wildcard
+
+    def _await(self, added: Set[str]) -> None:
+        if not self.awaited and len(added) == len(self.names):
+            # Every name is new (a first request): the shared set itself, not a copy. A copy is a
+            # table of 10,000 names per stream that waits for the SendGate in a reconnect storm, and
+            # it kept the request's own strings alive (~1.1 MB per waiting stream).
+            self.awaited = self.names
+        else:
+            self.awaited = self.awaited | added
 
     def _mark(self, names: Iterable[str]) -> None:
         if self.everything:
@@ -227,7 +264,8 @@ class SotwSubscription(_Subscription):
         """Stop answering for ``names`` (refused at intake; a later request may name them again)."""
         self.names = shared_names(self.names - names)
         self.dirty.difference_update(names)
-        self.awaited.difference_update(names)
+        if self.awaited:
+            self.awaited = self.awaited - names
 
     def build(self, cache: SnapshotCache) -> bytes | None:
         """The next response without its nonce, or None if there is nothing to send."""
@@ -238,14 +276,15 @@ class SotwSubscription(_Subscription):
             body = cache.full_state_body(type_url) if self.wildcard else self._join(cache, sorted(self.names))
         else:
             if self.everything and self.wildcard:
-                body = self._join(cache, self.names | cache.entries(type_url).keys())
+                every = self.names | cache.entries(type_url).keys()
+                body = self._join(cache, every)
+                self._answered(cache, every)
             else:
                 # Shared by every stream asking for the same names at this version (a fleet's initial
                 # syncs, a change that touches many assignments): one join, not one per stream.
                 names = self.names if self.everything else self.dirty
                 body = cache.sotw_body(type_url, names if isinstance(names, frozenset) else frozenset(names))
-                if self.awaited:  # answered now, unless still held
-                    self.awaited = {n for n in self.awaited if n not in names or cache.is_held(type_url, n)}
+                self._answered(cache, names)
             if not body and not self.first:
                 self._sent()
                 return None
@@ -253,14 +292,21 @@ class SotwSubscription(_Subscription):
         self.sent_version = cache.version(type_url)
         return body + cache.sotw_tail(type_url)
 
+    def _answered(self, cache: SnapshotCache, names: Set[str]) -> None:
+        """A response answered ``names``: they are awaited no more, unless held (nothing was sent)."""
+        if self.awaited:
+            self.awaited = {n for n in self.awaited if n not in names or cache.is_held(self.type_url, n)}
+
     def build_awaited(self, cache: SnapshotCache) -> bytes | None:
         """While held back: a response with just the awaited names that can be answered now (their
         resource arrived), or None. Other changes stay pending."""
-        self.awaited &= self.names
+        if self.awaited is not self.names:
+            self.awaited = self.awaited & self.names
         ready = sorted(n for n in self.awaited if cache.entry_or_placeholder(self.type_url, n) is not None)
         if not ready:
             return None
         body = self._join(cache, ready)
+        self.awaited = self.awaited - set(ready)
         self.dirty.difference_update(ready)
         self.first = False
         self.sent_version = cache.version(self.type_url)
@@ -272,7 +318,6 @@ class SotwSubscription(_Subscription):
             entry = cache.entry_or_placeholder(self.type_url, name)
             if entry is not None:
                 parts.append(entry.sotw_field)
-                self.awaited.discard(name)
         return b"".join(parts)
 
 
@@ -281,7 +326,7 @@ class DeltaSubscription(_Subscription):
         super().__init__(rtype, cursor)
         self.names: set[str] = set()
         # What the client said it already has (first request only): not resent at the same version.
-        self.initial: dict[str, str] = {}
+        self.initial: Mapping[str, str] = {}
 
     def update(self, subscribe: Iterable[str], unsubscribe: Iterable[str]) -> None:
         subscribe = list(subscribe)
@@ -297,8 +342,11 @@ class DeltaSubscription(_Subscription):
             else:
                 self.names.add(name)
                 # Sent even if the client seems to have it (it may have forgotten), unless this is the
-                # first request and initial_resource_versions says it has this version.
-                self.dirty.add(name)
+                # first request and initial_resource_versions says it has this version. While the
+                # next response covers every name anyway, no per-stream copy (held while the stream
+                # waits for the SendGate).
+                if not self.everything:
+                    self.dirty.add(name)
         for name in unsubscribe:
             self.ever_named = True
             if name == WILDCARD:
@@ -434,7 +482,7 @@ class Stream:
         if self.delta:
             assert isinstance(sub, DeltaSubscription)
             if first:
-                sub.initial = dict(request.initial_resource_versions)
+                sub.initial = shared_versions(request.initial_resource_versions)
             sub.update(request.resource_names_subscribe, request.resource_names_unsubscribe)
             if len(sub.names) > self.max_names:
                 raise RequestRefused(f"{names_over(self.max_names)} on one subscription")

@@ -8,7 +8,7 @@ import inspect
 import tracemalloc
 
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
-from gce_plugin.xds.streams import NameSet, Stream, shared_names
+from gce_plugin.xds.streams import DeltaSubscription, NameSet, Stream, shared_names
 from tests.xds.xds_testkit import Env, cluster, run_with_server, wait_for
 
 
@@ -130,3 +130,34 @@ def test_a_stream_does_not_hold_its_last_request_while_waiting_for_the_next() ->
         await asyncio.gather(waiting, return_exceptions=True)
 
     asyncio.run(main())
+
+
+def test_reconnecting_delta_clients_with_the_same_state_share_what_they_have() -> None:
+    """A fleet of delta Envoys coming back after a restart each name every assignment they have with
+    its version: held per stream until its first response (while it waits for the SendGate), one map
+    for all of them rather than one each, and no per-stream list of names still to send."""
+    from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest
+
+    cache = SnapshotCache()
+    names = [f"cluster-{i}" for i in range(1000)]
+    had = {name: f"v-{i}" for i, name in enumerate(names)}
+    streams = [Stream(cache, delta=True) for _ in range(3)]
+    for stream in streams[:2]:
+        stream.on_request(
+            DeltaDiscoveryRequest(
+                type_url=ENDPOINT_TYPE, resource_names_subscribe=names, initial_resource_versions=had
+            )
+        )
+    streams[2].on_request(
+        DeltaDiscoveryRequest(
+            type_url=ENDPOINT_TYPE, resource_names_subscribe=names, initial_resource_versions={"x": "1"}
+        )
+    )
+    first, second, other = (s._subs[ENDPOINT_TYPE] for s in streams)
+    assert isinstance(first, DeltaSubscription) and isinstance(second, DeltaSubscription)
+    assert isinstance(other, DeltaSubscription)
+    assert first.initial == had
+    assert second.initial is first.initial
+    assert other.initial == {"x": "1"} and other.initial is not first.initial
+    assert first.names == set(names)
+    assert not first.dirty  # its first response considers every subscribed name anyway
