@@ -51,7 +51,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -82,7 +82,6 @@ from gce_plugin.plugins.gce.spec import (
     parse_target,
     select_address,
     select_port,
-    sorted_endpoints,
     url_path,
     zone_of_instance,
 )
@@ -245,8 +244,9 @@ class GceDiscovery:
             and all(group.ref in unchanged for group in location.value)
         )
 
-    def _endpoints_of(self, target: Target, write_namespace: str, listing: _Listing) -> tuple[Endpoint, ...]:
-        """The target's endpoints; raises the first failure that concerns it."""
+    def _endpoints_of(self, target: Target, write_namespace: str, listing: _Listing) -> Iterable[Endpoint]:
+        """The target's endpoints (``UpstreamEndpoints.of`` orders them); raises the first failure that
+        concerns it."""
         location = listing.located[(target.project, target.location, target.group)]
         if location.error is not None:
             raise location.error
@@ -257,7 +257,7 @@ class GceDiscovery:
         for group in location.value:
             for endpoint in self._group_endpoints(target, write_namespace, group, listing):
                 endpoints.setdefault(endpoint.metadata.name, endpoint)
-        return sorted_endpoints(endpoints.values())
+        return endpoints.values()
 
     def _group_endpoints(
         self, target: Target, write_namespace: str, group: Group, listing: _Listing

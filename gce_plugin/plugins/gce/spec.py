@@ -201,10 +201,6 @@ def join_facts(instance: JsonObject) -> tuple[object, ...]:
     )
 
 
-def sorted_endpoints(endpoints: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
-    return tuple(sorted(endpoints, key=lambda e: (e.metadata.namespace, e.metadata.name)))
-
-
 def group_text(target: Target) -> str:
     kind = "zone" if is_zone(target.location) else "region"
     return f"instance group {target.group} in project {target.project} {kind} {target.location}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ def test_an_upstream_is_joined_before_a_slow_listing_of_another_group_answers(
     joined_at: dict[UpstreamKey, float] = {}
     endpoints_of = discovery._endpoints_of
 
-    def timed(target: Target, *args: Any) -> tuple[Endpoint, ...]:
+    def timed(target: Target, *args: Any) -> Iterable[Endpoint]:
         joined_at[target.key] = time.monotonic()
         return endpoints_of(target, *args)
 

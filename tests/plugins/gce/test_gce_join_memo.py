@@ -5,6 +5,7 @@ Through the real client and the Compute emulator (fixture in gce_helpers)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -82,7 +83,7 @@ def joins(discovery: GceDiscovery, monkeypatch: pytest.MonkeyPatch) -> list[Upst
     joined: list[UpstreamKey] = []
     endpoints_of = discovery._endpoints_of
 
-    def counting(target: Target, *args: Any) -> tuple[Endpoint, ...]:
+    def counting(target: Target, *args: Any) -> Iterable[Endpoint]:
         joined.append(target.key)
         return endpoints_of(target, *args)
 
