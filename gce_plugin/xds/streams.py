@@ -50,6 +50,54 @@ def encode(message: Message) -> bytes:
     return message.SerializeToString()
 
 
+def nonce_field(nonce: str) -> bytes:
+    """The ``nonce`` field (5, in both DiscoveryResponse and DeltaDiscoveryResponse) as protobuf
+    encodes it. A message's fields may come in any order and concatenated encodings parse as one
+    message, so a response is the shared bytes of everything else followed by this: nothing is
+    re-encoded per stream."""
+    value = nonce.encode()
+    size = len(value)
+    out = bytearray(b"\x2a")
+    while size >= 0x80:
+        out.append((size & 0x7F) | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out) + value
+
+
+class _Wake:
+    """A flag one task waits on (the stream's writer), as ``asyncio.Event`` for a single waiter but
+    without its per-wait bookkeeping (a waiter list, a running-loop look-up): every open stream is
+    woken on every change."""
+
+    __slots__ = ("_loop", "_waiter", "flag")
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set(self) -> None:
+        self.flag = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self.flag = False
+
+    async def wait(self) -> None:
+        if self.flag:
+            return
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._waiter = waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+
 # Unknown type URLs a stream remembers (to warn once each); beyond, only the log budget applies.
 _MAX_IGNORED_TYPES = 16
 
@@ -273,24 +321,34 @@ class SotwSubscription(_Subscription):
             return None
         type_url = self.type_url
         if self.rtype.full_state:
-            body = cache.full_state_body(type_url) if self.wildcard else self._join(cache, sorted(self.names))
-        else:
-            if self.everything and self.wildcard:
-                every = self.names | cache.entries(type_url).keys()
-                body = self._join(cache, every)
-                self._answered(cache, every)
+            if self.wildcard:
+                response: bytes | None = cache.full_state_response(type_url)
             else:
-                # Shared by every stream asking for the same names at this version (a fleet's initial
-                # syncs, a change that touches many assignments): one join, not one per stream.
-                names = self.names if self.everything else self.dirty
-                body = cache.sotw_body(type_url, names if isinstance(names, frozenset) else frozenset(names))
-                self._answered(cache, names)
-            if not body and not self.first:
-                self._sent()
-                return None
+                response = self._join(cache, sorted(self.names)) + cache.sotw_tail(type_url)
+        else:
+            response = self._build_some(cache)
         self._sent()
-        self.sent_version = cache.version(type_url)
-        return body + cache.sotw_tail(type_url)
+        if response is not None:
+            self.sent_version = cache.version(type_url)
+        return response
+
+    def _build_some(self, cache: SnapshotCache) -> bytes | None:
+        """The response of a type whose responses hold only what changed (EDS, RDS), or None."""
+        type_url = self.type_url
+        if self.everything and self.wildcard:
+            every = self.names | cache.entries(type_url).keys()
+            body = self._join(cache, every)
+            self._answered(cache, every)
+            return body + cache.sotw_tail(type_url) if body or self.first else None
+        # Shared by every stream asking for the same names at this version (a fleet's initial syncs,
+        # a change fanned out to every client): one join and one response but for the nonce, not one
+        # per stream.
+        names = self.names if self.everything else self.dirty
+        frozen = names if isinstance(names, frozenset) else frozenset(names)
+        self._answered(cache, names)
+        if not self.first and not cache.sotw_body(type_url, frozen):
+            return None
+        return cache.sotw_response(type_url, frozen)
 
     def _answered(self, cache: SnapshotCache, names: Set[str]) -> None:
         """A response answered ``names``: they are awaited no more, unless held (nothing was sent)."""
@@ -444,9 +502,8 @@ class Stream:
         self._nonce = 0
         self.requests_seen = 0
         self.writing = False  # a response is being written (stays true while the client does not read)
-        self._wake = asyncio.Event()
+        self._wake = _Wake()
         self._closed = False
-        self._nonce_type = DeltaDiscoveryResponse if delta else DiscoveryResponse
         self.max_names = max_names
         self.max_unknown_names = max_unknown_names
         self.refused: str | None = None  # why the stream was closed on the client, if it was
@@ -670,7 +727,7 @@ class Stream:
         nonce = str(self._nonce)
         sub.nonce = nonce
         sub.awaiting_ack = True
-        return body + encode(self._nonce_type(nonce=nonce))
+        return body + nonce_field(nonce)
 
 
 _NO_SLOT: contextlib.nullcontext[None] = contextlib.nullcontext()
