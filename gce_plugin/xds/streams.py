@@ -25,7 +25,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Set
 from typing import Any
 
-from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse
 from google.protobuf.message import Message
 
 from gce_plugin import metrics
