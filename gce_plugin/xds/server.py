@@ -174,7 +174,11 @@ class XdsServer:
         )
         self._callbacks.on_stream_open(stream)
         unwatch = self._cache.watch(stream.wake)
-        reader = asyncio.create_task(stream.read(_requests(context)))
+        # context.read() itself: grpc's request iterator is an async generator that keeps the last
+        # request it yielded while waiting for the next one; a SotW request lists every subscribed
+        # name (an Envoy's ACK of 10,000 assignments is ~1 MB parsed), so every idle stream would
+        # hold one. Stream.read drops each before reading the next.
+        reader = asyncio.create_task(stream.read(context.read, grpc.aio.EOF))
         reader.add_done_callback(_reader_done(stream))
         self._streams.add(stream)
         self._no_streams.clear()
@@ -202,19 +206,6 @@ class XdsServer:
             log.info(
                 "xDS stream closed", extra={"node": stream.node_id, "stream": label, "peer": stream.peer}
             )
-
-
-async def _requests(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-    """The stream's requests, read with ``context.read()``. grpc's own request iterator is an async
-    generator that keeps the last request it yielded while waiting for the next one; a SotW request
-    lists every subscribed name (an Envoy's ACK of 10,000 assignments is ~1 MB parsed), so every idle
-    stream would hold one. Here it is dropped before the next read."""
-    while True:
-        request = await context.read()
-        if request is grpc.aio.EOF:
-            return
-        yield request
-        del request
 
 
 def _reader_done(stream: Stream) -> Callable[[asyncio.Task[None]], None]:

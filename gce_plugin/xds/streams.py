@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping, Set
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Set
 from typing import Any
 
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse
@@ -166,6 +166,14 @@ class SendGate:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        release = await self.take()
+        try:
+            yield
+        finally:
+            release()
+
+    async def take(self) -> Callable[[], None]:
+        """Wait for a slot; returns what gives it back (calling it again does nothing)."""
         if self._free.locked():
             self.waited += 1
         await self._free.acquire()
@@ -177,6 +185,7 @@ class SendGate:
             nonlocal released
             if not released:
                 released = True
+                timer.cancel()
                 self.in_use -= 1
                 self._free.release()
 
@@ -185,11 +194,7 @@ class SendGate:
             release()
 
         timer = asyncio.get_running_loop().call_later(self.hold, overheld)
-        try:
-            yield
-        finally:
-            timer.cancel()
-            release()
+        return release
 
 
 class FellBehind(Exception):
@@ -625,10 +630,12 @@ class Stream:
         self._ordered = sorted(self._subs.values(), key=lambda s: s.rtype.order)
         return sub
 
-    async def read(self, requests: AsyncIterator[Any]) -> None:
-        """Consume the client's requests until it half-closes (then the stream ends)."""
+    async def read(self, receive: Callable[[], Awaitable[Any]], end: object = None) -> None:
+        """Consume the client's requests (``await receive()`` each; ``end`` once it half-closes,
+        then the stream ends). No async iterator in between: one generator less to resume per
+        request, and nothing that keeps the last request while waiting for the next."""
         try:
-            async for request in requests:
+            while (request := await receive()) is not end:
                 self.on_request(request)
                 # Not kept while waiting for the next one: a SotW request lists every subscribed name
                 # (an Envoy's ACK of 10,000 assignments is ~1 MB parsed), per idle stream.
@@ -688,6 +695,7 @@ class Stream:
     async def responses(self) -> AsyncIterator[bytes]:
         """Serialized responses, as they become due; ends when the client half-closes."""
         cache = self._cache
+        gate = self._gate
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -695,14 +703,17 @@ class Stream:
                 return
             held_back = False
             for sub in self._ordered:
-                sub.fold(cache.changes_since(sub.type_url, sub.cursor))
+                if sub.cursor != cache.seq(sub.type_url):
+                    sub.fold(cache.changes_since(sub.type_url, sub.cursor))
                 if sub.awaiting_ack:
                     held_back = held_back or sub.pending()
                     continue
                 # A full send is built and written inside a gate slot: the slot is held until the
                 # write is done (this generator resumes only then).
-                gated = self._gate is not None and not held_back and sub.full_send()
-                async with self._gate.slot() if self._gate is not None and gated else _NO_SLOT:
+                release = (
+                    await gate.take() if gate is not None and not held_back and sub.full_send() else None
+                )
+                try:
                     response = self._next(sub, held_back)
                     if response is None:
                         continue
@@ -713,6 +724,9 @@ class Stream:
                     # holding its last (often its largest, initial) response, megabytes at scale.
                     del response
                     self.writing = False
+                finally:
+                    if release is not None:
+                        release()
                 sub.pushes.inc()
                 self.callbacks.on_stream_response(self, sub.type_url, sub.sent_version, sub.nonce)
                 if since is not None:
@@ -728,6 +742,3 @@ class Stream:
         sub.nonce = nonce
         sub.awaiting_ack = True
         return body + nonce_field(nonce)
-
-
-_NO_SLOT: contextlib.nullcontext[None] = contextlib.nullcontext()
