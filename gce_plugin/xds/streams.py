@@ -65,6 +65,21 @@ def nonce_field(nonce: str) -> bytes:
     return bytes(out) + value
 
 
+_NOT_NAMES = ("version_info", "node", "response_nonce", "error_detail", "type_url")
+
+
+def names_key(request: Message) -> int:
+    """A key of a SotW request's ``resource_names`` as encoded (names and order): the hash of the
+    request's encoding without its other fields, made in C without a string per name. Equal keys
+    from one stream's requests are taken as the same list: bytes hashes are SipHash with a key
+    random per process, so a client cannot aim at a collision (2**-64 by chance)."""
+    names = type(request)()
+    names.CopyFrom(request)
+    for field in _NOT_NAMES:
+        names.ClearField(field)
+    return hash(names.SerializeToString())
+
+
 class _Wake:
     """A flag one task waits on (the stream's writer), as ``asyncio.Event`` for a single waiter but
     without its per-wait bookkeeping (a waiter list, a running-loop look-up): every open stream is
@@ -270,8 +285,16 @@ class SotwSubscription(_Subscription):
         # cluster waits for them before it ACKs the cluster update, so they are never held back.
         # Never updated in place: after a first request it is ``names`` itself (see ``_await``).
         self.awaited: Set[str] = frozenset()
+        self.names_key: int | None = None  # of the latest request's names (see update_names)
 
-    def update_names(self, requested: Iterable[str]) -> None:
+    def update_names(self, requested: Iterable[str], key: int | None = None) -> None:
+        """Apply a request's ``resource_names``. ``key`` (see ``names_key``), if given, identifies the
+        list as encoded: the list the previous request had, in the same order, changes nothing, and
+        is known to without turning every name into a string and a set (every SotW ACK lists them
+        all, and a fan-out is an ACK per stream)."""
+        if key is not None and key == self.names_key:
+            return
+        self.names_key = key
         names = set(requested)
         if self.ever_named and not self.wildcard and names == self.names and WILDCARD not in names:
             return  # the same names again (every SotW ACK lists them all): nothing changes
@@ -315,6 +338,7 @@ class SotwSubscription(_Subscription):
 
     def drop_names(self, names: Set[str]) -> None:
         """Stop answering for ``names`` (refused at intake; a later request may name them again)."""
+        self.names_key = None  # the same request again is looked at again
         self.names = shared_names(self.names - names)
         self.dirty.difference_update(names)
         if self.awaited:
@@ -550,7 +574,7 @@ class Stream:
                 raise RequestRefused(f"{names_over(self.max_names)} on one subscription")
         else:
             assert isinstance(sub, SotwSubscription)
-            sub.update_names(request.resource_names)
+            sub.update_names(request.resource_names, names_key(request))
         self._bound_unknown(sub)
         # Only a request carrying the latest nonce of its type ACKs or NACKs; an older nonce means the
         # client has not seen our latest response yet, and its ACK/NACK of that one will follow.

@@ -12,7 +12,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 )
 
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache
-from gce_plugin.xds.streams import SendGate, Stream, nonce_field
+from gce_plugin.xds.streams import SendGate, Stream, names_key, nonce_field
 from tests.xds.xds_testkit import assignment, assignments_of, cluster
 
 
@@ -217,3 +217,33 @@ def test_a_change_fanned_out_is_the_shared_bytes_and_each_streams_nonce() -> Non
         assert cache.full_state_response(CLUSTER_TYPE) is full
 
     asyncio.run(main())
+
+
+def test_an_ack_naming_the_same_list_is_known_without_a_set_and_a_changed_list_still_counts() -> None:
+    cache = _cache(5)
+    names = [f"c-{i}" for i in range(5)]
+    stream = Stream(cache, delta=False)
+    stream.on_request(DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=names, response_nonce="x"))
+    sub = stream.describe()["types"][ENDPOINT_TYPE]
+    assert sub["names"] == 5
+    ack = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=names, version_info="v", response_nonce="9")
+    assert names_key(ack) == names_key(DiscoveryRequest(resource_names=names))
+    assert names_key(ack) != names_key(DiscoveryRequest(resource_names=list(reversed(names))))
+    assert names_key(ack) != names_key(DiscoveryRequest(resource_names=names[:4]))
+    stream.on_request(ack)
+    # Another order is the same set (looked at, nothing changes); fewer names are fewer names.
+    stream.on_request(DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=list(reversed(names))))
+    assert stream.describe()["types"][ENDPOINT_TYPE]["names"] == 5
+    stream.on_request(DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=names[:2]))
+    assert stream.describe()["types"][ENDPOINT_TYPE]["names"] == 2
+
+
+def test_names_refused_at_intake_are_looked_at_again_when_the_same_request_comes_again() -> None:
+    cache = _cache(1)
+    request = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=["c-0", "new-1", "new-2", "new-3"])
+    stream = Stream(cache, delta=False, max_unknown_names=1)
+    stream.on_request(request)
+    assert stream.describe()["types"][ENDPOINT_TYPE]["names"] == 2  # c-0 and one unknown name
+    cache.update_resources(ENDPOINT_TYPE, {n: assignment(n, 8000) for n in ("new-1", "new-2", "new-3")})
+    stream.on_request(request)  # the same list, byte for byte: now every name exists
+    assert stream.describe()["types"][ENDPOINT_TYPE]["names"] == 4
