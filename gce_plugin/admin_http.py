@@ -46,11 +46,9 @@ class _BoundedServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            try:
+            with contextlib.suppress(OSError):
                 request.settimeout(1.0)
                 request.sendall(_BUSY)
-            except OSError:
-                pass
             self.shutdown_request(request)
             return
         try:
@@ -79,16 +77,12 @@ class AdminServer:
         max_connections: int = MAX_CONNECTIONS,
         timeout: float = TIMEOUT,
     ) -> None:
+        # A handler class of this server's own: the sources and timeout are class attributes.
         sources = _Sources(ready, statuses, degraded, proxies)
-
-        class Handler(_Handler):
-            pass
-
-        Handler.sources = sources
-        Handler.timeout = timeout
+        handler = type("Handler", (_Handler,), {"sources": sources, "timeout": timeout})
         self.address = join_host_port(host, port)
         try:
-            self._server = _BoundedServer((host, port), Handler, max_connections)
+            self._server = _BoundedServer((host, port), handler, max_connections)
         except OSError as err:
             raise OSError(
                 f"admin HTTP server cannot listen on {self.address}: {err.strerror or err}"

@@ -141,10 +141,6 @@ class ConfigHealth:
                 self.last_success = when
             return not self.errors
 
-    def ok(self) -> bool:
-        with self._lock:
-            return not self.errors
-
     def degraded(self) -> list[str]:
         with self._lock:
             return [f"manifest {path} rejected (last good version kept)" for path in sorted(self.errors)]

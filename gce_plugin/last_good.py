@@ -29,7 +29,8 @@ def _pack(parts: Sequence[bytes]) -> bytes:
     return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
 
 
-def _unpack(data: bytes) -> Iterator[bytes]:
+def unpack(data: bytes) -> Iterator[bytes]:
+    """The parts of a ``_pack``ed blob (each behind its 4-byte big-endian length). Raises ValueError."""
     at = 0
     while at < len(data):
         if at + 4 > len(data):
@@ -69,7 +70,7 @@ class EndpointsArchive:
         if record is None:
             return None
         try:
-            parts = list(_unpack(record.data))
+            parts = list(unpack(record.data))
             if not parts or parts[0] != target:
                 return None  # found for another target: not this upstream's endpoints any more
             endpoints = [Endpoint.FromString(p) for p in parts[1:]]
@@ -102,7 +103,7 @@ class UpstreamArchive:
             return None
         try:
             documents = []
-            for part in _unpack(record.data):
+            for part in unpack(record.data):
                 index, _, data = part.partition(b"\0")
                 documents.append((int(index), Upstream.FromString(data)))
         except Exception as exc:

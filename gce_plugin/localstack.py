@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,10 +29,52 @@ from gce_plugin.commands import bootstrap
 T = TypeVar("T")
 
 
+# Every port free_port handed out in this process: never handed out twice (its taker may not have
+# bound it yet, or may be down for a restart). Bounded: forgotten in bulk past _MAX_HANDED_OUT.
+_handed_out: set[tuple[str, int]] = set()
+_MAX_HANDED_OUT = 4096
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on at ``host``, for a process started next to listen on. It is picked
+    at random below the kernel's ephemeral range: a port from ``bind(0)`` is an ephemeral one, which
+    any outgoing connection (this machine's clients, etcd's peer connections, Envoy's to the control
+    plane) may take between choosing it and the process binding it, or while that process is down
+    for a restart. Never the same port twice in one process."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randint(min(10_000, low // 2), low - 1)
+        if (host, port) not in _handed_out and _bindable(host, port):
+            return _hand_out(host, port)
+    while True:  # ports below the range are scarce here: an ephemeral one, still never twice
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if (host, port) not in _handed_out:
+            return _hand_out(host, port)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; elsewhere a guess
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _hand_out(host: str, port: int) -> int:
+    if len(_handed_out) >= _MAX_HANDED_OUT:
+        _handed_out.clear()
+    _handed_out.add((host, port))
+    return port
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05) -> T:

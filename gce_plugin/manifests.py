@@ -108,15 +108,9 @@ class ManifestError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        parts = [self.path]
-        if self.document is not None:
-            parts.append(f"document {self.document}")
-        if self.line is not None:
-            parts.append(f"line {self.line}")
-        if self.field:
-            parts.append(self.field)
-        parts.append(self.reason)
-        return ": ".join(parts)
+        document = "" if self.document is None else f"document {self.document}"
+        line = "" if self.line is None else f"line {self.line}"
+        return ": ".join([self.path, *filter(None, (document, line, self.field)), self.reason])
 
 
 class _FieldError(Exception):
@@ -241,14 +235,57 @@ def dump_upstream(upstream: Upstream) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": metadata,
-        "spec": json_format.MessageToDict(resource),
+        "spec": _sorted_maps(resource.DESCRIPTOR, json_format.MessageToDict(resource), False),
     }
     if upstream.HasField("status"):
         # solo-kit's CRD status: Go encoding/json of core.Status (snake_case, numeric state).
-        doc["status"] = json_format.MessageToDict(
+        status = json_format.MessageToDict(
             upstream.status, preserving_proto_field_name=True, use_integers_for_enums=True
         )
+        doc["status"] = _sorted_maps(upstream.status.DESCRIPTOR, status, True)
     return doc
+
+
+# Well-known types whose JSON is free-form (a Struct's keys come from a map too).
+_FREE_JSON = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+
+
+def _sorted_maps(descriptor: Descriptor, value: Any, proto_names: bool) -> Any:
+    """``value`` (json_format.MessageToDict of a ``descriptor`` message) with the keys of every map
+    field in sorted order. MessageToDict follows the map's own iteration order, which upb makes
+    differ between processes and between two equal maps built in another order: the same Upstream
+    would dump differently (a reloaded copy's labelSelector or subresource statuses reordered)."""
+    if descriptor.full_name in _FREE_JSON:
+        return _sorted_json(value)
+    if not isinstance(value, dict):
+        return value  # a well-known type written as a scalar (Duration, a wrapper, ...)
+    for field in descriptor.fields:
+        key = field.name if proto_names else field.json_name
+        if field.message_type is not None and key in value:
+            value[key] = _sorted_field(field, value[key], proto_names)
+    return value
+
+
+def _sorted_field(field: FieldDescriptor, value: Any, proto_names: bool) -> Any:
+    entry = field.message_type
+    assert entry is not None  # only message fields are passed
+    if entry.GetOptions().map_entry:
+        value_type = entry.fields_by_name["value"].message_type
+        return {
+            key: item if value_type is None else _sorted_maps(value_type, item, proto_names)
+            for key, item in sorted(value.items())
+        }
+    if field.is_repeated:
+        return [_sorted_maps(entry, item, proto_names) for item in value]
+    return _sorted_maps(entry, value, proto_names)
+
+
+def _sorted_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_json(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [_sorted_json(item) for item in value]
+    return value
 
 
 def dumps(upstreams: Collection[Upstream]) -> str:
@@ -262,15 +299,6 @@ def decode_text(data: bytes, source: str | os.PathLike[str]) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ManifestError(source, f"not UTF-8 text (byte {err.start})") from None
-
-
-def parse_yaml(text: str, source: str) -> list[tuple[int, object]]:
-    """The non-empty YAML documents of ``text`` as (1-based index, value), parsed exactly as manifest
-    files are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
-    try:
-        return _parse_yaml(Path(source), text)
-    except RecursionError:  # absurdly deep nesting: the parser recurses per level
-        raise ManifestError(source, "nested too deeply to be an Upstream manifest") from None
 
 
 def upstreams_from_document(doc: object, source: str, document: int | None = None) -> list[Upstream]:
@@ -297,7 +325,7 @@ def _read_documents(
     except OSError as err:
         raise ManifestError(path, f"cannot read: {err.strerror or err}") from None
     text = decode_text(data, path)
-    documents = _parse_json(path, text) if path.suffix == ".json" else _parse_yaml(path, text)
+    documents = _parse_json(path, text) if path.suffix == ".json" else parse_yaml(text, path)
     loaded: list[tuple[int, Upstream]] = []
     seen: dict[UpstreamKey, int] = {}
     for index, doc in documents:
@@ -339,7 +367,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _parse_yaml(path: Path, text: str) -> list[tuple[int, object]]:
+def parse_yaml(text: str, source: str | os.PathLike[str]) -> list[tuple[int, object]]:
+    """The non-empty YAML documents of ``text`` as (1-based index, value), parsed as manifest files
+    are; ``source`` (a file, an etcd key) names it in errors. Raises ManifestError."""
     documents: list[tuple[int, object]] = []
     try:
         for doc in yaml.load_all(text, Loader=_Loader):  # a SafeLoader subclass: safe
@@ -348,15 +378,17 @@ def _parse_yaml(path: Path, text: str) -> list[tuple[int, object]]:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "invalid YAML"
         raise ManifestError(
-            path,
+            source,
             f"YAML syntax error: {problem}",
             document=len(documents) + 1,
             line=mark.line + 1 if mark is not None else None,
         ) from None
     except safe_yaml.LimitError as err:
-        raise ManifestError(path, str(err), document=len(documents) + 1) from None
+        raise ManifestError(source, str(err), document=len(documents) + 1) from None
     except yaml.YAMLError as err:
-        raise ManifestError(path, f"YAML syntax error: {err}", document=len(documents) + 1) from None
+        raise ManifestError(source, f"YAML syntax error: {err}", document=len(documents) + 1) from None
+    except RecursionError:  # absurdly deep nesting: the parser recurses per level
+        raise ManifestError(source, "nested too deeply to be an Upstream manifest") from None
     return [(index, doc) for index, doc in documents if doc is not None]
 
 
@@ -409,9 +441,7 @@ def _upstream(doc: object, prefix: str) -> Upstream:
     if not upstream.HasField("upstream_spec"):
         raise _FieldError(_join(prefix, "spec.upstreamSpec"), "required")
     if upstream.upstream_spec.WhichOneof("upstream_type") is None:
-        types = ", ".join(
-            f.json_name for f in upstream.upstream_spec.DESCRIPTOR.oneofs_by_name["upstream_type"].fields
-        )
+        types = _members(upstream.upstream_spec.DESCRIPTOR.oneofs_by_name["upstream_type"].fields)
         raise _FieldError(_join(prefix, "spec.upstreamSpec"), f"no upstream type: set one of {types}")
     upstream.metadata.CopyFrom(_metadata(doc.get("metadata"), _join(prefix, "metadata")))
     status = doc.get("status")
@@ -551,19 +581,12 @@ def _check_value(
         raise _FieldError(at, _clean(str(err))) from None
 
 
-_INTEGER_TYPES = frozenset(
-    {
-        FieldDescriptor.TYPE_INT32,
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT32,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_SINT32,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED32,
-        FieldDescriptor.TYPE_FIXED64,
-        FieldDescriptor.TYPE_SFIXED32,
-        FieldDescriptor.TYPE_SFIXED64,
-    }
+# Every integer field type (int32, sint64, fixed32, sfixed64, ...) by the C++ type it maps to.
+_INTEGER_TYPES = (
+    FieldDescriptor.CPPTYPE_INT32,
+    FieldDescriptor.CPPTYPE_INT64,
+    FieldDescriptor.CPPTYPE_UINT32,
+    FieldDescriptor.CPPTYPE_UINT64,
 )
 
 
@@ -578,7 +601,7 @@ def _scalar_problem(field: FieldDescriptor, value: object) -> str | None:
         return f"expected a string, got {_kind(value)} {_show_value(value)} (quote it)"
     if kind == FieldDescriptor.TYPE_BOOL and not isinstance(value, bool):
         return f"expected true or false, got {_kind(value)} {_show_value(value)}"
-    if kind in _INTEGER_TYPES:
+    if field.cpp_type in _INTEGER_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             return f"expected an integer, got {_kind(value)} {_show_value(value)}"
         if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):  # proto3 JSON allows "8080"

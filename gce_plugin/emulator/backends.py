@@ -22,9 +22,6 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 
 
-Serving = Callable[[Vm], bool]
-
-
 class _BackendServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -72,7 +69,7 @@ class _BackendHandler(BaseHTTPRequestHandler):
 
 
 class BackendFleet:
-    def __init__(self, targets: Callable[[], dict[Address, Vm]], serving: Serving | None = None) -> None:
+    def __init__(self, targets: Callable[[], dict[Address, Vm]], serving: Callable[[Vm], bool]) -> None:
         self._targets = targets
         self._serving = serving
         self._lock = threading.Lock()
@@ -102,8 +99,7 @@ class BackendFleet:
 
     def _start(self, address: Address, vm: Vm) -> None:
         try:
-            serving = self._serving
-            server = _BackendServer(address, vm, (lambda: serving(vm)) if serving else (lambda: True))
+            server = _BackendServer(address, vm, lambda: self._serving(vm))
         except OSError as exc:
             if self.errors.get(address) != exc.strerror:
                 log.warning("backend for %s on %s:%d: %s", vm.name, *address, exc.strerror)

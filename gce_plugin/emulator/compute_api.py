@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from gce_plugin.emulator import errors
@@ -24,16 +25,17 @@ from gce_plugin.emulator.resources import (
     Links,
     group_json,
     instance_json,
-    managed_instance_json,
+    managed_instances_json,
     manager_json,
     member_json,
     named_ports_json,
     region_json,
     zone_json,
 )
-from gce_plugin.emulator.state import ComputeState, Group, ProjectState, Vm, region_scope, zone_scope
+from gce_plugin.emulator.state import ComputeState, ProjectState, Vm, region_scope, zone_scope
 
 Params = dict[str, str]
+T = TypeVar("T")
 Query = dict[str, str]
 
 
@@ -120,7 +122,7 @@ class ComputeApi:
 
     def instances_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project, zone = self._project(params), _zone(params["zone"])
-        keep = self._instance_filter(query)
+        keep = self._keep(query, INSTANCE_FIELDS, partial(instance_json, self.links))
         page, token = take_page(project.iter_vms([zone], _after(query)), max_results(query), keep)
         resource = f"projects/{project.name}/zones/{zone}/instances"
         return self._list(
@@ -133,8 +135,7 @@ class ComputeApi:
 
     def instances_aggregated_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project = self._project(params)
-        _order_by(query)
-        keep = self._instance_filter(query)
+        keep = self._keep(query, INSTANCE_FIELDS, partial(instance_json, self.links))
         page, token = take_page(project.iter_vms(project.zone_names, _after(query)), max_results(query), keep)
         scopes = [zone_scope(z) for z in project.zone_names]
         items = _by_scope(
@@ -147,7 +148,7 @@ class ComputeApi:
 
     def groups_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project, scope = self._project(params), _scope(params)
-        keep = self._group_filter(query, GROUP_FIELDS)
+        keep = self._keep(query, GROUP_FIELDS, partial(group_json, self.links))
         page, token = take_page(project.iter_groups([scope], _after(query)), max_results(query), keep)
         kind = _kind(params, "instanceGroupList")
         items = [group_json(self.links, g) for _, g in page]
@@ -159,8 +160,7 @@ class ComputeApi:
 
     def groups_aggregated_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project = self._project(params)
-        _order_by(query)
-        keep = self._group_filter(query, GROUP_FIELDS)
+        keep = self._keep(query, GROUP_FIELDS, partial(group_json, self.links))
         scopes = project.group_scopes()
         page, token = take_page(project.iter_groups(scopes, _after(query)), max_results(query), keep)
         all_scopes = sorted(
@@ -199,9 +199,7 @@ class ComputeApi:
 
     def managers_list(self, params: Params, query: Query, body: bytes) -> dict[str, Any]:
         project, scope = self._project(params), _scope(params)
-        _order_by(query)
-        predicate = self._filter(query, MANAGER_FIELDS)
-        keep = None if predicate is None else (lambda m: predicate(self._manager_json(project, m)))
+        keep = self._keep(query, MANAGER_FIELDS, partial(self._manager_json, project))
         page, token = take_page(project.iter_managers(scope, _after(query)), max_results(query), keep)
         kind = _kind(params, "instanceGroupManagerList")
         items = [self._manager_json(project, m) for _, m in page]
@@ -220,15 +218,7 @@ class ComputeApi:
             raise _unknown_field(key)
         _order_by(query)
         predicate = self._filter(query, MANAGED_INSTANCE_FIELDS)
-        rendered = (
-            (
-                (managed.zone, managed.name),
-                managed_instance_json(
-                    self.links, manager, managed, project.zones[managed.zone].vms.get(managed.name)
-                ),
-            )
-            for managed in manager.sorted_vms()
-        )
+        rendered = managed_instances_json(self.links, project, manager)
         if manager.spec.list_managed_instances_results == "PAGINATED":
             after = _after(query)
             stream = ((k, item) for k, item in rendered if after is None or k > after)
@@ -310,19 +300,15 @@ class ComputeApi:
         except FilterError as exc:
             raise errors.invalid_field("filter", text, f"Invalid list filter expression: {exc}.") from None
 
-    def _instance_filter(self, query: Query) -> Callable[[Vm], bool] | None:
-        _order_by(query)
-        predicate = self._filter(query, INSTANCE_FIELDS)
-        if predicate is None:
-            return None
-        return lambda vm: predicate(instance_json(self.links, vm))
-
-    def _group_filter(self, query: Query, fields: frozenset[str]) -> Callable[[Group], bool] | None:
+    def _keep(
+        self, query: Query, fields: frozenset[str], render: Callable[[T], dict[str, Any]]
+    ) -> Callable[[T], bool] | None:
+        """A list call's filter over its items as ``render`` writes them (``orderBy`` checked too)."""
         _order_by(query)
         predicate = self._filter(query, fields)
         if predicate is None:
             return None
-        return lambda group: predicate(group_json(self.links, group))
+        return lambda item: predicate(render(item))
 
 
 def _readable_manager(project: ProjectState, params: Params) -> Manager:

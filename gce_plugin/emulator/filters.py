@@ -14,6 +14,7 @@ AIP-160, ``OR`` binds tighter than ``AND``. ``FIELD`` is a dotted path (``labels
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -115,12 +116,8 @@ class _Parser:
         raise FilterError(f"expected an operator after {match.group()!r}")
 
     def _value(self) -> str:
-        self._skip_space()
-        if self._at_end():
-            raise FilterError("missing value")
-        quote = self.text[self.pos]
-        if quote in "\"'":
-            return self._quoted(quote)
+        if (quoted := self._quoted_value()) is not None:
+            return quoted
         start = self.pos
         while not self._at_end() and not self.text[self.pos].isspace() and self.text[self.pos] not in "()":
             self.pos += 1
@@ -131,12 +128,8 @@ class _Parser:
     def _regex_value(self) -> str:
         """A quoted literal, or unquoted: the rest of the filter at top level, else up to the ``)`` that
         closes the enclosing parenthesis (nested, balanced parentheses belong to the regex)."""
-        self._skip_space()
-        if self._at_end():
-            raise FilterError("missing value")
-        quote = self.text[self.pos]
-        if quote in "\"'":
-            return self._quoted(quote)
+        if (quoted := self._quoted_value()) is not None:
+            return quoted
         if self.depth == 0:
             value = self.text[self.pos :].strip()
             self.pos = len(self.text)
@@ -156,7 +149,14 @@ class _Parser:
             raise FilterError("missing value")
         return value
 
-    def _quoted(self, quote: str) -> str:
+    def _quoted_value(self) -> str | None:
+        """A quoted literal at the next non-space; None when the value there is not quoted."""
+        self._skip_space()
+        if self._at_end():
+            raise FilterError("missing value")
+        quote = self.text[self.pos]
+        if quote not in "\"'":
+            return None
         end = self.text.find(quote, self.pos + 1)
         if end < 0:
             raise FilterError(f"unterminated {quote} string")
@@ -224,20 +224,15 @@ def _regex_comparison(path: list[str], op: str, pattern: str) -> Predicate:
     return lambda r: not matches(r)
 
 
+_ORDER = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
+
+
 def _ordered(op: str, left: str, right: str) -> bool:
-    a: float | str
-    b: float | str
+    """Numbers compare as numbers, anything else as text."""
     try:
-        a, b = float(left), float(right)
+        return bool(_ORDER[op](float(left), float(right)))
     except ValueError:
-        a, b = left, right
-    if op == "<":
-        return a < b  # type: ignore[operator]
-    if op == ">":
-        return a > b  # type: ignore[operator]
-    if op == "<=":
-        return a <= b  # type: ignore[operator]
-    return a >= b  # type: ignore[operator]
+        return bool(_ORDER[op](left, right))
 
 
 def _aip_comparison(path: list[str], op: str, value: str) -> Predicate:

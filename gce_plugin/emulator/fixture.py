@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -71,22 +72,11 @@ from typing import Any
 
 import yaml
 
-STATUSES = frozenset(
-    {
-        "DEPROVISIONING",
-        "PENDING",
-        "PENDING_STOP",
-        "PROVISIONING",
-        "REPAIRING",
-        "RUNNING",
-        "STAGING",
-        "STOPPED",
-        "STOPPING",
-        "SUSPENDED",
-        "SUSPENDING",
-        "TERMINATED",
-    }
-)
+# The Compute v1 discovery document the client bundles (compute.DOCUMENT_FILE, pruned to the methods
+# it calls, which are the ones the emulator answers), read without importing the client.
+_DOCUMENT = Path(__file__).parents[1] / "plugins" / "gce" / "compute_v1_discovery.json"
+SCHEMAS: dict[str, Any] = json.loads(_DOCUMENT.read_text())["schemas"]
+STATUSES = frozenset(SCHEMAS["Instance"]["properties"]["status"]["enum"])
 
 _NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _PROJECT = re.compile(r"^[a-z](?:[-a-z0-9.:]{0,61}[a-z0-9])?$")
@@ -370,7 +360,7 @@ class Fixture:
 
     @classmethod
     def from_dict(cls, data: Any) -> Fixture:
-        _keys(data, "", {"projects"})
+        data = _keys(data, "", {"projects"})
         projects = [
             _project_from_dict(name, body, f"projects.{name}")
             for name, body in _mapping(data.get("projects"), "projects").items()
@@ -488,7 +478,8 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _keys(value: Any, where: str, allowed: Iterable[str], required: Iterable[str] = ()) -> None:
+def _keys(value: Any, where: str, allowed: Iterable[str], required: Iterable[str] = ()) -> Mapping[str, Any]:
+    """``value`` as a mapping (null: empty) with only ``allowed`` keys and every ``required`` one."""
     where = where or "fixture"
     body = _mapping(value, where)
     allowed = set(allowed)
@@ -498,24 +489,22 @@ def _keys(value: Any, where: str, allowed: Iterable[str], required: Iterable[str
     for key in required:
         if key not in body:
             raise FixtureError(f"{where}: missing {key!r}")
+    return body
 
 
 def _project_from_dict(name: Any, body: Any, where: str) -> Project:
-    body = {} if body is None else body
-    _keys(body, where, {"zones", "regions"})
+    body = _keys(body, where, {"zones", "regions"})
     project = Project(str(name))
     for zone, zone_body in _mapping(body.get("zones"), f"{where}.zones").items():
         zone_where = f"{where}.zones.{zone}"
-        zone_body = {} if zone_body is None else zone_body
-        _keys(zone_body, zone_where, {"instances", "instanceGroups", "instanceGroupManagers"})
+        zone_body = _keys(zone_body, zone_where, {"instances", "instanceGroups", "instanceGroupManagers"})
         project.zones.append(str(zone))
         for i, item in enumerate(_list(zone_body.get("instances"), f"{zone_where}.instances")):
             project.instances.append(instance_from_dict(item, str(zone), f"{zone_where}.instances[{i}]"))
         _groups_from_dict(project, zone_body, zone_where, zone=str(zone))
     for region, region_body in _mapping(body.get("regions"), f"{where}.regions").items():
         region_where = f"{where}.regions.{region}"
-        region_body = {} if region_body is None else region_body
-        _keys(region_body, region_where, {"instanceGroups", "instanceGroupManagers"})
+        region_body = _keys(region_body, region_where, {"instanceGroups", "instanceGroupManagers"})
         _groups_from_dict(project, region_body, region_where, region=str(region))
     return project
 
@@ -625,8 +614,7 @@ def manager_from_dict(
         item.get("autoHealingPolicies"), f"{where}.autoHealingPolicies"
     )
     max_surge, max_unavailable = _update_policy(item.get("updatePolicy"), f"{where}.updatePolicy")
-    timings_body = _mapping(item.get("timings"), f"{where}.timings")
-    _keys(timings_body, f"{where}.timings", TIMINGS)
+    timings_body = _keys(item.get("timings"), f"{where}.timings", TIMINGS)
     zones = _list(item.get("zones"), f"{where}.zones")
     manager = InstanceGroupManager(
         name=item["name"],
@@ -667,8 +655,7 @@ def _autohealing(value: Any, where: str) -> tuple[str | None, int]:
 
 
 def _update_policy(value: Any, where: str) -> tuple[int | None, int | None]:
-    body = _mapping(value, where)
-    _keys(body, where, {"maxSurge", "maxUnavailable"})
+    body = _keys(value, where, {"maxSurge", "maxUnavailable"})
     out: list[int | None] = []
     for key in ("maxSurge", "maxUnavailable"):
         knob = body.get(key)

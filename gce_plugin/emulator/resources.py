@@ -3,42 +3,26 @@
 from __future__ import annotations
 
 import base64
-import json
-from pathlib import Path
+import re
+from collections.abc import Iterator
 from typing import Any
 
-from gce_plugin.emulator.fixture import region_of, stable_id
+from gce_plugin.emulator.fixture import SCHEMAS, region_of, stable_id
 from gce_plugin.emulator.managers import ManagedVm, Manager
-from gce_plugin.emulator.state import Group, Vm
+from gce_plugin.emulator.state import Group, ProjectState, Vm
 
-# The Compute v1 discovery document the client bundles (compute.DOCUMENT_FILE, pruned to the methods
-# it calls, which are the ones the emulator answers), read without importing the client.
-_DOCUMENT = Path(__file__).parents[1] / "plugins" / "gce" / "compute_v1_discovery.json"
 # Top-level fields filters may name, per resource: its schema's properties.
-_PROPERTIES = {
-    name: frozenset(schema.get("properties", ()))
-    for name, schema in json.loads(_DOCUMENT.read_text())["schemas"].items()
-}
+_PROPERTIES = {name: frozenset(schema.get("properties", ())) for name, schema in SCHEMAS.items()}
 INSTANCE_FIELDS = _PROPERTIES["Instance"] | {""}
 GROUP_FIELDS = _PROPERTIES["InstanceGroup"] | {""}
 GROUP_MEMBER_FIELDS = _PROPERTIES["InstanceWithNamedPorts"]
 MANAGED_INSTANCE_FIELDS = _PROPERTIES["ManagedInstance"] | {""}
 MANAGER_FIELDS = _PROPERTIES["InstanceGroupManager"] | {""}
-_ACTION_COUNTS = (
-    ("abandoning", "ABANDONING"),
-    ("creating", "CREATING"),
-    ("creatingWithoutRetries", "CREATING_WITHOUT_RETRIES"),
-    ("deleting", "DELETING"),
-    ("none", "NONE"),
-    ("recreating", "RECREATING"),
-    ("refreshing", "REFRESHING"),
-    ("restarting", "RESTARTING"),
-    ("resuming", "RESUMING"),
-    ("starting", "STARTING"),
-    ("stopping", "STOPPING"),
-    ("suspending", "SUSPENDING"),
-    ("verifying", "VERIFYING"),
-)
+# currentActions: a count per property of the schema, each the camelCase of its action's name.
+_ACTION_COUNTS = {
+    re.sub("([A-Z])", r"_\1", key).upper(): key
+    for key in sorted(_PROPERTIES["InstanceGroupManagerActionsSummary"])
+}
 
 # Fixed, so zones and regions look the same in every run.
 _EPOCH = "1969-12-31T16:00:00.000-08:00"
@@ -56,23 +40,18 @@ class Links:
     def region(self, project: str, region: str) -> str:
         return f"{self.base}projects/{project}/regions/{region}"
 
-    def instance(self, vm: Vm) -> str:
-        return self.instance_url(vm.project, vm.zone, vm.name)
-
-    def instance_url(self, project: str, zone: str, name: str) -> str:
+    def instance(self, project: str, zone: str, name: str) -> str:
         return f"{self.base}projects/{project}/zones/{zone}/instances/{name}"
 
-    def manager(self, manager: Manager) -> str:
-        return f"{self.base}{manager.resource}"
+    def resource(self, resource: Group | Manager) -> str:
+        """A group's or a manager's URL."""
+        return f"{self.base}{resource.resource}"
 
     def health_check(self, project: str, name: str) -> str:
         return f"{self.base}projects/{project}/global/healthChecks/{name}"
 
     def template(self, project: str, name: str) -> str:
         return f"{self.base}projects/{project}/global/instanceTemplates/{name}"
-
-    def group(self, group: Group) -> str:
-        return f"{self.base}{group.resource}"
 
     def network(self, project: str, network: str) -> str:
         return f"{self.base}projects/{project}/global/networks/{network}"
@@ -120,7 +99,7 @@ def instance_json(links: Links, vm: Vm) -> dict[str, Any]:
         "labelFingerprint": _fingerprint(*sorted(f"{k}={v}" for k, v in vm.labels.items())),
         "fingerprint": _fingerprint(vm.project, vm.zone, vm.name, vm.status, vm.network_ip),
         "deletionProtection": False,
-        "selfLink": links.instance(vm),
+        "selfLink": links.instance(vm.project, vm.zone, vm.name),
     }
     if vm.labels:
         rendered["labels"] = dict(vm.labels)
@@ -138,7 +117,7 @@ def group_json(links: Links, group: Group) -> dict[str, Any]:
         "description": "",
         "network": links.network(group.project, group.network),
         "fingerprint": _fingerprint(group.resource, *(f"{p.name}:{p.port}" for p in group.named_ports)),
-        "selfLink": links.group(group),
+        "selfLink": links.resource(group),
         "size": len(group.members),
     }
     if group.named_ports:
@@ -159,7 +138,7 @@ def named_ports_json(group: Group, port_name: str | None = None) -> list[dict[st
 
 def member_json(links: Links, vm: Vm, named_ports: list[dict[str, Any]]) -> dict[str, Any]:
     """An ``InstanceWithNamedPorts`` item of listInstances."""
-    item: dict[str, Any] = {"instance": links.instance(vm), "status": vm.status}
+    item: dict[str, Any] = {"instance": links.instance(vm.project, vm.zone, vm.name), "status": vm.status}
     if named_ports:
         item["namedPorts"] = named_ports
     return item
@@ -172,7 +151,7 @@ def managed_instance_json(
     VM exists; ``instanceHealth`` only with an autohealing health check; ``version`` is empty while
     the VM is being deleted, as the reference says."""
     item: dict[str, Any] = {
-        "instance": links.instance_url(manager.project, managed.zone, managed.name),
+        "instance": links.instance(manager.project, managed.zone, managed.name),
         "name": managed.name,
         "currentAction": managed.action,
         "targetStatus": "DELETED" if managed.action == "DELETING" else "RUNNING",
@@ -192,13 +171,22 @@ def managed_instance_json(
     return item
 
 
+def managed_instances_json(
+    links: Links, project: ProjectState, manager: Manager
+) -> Iterator[tuple[tuple[str, str], dict[str, Any]]]:
+    """A manager's ``ManagedInstance`` items in (zone, name) order, each with that key."""
+    for managed in manager.sorted_vms():
+        zone = project.zones.get(managed.zone)
+        vm = zone.vms.get(managed.name) if zone is not None else None
+        yield (managed.zone, managed.name), managed_instance_json(links, manager, managed, vm)
+
+
 def manager_json(links: Links, manager: Manager, group: Group) -> dict[str, Any]:
     """An ``compute#instanceGroupManager``, zonal (``zone``) or regional (``region``)."""
     spec = manager.spec
-    counts = {key: 0 for key, _ in _ACTION_COUNTS}
-    by_action = {action: key for key, action in _ACTION_COUNTS}
+    counts = dict.fromkeys(_ACTION_COUNTS.values(), 0)
     for managed in manager.vms.values():
-        counts[by_action[managed.action]] += 1
+        counts[_ACTION_COUNTS[managed.action]] += 1
     template = links.template(manager.project, manager.template)
     stable = counts["none"] == len(manager.vms) == manager.target_size
     reached = all(m.version == manager.template for m in manager.vms.values())
@@ -208,7 +196,7 @@ def manager_json(links: Links, manager: Manager, group: Group) -> dict[str, Any]
         "creationTimestamp": manager.created,
         "name": manager.name,
         "description": "",
-        "instanceGroup": links.group(group),
+        "instanceGroup": links.resource(group),
         "baseInstanceName": spec.base_name,
         "instanceTemplate": template,
         "versions": [{"instanceTemplate": template, "targetSize": {"calculated": manager.target_size}}],
@@ -224,7 +212,7 @@ def manager_json(links: Links, manager: Manager, group: Group) -> dict[str, Any]
             "maxSurge": {"fixed": manager.max_surge, "calculated": manager.max_surge},
             "maxUnavailable": {"fixed": manager.max_unavailable, "calculated": manager.max_unavailable},
         },
-        "selfLink": links.manager(manager),
+        "selfLink": links.resource(manager),
     }
     if spec.named_ports:
         rendered["namedPorts"] = named_ports_json(group)

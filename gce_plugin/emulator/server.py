@@ -43,7 +43,7 @@ from gce_plugin.emulator.resources import (
     Links,
     group_json,
     instance_json,
-    managed_instance_json,
+    managed_instances_json,
     manager_json,
 )
 from gce_plugin.emulator.state import ComputeState, checked, region_scope, zone_scope
@@ -180,14 +180,14 @@ class Emulator:
         (a name: the zonal group of its zone, else the regional group of its region)."""
         if not isinstance(instance, Instance):
             instance = checked(lambda: instance_from_dict(instance, zone, "instance"))
-        return self._render_vm(self.state.add_instance(project, instance, groups))
+        return instance_json(self._links(), self.state.add_instance(project, instance, groups))
 
     def remove_instance(self, project: str, zone: str, name: str) -> None:
         """Delete a VM (it leaves its groups too)."""
         self.state.remove_instance(project, zone, name)
 
     def set_instance_status(self, project: str, zone: str, name: str, status: str) -> dict[str, Any]:
-        return self._render_vm(self.state.set_status(project, zone, name, status))
+        return instance_json(self._links(), self.state.set_status(project, zone, name, status))
 
     def stop_instance(self, project: str, zone: str, name: str, status: str = "TERMINATED") -> dict[str, Any]:
         """Stop a VM. The real API reports a stopped VM as TERMINATED."""
@@ -199,7 +199,7 @@ class Emulator:
     def set_instance_labels(
         self, project: str, zone: str, name: str, labels: Mapping[str, str]
     ) -> dict[str, Any]:
-        return self._render_vm(self.state.set_labels(project, zone, name, dict(labels)))
+        return instance_json(self._links(), self.state.set_labels(project, zone, name, dict(labels)))
 
     def add_group(
         self,
@@ -301,16 +301,8 @@ class Emulator:
         scope = _scope(zone, region)
         with self.state.lock:
             state = self.state.project(project)
-            manager = state.manager(scope, name)
-            return [
-                managed_instance_json(
-                    self._links(),
-                    manager,
-                    m,
-                    state.zones[m.zone].vms.get(m.name) if m.zone in state.zones else None,
-                )
-                for m in manager.sorted_vms()
-            ]
+            items = managed_instances_json(self._links(), state, state.manager(scope, name))
+            return [item for _, item in items]
 
     def _render_manager(self, project: str, manager: Manager) -> dict[str, Any]:
         with self.state.lock:
@@ -376,9 +368,6 @@ class Emulator:
     def backends(self) -> dict[str, str]:
         """VM name -> ``ip:port`` of the backends --serve-backends runs right now."""
         return self.fleet.running() if self.fleet is not None else {}
-
-    def _render_vm(self, vm: Any) -> dict[str, Any]:
-        return instance_json(self._links(), vm)
 
     def _render_group(self, group: Any) -> dict[str, Any]:
         with self.state.lock:

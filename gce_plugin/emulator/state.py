@@ -473,9 +473,8 @@ class ComputeState:
     def _add_manager(self, state: ProjectState, spec: InstanceGroupManager) -> None:
         scope = zone_scope(spec.zone) if spec.zone else region_scope(str(spec.region))
         group = InstanceGroup(
-            spec.name, zone=spec.zone, region=spec.region, named_ports=list(spec.named_ports)
+            spec.name, spec.zone, spec.region, named_ports=list(spec.named_ports), network=spec.network
         )
-        group.network = spec.network
         self._add_group(state, group)
         manager = Manager.from_spec(state.name, spec, scope, timestamp())
         state.managers.setdefault(scope, {})[spec.name] = manager

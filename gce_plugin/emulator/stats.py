@@ -26,12 +26,7 @@ class RequestRecord:
 class RequestStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self._statuses: Counter[int] = Counter()
-        self._total = 0
-        self._unmatched = 0
-        self._tokens = 0
-        self._recent: deque[RequestRecord] = deque(maxlen=RECENT)
+        self.reset()
 
     def record(self, method: str, verb: str, path: str, status: int, authorization: str | None) -> None:
         # Never kept in clear: /admin/stats may be read by anyone who can reach the emulator, and a
@@ -64,8 +59,9 @@ class RequestStats:
             }
 
     def reset(self) -> None:
+        """Back to no requests seen (the state a new RequestStats starts in)."""
         with self._lock:
-            self._counts.clear()
-            self._statuses.clear()
+            self._counts: Counter[str] = Counter()
+            self._statuses: Counter[int] = Counter()
             self._total = self._unmatched = self._tokens = 0
-            self._recent.clear()
+            self._recent: deque[RequestRecord] = deque(maxlen=RECENT)

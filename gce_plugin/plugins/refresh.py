@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -113,13 +113,14 @@ class _Refresh:
         self._targets: dict[UpstreamKey, bytes] = {}
         self.published: dict[UpstreamKey, UpstreamEndpoints] = {}
         self.last: EndpointsUpdate | None = None
-        self._succeeded: set[UpstreamKey] = set()
+        # The last poll's result, until its successes are reported.
+        self._last_result: PollResult | None = None
         # Losses seen once, waiting for the next poll to confirm them: key -> the version seen.
         self._unconfirmed: dict[UpstreamKey, str] = {}
         # Upstreams served restored (stale) endpoints: tried once per target.
         self._restore_tried: set[UpstreamKey] = set()
 
-    def retarget(self, upstreams: Iterable[Upstream]) -> list[Upstream]:
+    def retarget(self, upstreams: Iterable[Upstream]) -> dict[UpstreamKey, Upstream]:
         """Take a new set of upstreams; forget the endpoints of those that left or were pointed
         elsewhere; return the ones to poll now (new, or pointed elsewhere)."""
         incoming = {upstream_key(u): u for u in upstreams if self._handles(u)}
@@ -130,7 +131,7 @@ class _Refresh:
             if key not in targets and self._opts.last_good is not None:
                 self._opts.last_good.forget(key)
         self.mine, self._targets = incoming, targets
-        return [incoming[key] for key in fresh]
+        return {key: incoming[key] for key in fresh}
 
     def forget(self, key: UpstreamKey) -> None:
         self._unconfirmed.pop(key, None)
@@ -139,49 +140,61 @@ class _Refresh:
             with contextlib.suppress(KeyError):
                 metrics.UPSTREAM_ENDPOINTS.remove(upstream_label(key))
 
-    async def poll(self, upstreams: Sequence[Upstream], fresh: set[UpstreamKey]) -> set[UpstreamKey] | None:
-        """Poll ``upstreams``, report the errors, take the changes; the upstreams whose endpoints
-        changed, or None when the poll failed as a whole."""
+    async def poll(
+        self, batch: Mapping[UpstreamKey, Upstream], fresh: Set[UpstreamKey]
+    ) -> set[UpstreamKey] | None:
+        """Poll the upstreams of ``batch``, report the errors, take the changes; the upstreams whose
+        endpoints changed, or None when the poll failed as a whole. Everything here after the poll
+        runs between its last answer and the publish: with thousands of upstreams of which a few
+        changed, it must cost little per unchanged upstream."""
         timeout = self._opts.poll_timeout
         try:
             async with asyncio.timeout(timeout):
-                result = await self._poll(upstreams)
+                result = await self._poll(list(batch.values()))
         except DiscoveryError as err:
             self._report([err])
-            return self._restore(upstreams) or None
+            return self._restore(batch) or None
         except TimeoutError:
             log.error("discovery poll cancelled after %.0fs", timeout, extra={"plugin": self.plugin})
             self._report(
                 [DiscoveryError(f"{self.plugin} discovery poll did not finish within {timeout:.0f}s")]
             )
-            return self._restore(upstreams) or None
+            return self._restore(batch) or None
         except Exception as exc:  # a bug, not a cloud failure (those are per upstream): report, go on
             log.exception("discovery poll failed", extra={"plugin": self.plugin})
             self._report([DiscoveryError(f"{self.plugin} discovery poll failed: {exc}")])
-            return self._restore(upstreams) or None
+            return self._restore(batch) or None
         errors = [DiscoveryError(message, upstream=key) for key, message in result.errors.items()]
         errors += [DiscoveryError(m, upstream=k) for k, m in result.invalid.items() if k in fresh]
         self._report(errors)
-        self._succeeded = result.found.keys() - result.errors.keys()
-        # Not resolved, or failed with nothing found, with nothing served yet: saved endpoints first.
-        unresolved = [
-            u
-            for u in upstreams
-            if (key := upstream_key(u)) not in result.found
-            or (key in result.errors and not result.found[key].count and key not in self.published)
-        ]
-        restored = self._restore(unresolved)
-        found = {k: v for k, v in result.found.items() if k not in restored}
+        self._last_result = result  # its successes are reported after the answer (report_successes)
+        restored: set[UpstreamKey] = set()
+        if self._opts.last_good is not None:  # else there is nothing to restore from
+            restored = self._restore(self._unresolved(batch, result))
+        found = result.found
+        if restored:
+            found = {k: v for k, v in found.items() if k not in restored}
         return self._take(found, result.errors.keys()) | restored
 
-    def _restore(self, upstreams: Iterable[Upstream]) -> set[UpstreamKey]:
+    def _unresolved(self, batch: Mapping[UpstreamKey, Upstream], result: PollResult) -> list[UpstreamKey]:
+        """The upstreams a poll did not resolve, or that failed with nothing found and have nothing
+        served yet: candidates for their saved endpoints."""
+        found, errors = result.found, result.errors
+        if not errors and batch.keys() <= found.keys():
+            return []  # the common case, decided without a loop in Python
+        return [
+            key
+            for key in batch
+            if key not in found or (key in errors and not found[key].count and key not in self.published)
+        ]
+
+    def _restore(self, keys: Iterable[UpstreamKey]) -> set[UpstreamKey]:
         """Serve saved endpoints to the upstreams a poll could not resolve that have none yet."""
         last_good = self._opts.last_good
         restored: set[UpstreamKey] = set()
         if last_good is None:
             return restored
-        for upstream in upstreams:
-            key = upstream_key(upstream)
+        for key in keys:
             if key in self.published or key in self._restore_tried or key not in self.mine:
                 continue
             self._restore_tried.add(key)
@@ -203,8 +216,11 @@ class _Refresh:
     def report_successes(self) -> None:
         """Tell ``opts.on_success`` about every upstream the last poll resolved. Called once the
         poll's answer was handed on: one call per upstream, so not between a change and its publish."""
-        succeeded, self._succeeded = self._succeeded, set()
-        for key in succeeded:
+        result, self._last_result = self._last_result, None
+        if result is None:
+            return
+        errors = result.errors
+        for key in result.found.keys() - errors.keys() if errors else result.found:
             self._call(self._opts.on_success, key)
 
     @staticmethod
@@ -222,15 +238,27 @@ class _Refresh:
             log.exception("discovery callback failed")
 
     def _take(
-        self, found: dict[UpstreamKey, UpstreamEndpoints], failing: Iterable[UpstreamKey] = ()
+        self, found: Mapping[UpstreamKey, UpstreamEndpoints], failing: Iterable[UpstreamKey] = ()
     ) -> set[UpstreamKey]:
+        published = self.published
+        # Unchanged (often the very object published: a plugin's memo) costs one lookup here.
+        candidates = [
+            key
+            for key, endpoints in found.items()
+            if (known := published.get(key)) is not endpoints
+            and (known is None or known.version != endpoints.version)
+        ]
+        if self._unconfirmed:  # an unchanged answer ends a wait for confirmation
+            fresh = set(candidates)
+            for key in [k for k in self._unconfirmed if k in found and k not in fresh]:
+                del self._unconfirmed[key]
         changed = set()
         failing = set(failing)
-        for key, endpoints in found.items():
-            known = self.published.get(key)
-            if key not in self.mine or (known is not None and known.version == endpoints.version):
+        for key in candidates:
+            endpoints, known = found[key], published.get(key)
+            if key not in self.mine:
                 self._unconfirmed.pop(key, None)
-                continue  # left while it was polled, or unchanged
+                continue  # left while it was polled
             if known is not None and not self._confirmed(key, known, endpoints, key in failing):
                 continue
             self._set(key, endpoints)
@@ -295,12 +323,12 @@ async def refresh_loop(
     try:
         while True:
             version, current = upstreams.snapshot()
-            fresh = refresh.retarget(current) if version != seen else []
+            fresh = refresh.retarget(current) if version != seen else {}
             seen = version
-            batch = list(refresh.mine.values()) if loop.time() >= due and refresh.mine else fresh
+            batch = refresh.mine if loop.time() >= due and refresh.mine else fresh
             update: EndpointsUpdate | None = None
             if batch:
-                changed = await refresh.poll(batch, {upstream_key(u) for u in fresh})
+                changed = await refresh.poll(batch, fresh.keys())
                 if batch is not fresh:
                     due = loop.time() + opts.refresh_interval * random.uniform(1 - JITTER, 1 + JITTER)
                 if changed is not None or refresh.last is not None:

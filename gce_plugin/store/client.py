@@ -24,7 +24,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from gce_plugin.hostport import parse_host_port
+from gce_plugin.hostport import join_host_port, parse_host_port
 from gce_plugin.store.etcdpb import kv_pb2, rpc_pb2
 
 M = TypeVar("M", bound=Message)
@@ -122,9 +122,7 @@ class EtcdClient:
     ) -> None:
         if not endpoints:
             raise ValueError("etcd: no endpoints")
-        self.endpoints = [
-            f"{host}:{port}" if ":" not in host else f"[{host}]:{port}" for host, port in endpoints
-        ]
+        self.endpoints = [join_host_port(host, port) for host, port in endpoints]
         self.timeout = timeout
         self._credentials = tls.credentials() if tls is not None else None
         self._channels: dict[int, grpc.aio.Channel] = {}

@@ -1,10 +1,11 @@
 """One leader among the replicas, and writes only the leader can make.
 
 Election (an etcd lease plus a transaction, as etcd's own ``concurrency.Election`` does): each
-candidate holds a lease of ``ttl`` seconds and tries ``if create_revision(leader key) == 0 then put
-(leader key, identity, lease)``. The winner's ``Leadership`` remembers the key's create revision;
-the key disappears with the lease (the leader died, or was paused past its TTL) and the next
-candidate's transaction then succeeds, creating the key at a new revision.
+candidate holds a lease of ``ttl`` seconds and tries ``if mod_revision(leader key) == 0 then put
+(leader key, identity, lease)`` (``put_if``: only while the key does not exist). The winner's
+``Leadership`` remembers the key's create revision; the key disappears with the lease (the leader
+died, or was paused past its TTL) and the next candidate's transaction then succeeds, creating the
+key at a new revision.
 
 Fencing: every write of the leader (``fenced``) is a transaction that first compares the leader
 key's create revision with its own. A deposed leader's write (its key gone, or re-created by the
@@ -32,6 +33,7 @@ from gce_plugin.store.client import EtcdClient, EtcdError, EtcdUnavailable
 from gce_plugin.store.etcdpb import rpc_pb2
 from gce_plugin.store.layout import Layout, UpstreamRef
 from gce_plugin.store.statuses import encode_status
+from gce_plugin.store.upstreams import put_if
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,9 @@ class Election:
             try:
                 # A read first: while someone leads, waiting costs no raft proposal.
                 held = (await self.client.range(key, keys_only=True)).kvs
-                result = None if held else await self.client.txn(self._claim(key, lease))
+                result = (
+                    None if held else await self.client.txn(put_if(key, self.identity.encode(), 0, lease))
+                )
             except EtcdUnavailable as err:
                 log.warning("election: %s", err)
                 await asyncio.sleep(retry)
@@ -98,20 +102,6 @@ class Election:
                 if await self.client.lease_keepalive(lease) <= 0:
                     lease = await self.client.lease_grant(self.ttl)
             await asyncio.sleep(retry)
-
-    def _claim(self, key: bytes, lease: int) -> rpc_pb2.TxnRequest:
-        return rpc_pb2.TxnRequest(
-            compare=[
-                rpc_pb2.Compare(
-                    key=key, target=rpc_pb2.Compare.CREATE, result=rpc_pb2.Compare.EQUAL, create_revision=0
-                )
-            ],
-            success=[
-                rpc_pb2.RequestOp(
-                    request_put=rpc_pb2.PutRequest(key=key, value=self.identity.encode(), lease=lease)
-                )
-            ],
-        )
 
     async def _keep(self, leadership: Leadership) -> None:
         """Refresh the lease every ttl/3; leadership is lost when etcd says the lease expired, or

@@ -9,10 +9,8 @@ each member gets free ports, a data directory of its own, and dies with the proc
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
-import socket
 import ssl
 import tempfile
 import urllib.error
@@ -102,7 +100,7 @@ class EtcdCluster:
         self.tls = tls
         scheme = "https" if tls else "http"
         self.members = [
-            Member(f"m{i}", stable_port(), stable_port(), self.work_dir / f"m{i}.etcd", scheme=scheme)
+            Member(f"m{i}", free_port(HOST), free_port(HOST), self.work_dir / f"m{i}.etcd", scheme=scheme)
             for i in range(size)
         ]
 
@@ -167,7 +165,7 @@ class EtcdCluster:
                 self._stop_members()
                 for member in self.members:
                     shutil.rmtree(member.data_dir, ignore_errors=True)
-                    member.client_port, member.peer_port = stable_port(), stable_port()
+                    member.client_port, member.peer_port = free_port(HOST), free_port(HOST)
         return self
 
     def wait_healthy(self, member: Member, timeout: float = 30.0) -> None:
@@ -229,25 +227,6 @@ class EtcdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def stable_port() -> int:
-    """A free loopback port below the kernel's ephemeral range. A port from ``bind(0)`` is an
-    ephemeral one, which any outgoing connection (etcd's own peer connections included) may take
-    before the member that was to listen on it starts, or while it is down for a restart."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    for _ in range(200):
-        port = random.randint(min(10_000, low // 2), low - 1)
-        with socket.socket() as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                continue
-            return port
-    return free_port(HOST)
 
 
 def etcdctl_binary() -> str:

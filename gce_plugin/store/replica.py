@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 from gce_plugin import metrics
 from gce_plugin.api import Endpoint, Status, Upstream
+from gce_plugin.last_good import unpack
 from gce_plugin.manifests import ManifestError
 from gce_plugin.plugins.plugin import EndpointsUpdate, UpstreamEndpoints, UpstreamKey
 from gce_plugin.sources import LocalEndpoints
@@ -51,21 +52,12 @@ def publish(found: UpstreamEndpoints) -> PublishedEndpoints:
 def unpublish(item: PublishedEndpoints) -> UpstreamEndpoints:
     """The endpoints of a published value. Raises ValueError (not such a value, or its version
     does not match its content)."""
-    endpoints: list[Endpoint] = []
-    data, at = item.data, 0
-    while at < len(data):
-        size = int.from_bytes(data[at : at + 4], "big")
-        chunk = data[at + 4 : at + 4 + size]
-        if at + 4 > len(data) or len(chunk) != size:
-            raise ValueError("truncated endpoint")
-        endpoint = Endpoint()
-        try:
-            endpoint.ParseFromString(chunk)
-        except Exception as err:  # protobuf's DecodeError
-            raise ValueError(f"bad endpoint: {err}") from None
-        endpoints.append(endpoint)
-        at += 4 + size
-    found = UpstreamEndpoints.of(endpoints)
+    try:
+        found = UpstreamEndpoints.of([Endpoint.FromString(chunk) for chunk in unpack(item.data)])
+    except ValueError as err:
+        raise ValueError(f"truncated endpoint ({err})") from None
+    except Exception as err:  # protobuf's DecodeError
+        raise ValueError(f"bad endpoint: {err}") from None
     if found.version != item.version:
         raise ValueError(f"version {item.version} does not match the content ({found.version})")
     return found

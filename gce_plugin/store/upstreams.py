@@ -50,8 +50,9 @@ def decode_kv(layout: Layout, kv: kv_pb2.KeyValue) -> Upstream:
     return codec.decode_upstream(key, kv.value, kv.mod_revision, ref)
 
 
-def put_if(key: bytes, value: bytes, mod_revision: int) -> rpc_pb2.TxnRequest:
-    """A transaction that puts ``value`` at ``key`` only if the key is at ``mod_revision`` (0: absent)."""
+def put_if(key: bytes, value: bytes, mod_revision: int, lease: int = 0) -> rpc_pb2.TxnRequest:
+    """A transaction that puts ``value`` at ``key`` (on ``lease``, if any) only if the key is at
+    ``mod_revision`` (0: absent)."""
     return rpc_pb2.TxnRequest(
         compare=[
             rpc_pb2.Compare(
@@ -61,7 +62,7 @@ def put_if(key: bytes, value: bytes, mod_revision: int) -> rpc_pb2.TxnRequest:
                 mod_revision=mod_revision,
             )
         ],
-        success=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))],
+        success=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value, lease=lease))],
     )
 
 

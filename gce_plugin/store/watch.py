@@ -252,7 +252,6 @@ class PublishedState:
     revision: int
     endpoints: Mapping[UpstreamRef, PublishedEndpoints]
     errors: Mapping[UpstreamRef, str] = field(default_factory=dict)
-    changed: frozenset[UpstreamRef] | None = None
 
 
 class EndpointsWatch:
@@ -279,13 +278,7 @@ class EndpointsWatch:
                     endpoints[ref] = result
                 else:
                     errors[ref] = result
-            changed = None
-            if state.changed is not None:
-                refs = (self.layout.ref_under(directory, key) for key in state.changed)
-                changed = frozenset(ref for ref in refs if ref is not None)
-            yield PublishedState(
-                state.revision, MappingProxyType(endpoints), MappingProxyType(errors), changed
-            )
+            yield PublishedState(state.revision, MappingProxyType(endpoints), MappingProxyType(errors))
 
 
 def _decode_published(kv: kv_pb2.KeyValue) -> PublishedEndpoints | str:

@@ -274,6 +274,10 @@ class SnapshotCache:
     def is_held(self, type_url: str, name: str) -> bool:
         return name in self._state(type_url).held
 
+    def held(self, type_url: str) -> frozenset[str]:
+        """Every name of ``type_url`` held (see ``hold``)."""
+        return self._state(type_url).held
+
     def entry_or_placeholder(self, type_url: str, name: str) -> Entry | None:
         """The entry of ``name``, else the type's placeholder for it (e.g. an empty assignment)."""
         st = self._state(type_url)

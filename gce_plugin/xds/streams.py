@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import weakref
@@ -616,14 +617,15 @@ class Stream:
         exists. The rest are dropped from the subscription; a later request may name them again."""
         if sub.rtype.placeholder is None or len(sub.names) <= self.max_unknown_names:
             return  # nothing is built for unknown names of this type, or too few to matter
-        entries = self._cache.entries(sub.type_url)
-        unknown = [n for n in sub.names if n not in entries]  # cheap: most names are known
+        # Set differences, not a lookup per name in Python: this runs on the event loop for every
+        # request, and a flood of 99,000 names cost 0.2 s of it per request that way (2-core CI).
+        unknown = sub.names - self._cache.entries(sub.type_url).keys()  # cheap: most names are known
         if len(unknown) <= self.max_unknown_names:
             return
-        unknown = [n for n in unknown if not self._cache.is_held(sub.type_url, n)]
+        unknown -= self._cache.held(sub.type_url)
         if len(unknown) <= self.max_unknown_names:
             return
-        sub.drop_names(frozenset(unknown[self.max_unknown_names :]))
+        sub.drop_names(frozenset(itertools.islice(unknown, self.max_unknown_names, None)))
         self.warn(
             "xDS request names more unknown resources than a client may; answering only some",
             type_url=sub.type_url,

@@ -74,3 +74,31 @@ def test_inside_an_event_loop_the_freeze_runs_as_the_next_callback(fresh_heap: N
         assert gc.get_freeze_count() > before
 
     asyncio.run(main())
+
+
+def test_release_later_keeps_garbage_until_the_loop_has_run_two_rounds() -> None:
+    async def scenario() -> list[bool]:
+        garbage = Held()
+        ref = weakref.ref(garbage)
+        alive: list[bool] = []
+        loop = asyncio.get_running_loop()
+        heap.release_later(garbage)
+        del garbage
+        # Callbacks scheduled in the same step (e.g. the streams a publish wakes) run first.
+        loop.call_soon(lambda: alive.append(ref() is not None))
+        for _ in range(3):
+            await asyncio.sleep(0)
+            alive.append(ref() is not None)
+        return alive
+
+    alive = asyncio.run(scenario())
+    assert alive[0] is True  # still held in the round after the call
+    assert alive[-1] is False  # then dropped
+
+
+def test_release_later_outside_an_event_loop_drops_at_once() -> None:
+    garbage = Held()
+    ref = weakref.ref(garbage)
+    heap.release_later(garbage)
+    del garbage
+    assert ref() is None

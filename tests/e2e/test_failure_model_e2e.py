@@ -21,7 +21,10 @@ from gce_plugin.localstack import Envoy, LocalStack, http_get, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 REFRESH = 1.0
-SETTLE = 1.0
+# A removal is applied once it has persisted this long: the broken states below (each lasting 30
+# requests) must end within it. 1 s was too short on a loaded 2-core machine: 30 requests took
+# longer, the emptied manifest was applied and 70 of 422 requests failed (both routes 503).
+SETTLE = 5.0
 ROUTES = [("/web", "default.web"), ("/api", "default.api")]
 MANIFESTS = """\
 apiVersion: gloo.solo.io/v1

@@ -213,15 +213,18 @@ def test_faults_match_by_path_and_verb(emulator: Emulator, compute: Any) -> None
 
 
 def test_a_delay_fault_slows_the_answer(emulator: Emulator, compute: Any) -> None:
-    emulator.inject_fault("zones.get", status=0, delay=0.3, count=1)
+    # The delay is long beside an undelayed call even on a loaded machine (a 0.3 s delay left a
+    # plain call too little room there); count=1 is also read back: the fault is used up.
+    emulator.inject_fault("zones.get", status=0, delay=1.0, count=1)
     started = time.monotonic()
     assert (
         compute.zones().get(project=PROJECT, zone=ZONE_A).execute()["name"] == ZONE_A
     )  # delayed, not failed
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 1.0
+    assert emulator.faults() == []  # count=1: used up by the first
     started = time.monotonic()
     compute.zones().get(project=PROJECT, zone=ZONE_A).execute()
-    assert time.monotonic() - started < 0.3  # count=1: only the first
+    assert time.monotonic() - started < 1.0  # only the first was delayed
 
 
 def test_a_delayed_error_fault(emulator: Emulator, compute: Any) -> None:

@@ -37,9 +37,31 @@ class ScriptedPoll:
         self.broken = False
         self.hang = False
         self.polls = 0
+        self._held_from: int | None = None
+        self._released = asyncio.Event()
+
+    def hold(self, from_poll: int) -> None:
+        """Poll number ``from_poll`` (counting every poll so far) and later ones wait, once started,
+        until ``release()``: a test sees the loop after the poll before, however slow the machine."""
+        self._held_from = from_poll
+        self._released.clear()
+
+    def release(self) -> None:
+        self._held_from = None
+        self._released.set()
+
+    async def started(self, count: int) -> None:
+        """Until ``count`` polls have started (with a deadline)."""
+        for _ in range(1000):
+            if self.polls >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{count} polls never started ({self.polls} did)")
 
     async def __call__(self, upstreams: Sequence[Upstream]) -> PollResult:
         self.polls += 1
+        if self._held_from is not None and self.polls >= self._held_from:
+            await self._released.wait()
         if self.hang:
             await asyncio.Event().wait()
         if self.broken:
@@ -92,14 +114,15 @@ def test_a_drop_to_no_endpoints_is_applied_only_when_the_next_poll_confirms_it()
         updates.append(await asyncio.wait_for(anext(watch), 5))
         poll.addresses = []
         polls_before = poll.polls
+        # The poll after the empty one waits: the loop has handled exactly one empty answer once it
+        # starts (a 10 ms check could come after the second empty poll on a loaded machine).
+        poll.hold(polls_before + 2)
         nxt = asyncio.ensure_future(anext(watch))
-        for _ in range(500):
-            if poll.polls >= polls_before + 1:
-                break
-            await asyncio.sleep(0.01)
+        await poll.started(polls_before + 2)
         await asyncio.sleep(0)
         assert not nxt.done()  # one empty answer: not applied
         poll.addresses = ["10.0.0.1", "10.0.0.2"]  # the glitch clears: never applied at all
+        poll.release()
         for _ in range(5):
             start = poll.polls
             while poll.polls == start:
@@ -122,11 +145,12 @@ def test_a_shrink_reported_with_an_error_waits_for_the_next_poll() -> None:
         # One of two groups missing (404) once: the upstream keeps both until the next poll agrees.
         poll.addresses, poll.error = ["10.0.0.1"], "instance group b not found"
         start = poll.polls
+        poll.hold(start + 2)  # as above: the loop has handled exactly the one erroring answer
         nxt = asyncio.ensure_future(anext(watch))
-        while poll.polls < start + 1:
-            await asyncio.sleep(0.01)
+        await poll.started(start + 2)
         await asyncio.sleep(0)
         assert not nxt.done()
+        poll.release()
         update = await asyncio.wait_for(nxt, 5)  # the next poll says the same: applied
         assert addresses(update) == ["10.0.0.1"]
         assert poll.polls >= start + 2

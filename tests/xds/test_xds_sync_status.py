@@ -40,13 +40,21 @@ def proxy(tracker: SyncTracker, node: str) -> dict[str, Any] | None:
     return next((p for p in tracker.report()["proxies"] if p["node"] == node), None)
 
 
+def sent(tracker: SyncTracker, node: str, kind: str) -> bool:
+    """Whether ``node``'s stream is in the report with a response of ``kind`` sent."""
+    state = proxy(tracker, node)
+    return state is not None and state["types"][kind]["status"] != NOT_SENT
+
+
 def test_ack_nack_and_close() -> None:
     async def body(env: Env, tracker: SyncTracker) -> None:
         set_clusters(env, tracker, "a")
         client = env.ads("edge-1")
         await client.request(CLUSTER_TYPE)
         first = await client.recv()
-        await wait_for(lambda: proxy(tracker, "edge-1") is not None, what="the stream in the report")
+        # The server reports a response once its write completed, which may be after the client
+        # (on this same loop) read it.
+        await wait_for(lambda: sent(tracker, "edge-1", "Cluster"), what="the sent response in the report")
         state = proxy(tracker, "edge-1")
         assert state is not None
         assert state["types"]["Cluster"]["status"] == STALE  # sent, not ACKed yet

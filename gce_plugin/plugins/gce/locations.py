@@ -157,16 +157,13 @@ class GroupLocations:
         client = self._client
         scope = "zones" if is_zone(location) else "regions"
         try:
-            try:
-                group = await client.get_instance_group(project, scope, location, name)
-                return (Group(GroupRef(project, scope, location, name), named_ports(group)),)
-            except ComputeError as exc:
-                if scope == "zones" or not exc.not_found:
-                    raise
+            group = await client.get_instance_group(project, scope, location, name)
+            return (Group(GroupRef(project, scope, location, name), named_ports(group)),)
         except ComputeError as exc:
-            if exc.not_found:
+            if not exc.not_found:
+                raise
+            if scope == "zones":
                 raise GroupNotFound(not_found_text(project, location, name)) from None
-            raise
         # No regional group of that name: the zonal groups of that name in the region's zones.
         scopes = await client.aggregated_instance_groups(project, f'name eq "{name}"')
         zonal = [
