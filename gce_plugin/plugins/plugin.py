@@ -11,8 +11,9 @@ import abc
 import asyncio
 import contextlib
 import hashlib
+import struct
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -123,6 +124,10 @@ class WatchOpts:
     on_stale: Callable[[UpstreamKey, float], None] = lambda key, saved_at: None
 
 
+# The length before each endpoint's serialization in ``UpstreamEndpoints.serialized``.
+_LENGTH = struct.Struct(">I")
+
+
 @dataclass(frozen=True)
 class UpstreamEndpoints:
     """The endpoints of one upstream and their content ``version``: a digest of their deterministic
@@ -134,8 +139,8 @@ class UpstreamEndpoints:
     order, preceded by its length (4 bytes, big-endian), exactly the bytes ``version`` digests, and
     their ``count``. ``endpoints`` decodes them on demand, for the few readers that need messages;
     the last few endpoints made or decoded (at most ``_MAX_DECODED_ENDPOINTS`` in all) are memoized by
-    version, so the translator reading a poll's few changed upstreams finds the messages the plugin
-    just built instead of decoding them. Endpoints handed to ``of`` must not be changed afterwards."""
+    version, so a reader of an upstream just discovered finds the messages the plugin just built
+    instead of decoding them. Endpoints handed to ``of`` must not be changed afterwards."""
 
     serialized: bytes
     version: str
@@ -147,7 +152,7 @@ class UpstreamEndpoints:
         parts: list[bytes] = []
         for endpoint in ordered:
             data = endpoint.SerializeToString(deterministic=True)
-            parts.append(len(data).to_bytes(4, "big"))
+            parts.append(_LENGTH.pack(len(data)))
             parts.append(data)
         serialized = b"".join(parts)
         version = hashlib.blake2b(serialized, digest_size=16).hexdigest()
@@ -169,14 +174,16 @@ class UpstreamEndpoints:
         """New messages decoded from ``serialized`` (not memoized: for a reader that reads each once)."""
         return tuple(Endpoint.FromString(data) for data in self.serialized_endpoints())
 
-    def serialized_endpoints(self) -> Iterator[bytes]:
+    def serialized_endpoints(self) -> list[bytes]:
         """Each endpoint's deterministic serialization, in order, without decoding it."""
-        data, at, end = self.serialized, 0, len(self.serialized)
+        data, unpack, parts = self.serialized, _LENGTH.unpack_from, []
+        at, end = 0, len(data)
         while at < end:
-            size = int.from_bytes(data[at : at + 4], "big")
+            (size,) = unpack(data, at)
             at += 4
-            yield data[at : at + size]
+            parts.append(data[at : at + size])
             at += size
+        return parts
 
 
 # Recently made or decoded endpoints by version, bounded by how many endpoints they hold in all (a

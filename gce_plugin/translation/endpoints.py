@@ -3,6 +3,8 @@
 Endpoints are reduced to plain, hashable records first: grouping, sorting and change detection then
 work on tuples, and a ClusterLoadAssignment is only built for an upstream whose records changed.
 Records are sorted and de-duplicated, so the same endpoints in any order give byte-identical output.
+An upstream's records are kept with the answer they were read from (``KnownEndpoints``), so when its
+endpoints change only the endpoints not seen before are decoded and read.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import functools
 import gc
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
-from envoy.config.core.v3.base_pb2 import Metadata as EnvoyMetadata
 from envoy.config.core.v3.health_check_pb2 import HealthStatus
+from envoy.config.endpoint.v3.endpoint_components_pb2 import LbEndpoint
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 
 from gce_plugin.api import Endpoint
 from gce_plugin.envoy_config.addresses import is_ip
-from gce_plugin.plugins.plugin import HEALTH_STATUS_ANNOTATION
+from gce_plugin.plugins.plugin import HEALTH_STATUS_ANNOTATION, UpstreamEndpoints
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ Labels = tuple[tuple[str, str], ...]
 EndpointRecord = tuple[str, int, Labels, int]
 # The filter metadata namespace Envoy's subset load balancer matches endpoint labels in.
 LB_METADATA_NAMESPACE = "envoy.lb"
+# Looked up once: the enum wrapper's attribute lookup is Python code (~1.5 us), once per endpoint.
+_UNKNOWN = int(HealthStatus.UNKNOWN)
 
 
 def endpoint_record(endpoint: Endpoint) -> EndpointRecord:
@@ -41,7 +46,7 @@ def endpoint_record(endpoint: Endpoint) -> EndpointRecord:
         endpoint.address,
         endpoint.port,
         _shared_labels(found),
-        health_status(health) if health else HealthStatus.UNKNOWN,
+        health_status(health) if health else _UNKNOWN,
     )
 
 
@@ -92,8 +97,36 @@ def gc_paused() -> Iterator[None]:
 
 
 def canonical(records: Iterable[EndpointRecord]) -> tuple[EndpointRecord, ...]:
-    """Sorted, without duplicates: the form records are compared and translated in."""
-    return tuple(sorted(set(records)))
+    """Sorted, without duplicates: the form records are compared and translated in. A tuple already
+    in that form is returned as is, so what is kept in both forms is kept once."""
+    ordered = tuple(sorted(set(records)))
+    return records if isinstance(records, tuple) and records == ordered else ordered
+
+
+@dataclass(frozen=True, slots=True)
+class KnownEndpoints:
+    """One upstream's endpoints as translation knows them: discovery's answer itself (compact bytes,
+    the very object discovery keeps, not a copy) and each endpoint's record, in the answer's order."""
+
+    found: UpstreamEndpoints
+    records: tuple[EndpointRecord, ...]
+
+    @classmethod
+    def read(cls, found: UpstreamEndpoints, previous: KnownEndpoints | None = None) -> KnownEndpoints:
+        """The records of ``found``. Only endpoints ``previous`` did not have byte for byte are decoded
+        and read: a change of one endpoint costs one decode, not one per endpoint of the upstream."""
+        if previous is None:
+            # Through the decode memo, as before KnownEndpoints: decoding a first answer's 100,000
+            # endpoints one by one (each freed at once) left the control plane ~20-50 MiB higher
+            # once 100 clients had joined (bench footprint; bench/RESULTS.md), though it keeps less.
+            return cls(found, tuple(endpoint_record(e) for e in found.endpoints))
+        known = dict(zip(previous.found.serialized_endpoints(), previous.records, strict=True))
+        get = known.get
+        records = []
+        for data in found.serialized_endpoints():
+            record = get(data)
+            records.append(endpoint_record(Endpoint.FromString(data)) if record is None else record)
+        return cls(found, tuple(records))
 
 
 def build_assignment(
@@ -116,22 +149,21 @@ def build_assignment(
             )
             continue
         lb_endpoint = add()
+        if labels or health:
+            lb_endpoint.CopyFrom(_lb_endpoint_template(labels, health))
         socket_address = lb_endpoint.endpoint.address.socket_address
         socket_address.address = address
         socket_address.port_value = port
-        if labels:
-            lb_endpoint.metadata.CopyFrom(_lb_metadata(labels))
-        if health:
-            lb_endpoint.health_status = health
     return assignment
 
 
 @functools.lru_cache(maxsize=4096)
-def _lb_metadata(labels: Labels) -> EnvoyMetadata:
-    # Endpoints of a group mostly share their labels: build each distinct set once, then copy it (in C).
-    # Callers only copy from the result, never change it.
-    metadata = EnvoyMetadata()
-    fields = metadata.filter_metadata[LB_METADATA_NAMESPACE].fields
-    for key, value in labels:
-        fields[key].string_value = value
-    return metadata
+def _lb_endpoint_template(labels: Labels, health: int) -> LbEndpoint:
+    # Endpoints of a group mostly share their labels and health: build each distinct pair once, then
+    # copy it (in C) and add the address. Callers only copy from the result, never change it.
+    template = LbEndpoint(health_status=health)
+    if labels:
+        fields = template.metadata.filter_metadata[LB_METADATA_NAMESPACE].fields
+        for key, value in labels:
+            fields[key].string_value = value
+    return template

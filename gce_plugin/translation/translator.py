@@ -4,7 +4,8 @@
 ``UpstreamPlugin`` in registry order, then the options all upstream types share. ``Translator`` keeps
 the result per upstream so updates are incremental: ``set_upstreams`` re-translates only upstreams
 whose definition changed, ``set_endpoints`` rebuilds only the assignments of the upstreams a
-discovery answer says changed (``EndpointsUpdate.changed``; it reads nothing else), and each returns
+discovery answer says changed (``EndpointsUpdate.changed``; it reads nothing else, and of those
+only the endpoints it has not seen: ``KnownEndpoints``), and each returns
 a ``Delta`` (resource name -> message upserts, and removals) for the xDS cache.
 
 An upstream that fails to translate is reported Gloo-style (``Status`` Rejected, with the reason) and
@@ -38,9 +39,9 @@ from gce_plugin.plugins.plugin import (
 from gce_plugin.redact import clip
 from gce_plugin.translation.endpoints import (
     EndpointRecord,
+    KnownEndpoints,
     build_assignment,
     canonical,
-    endpoint_record,
     gc_paused,
 )
 from gce_plugin.translation.file_policy import check_files
@@ -140,15 +141,6 @@ class Delta:
         self.assignment_upserts.pop(name, None)
         self.assignment_removals.add(name)
 
-    @property
-    def resources_changed(self) -> bool:
-        return bool(
-            self.cluster_upserts
-            or self.cluster_removals
-            or self.assignment_upserts
-            or self.assignment_removals
-        )
-
 
 @dataclass
 class _UpstreamState:
@@ -179,10 +171,8 @@ class Translator:
         self._record_metrics = _record_metrics
         self._upstreams: dict[UpstreamKey, _UpstreamState] = {}
         self._owners: dict[str, UpstreamKey] = {}  # cluster name -> the upstream serving it
-        # Known endpoints per upstream (discovery has answered for it), canonical records.
-        self._endpoints: dict[UpstreamKey, tuple[EndpointRecord, ...]] = {}
-        # The version (UpstreamEndpoints.version) an upstream's records were made from.
-        self._versions: dict[UpstreamKey, str] = {}
+        # Known endpoints per upstream (discovery has answered for it): its answer and records.
+        self._endpoints: dict[UpstreamKey, KnownEndpoints] = {}
         # Published assignments per upstream: the records they were built from and their name. The
         # message itself goes to the cache in the Delta and is not kept here (``result`` rebuilds it).
         self._assignments: dict[UpstreamKey, tuple[tuple[EndpointRecord, ...], str]] = {}
@@ -287,16 +277,13 @@ class Translator:
         return delta
 
     def _apply(self, update: EndpointsUpdate, keys: Iterable[UpstreamKey], delta: Delta) -> None:
-        versions = self._versions
+        endpoints = self._endpoints
         for key in keys:
             found = update.upstreams[key]
-            if versions.get(key) == found.version:
+            previous = endpoints.get(key)
+            if previous is not None and previous.found.version == found.version:
                 continue
-            records = canonical(endpoint_record(e) for e in found.endpoints)
-            versions[key] = found.version
-            if self._endpoints.get(key) == records:
-                continue
-            self._endpoints[key] = records
+            endpoints[key] = KnownEndpoints.read(found, previous)
             state = self._upstreams.get(key)
             if state is not None:
                 self._sync_assignment(key, state, delta)
@@ -382,7 +369,6 @@ class Translator:
 
     def _forget_endpoints(self, key: UpstreamKey) -> None:
         self._endpoints.pop(key, None)
-        self._versions.pop(key, None)
 
     def _sync_assignment(self, key: UpstreamKey, state: _UpstreamState, delta: Delta) -> None:
         """Publish, rebuild or withdraw the assignment of one upstream, as its cluster and endpoints
@@ -405,9 +391,10 @@ class Translator:
 
     def _publish_assignment(self, key: UpstreamKey, name: str, delta: Delta) -> None:
         published = self._assignments.get(key)
-        records = self._endpoints.get(key)
-        if records is None:
+        known = self._endpoints.get(key)
+        if known is None:
             return  # discovery has not answered for it yet: publish nothing rather than nothing known
+        records = canonical(known.records)
         if published is not None:
             if published[0] == records and published[1] == name:
                 return

@@ -56,6 +56,14 @@ def test_same_endpoints_in_any_order_give_identical_bytes() -> None:
     assert addresses(first) == sorted(addresses(first))
 
 
+def test_records_already_canonical_are_kept_once() -> None:
+    records = canonical(endpoint_record(endpoint("web", f"10.0.0.{i}")) for i in (3, 1, 2, 1))
+    assert [r[0] for r in records] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert canonical(records) is records
+    unsorted = (records[2], records[0], records[1])
+    assert canonical(unsorted) == records and canonical(unsorted) is not unsorted
+
+
 def test_duplicates_collapse_but_different_ports_stay() -> None:
     endpoints = [
         endpoint("web", "10.0.0.1", 80),

@@ -10,10 +10,17 @@ import pytest
 
 from gce_plugin.api import Endpoint, ResourceRef
 from gce_plugin.plugins.plugin import NO_ENDPOINTS, EndpointsUpdate, UpstreamEndpoints, UpstreamKey
-from gce_plugin.translation import translator as translator_module
+from gce_plugin.translation import endpoints as endpoints_module
 from gce_plugin.translation.endpoints import EndpointRecord, endpoint_record
 from gce_plugin.translation.translator import Translator
-from tests.translation.translation_fakes import FakeEdsPlugin, answer, endpoint, gce_upstream
+from tests.translation.translation_fakes import (
+    NOTHING,
+    FakeEdsPlugin,
+    answer,
+    endpoint,
+    gce_upstream,
+    published,
+)
 
 WEB: UpstreamKey = ("default", "web")
 API: UpstreamKey = ("default", "api")
@@ -26,14 +33,15 @@ def hosts(translator: Translator, cluster: str) -> list[str]:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The addresses of the endpoint messages the translator reads, from now on."""
+    """The addresses of the endpoint messages the translator reads (decodes and makes records of),
+    from now on."""
     seen: list[str] = []
 
     def counting(e: Endpoint) -> EndpointRecord:
         seen.append(e.address)
         return endpoint_record(e)
 
-    monkeypatch.setattr(translator_module, "endpoint_record", counting)
+    monkeypatch.setattr(endpoints_module, "endpoint_record", counting)
     return seen
 
 
@@ -56,7 +64,7 @@ def test_only_changed_upstreams_are_read(reads: list[str]) -> None:
     reads.clear()
     unchanged = first.next(dict(first.upstreams))
     assert unchanged.changed == frozenset() and unchanged.removed == frozenset()
-    assert not translator.set_endpoints(unchanged).resources_changed
+    assert published(translator.set_endpoints(unchanged)) == NOTHING
     assert reads == []
     moved = unchanged.next({**unchanged.upstreams, WEB: of("10.0.0.3")})
     assert moved.changed == {WEB}
@@ -67,12 +75,31 @@ def test_only_changed_upstreams_are_read(reads: list[str]) -> None:
     assert translator.result().assignments["api_default"] is api_assignment
 
 
+def test_of_a_changed_upstream_only_the_endpoints_that_changed_are_read(reads: list[str]) -> None:
+    translator = translator_for("web")
+    first = EndpointsUpdate.first({WEB: of("10.0.0.1", "10.0.0.2", "10.0.0.3")})
+    translator.set_endpoints(first)
+    assert sorted(reads) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    reads.clear()
+    # One endpoint moves, one leaves, one arrives: the two new ones are read, the kept one is not.
+    moved = first.next({WEB: of("10.0.0.1", "10.0.0.9", "10.0.0.4")})
+    delta = translator.set_endpoints(moved)
+    assert sorted(reads) == ["10.0.0.4", "10.0.0.9"]
+    assert hosts(translator, "web_default") == ["10.0.0.1", "10.0.0.4", "10.0.0.9"]
+    assert delta.assignment_upserts["web_default"] == translator.result().assignments["web_default"]
+    # The same address under another name: other bytes, so read again.
+    reads.clear()
+    renamed = UpstreamEndpoints.of([endpoint("web", "10.0.0.1", name="other")])
+    translator.set_endpoints(moved.next({WEB: renamed}))
+    assert reads == ["10.0.0.1"] and hosts(translator, "web_default") == ["10.0.0.1"]
+
+
 def test_a_version_already_applied_is_not_read_again(reads: list[str]) -> None:
     translator = translator_for("web")
     translator.set_endpoints(EndpointsUpdate.first({WEB: of("10.0.0.1")}))
     # A new watch (e.g. after a restart) answers everything as changed: equal versions are skipped.
     again = translator.set_endpoints(EndpointsUpdate.first({WEB: of("10.0.0.1")}))
-    assert not again.resources_changed
+    assert published(again) == NOTHING
     assert reads == ["10.0.0.1"]
 
 
@@ -93,8 +120,8 @@ def test_known_without_endpoints_is_empty_and_unknown_keeps_its_last_good() -> N
     assert delta.assignment_upserts.keys() == {"web_default", "api_default"}
     assert hosts(translator, "api_default") == []
     # an answer that does not know web leaves it alone, and so does one that no longer answers for it
-    assert not translator.set_endpoints(EndpointsUpdate.first({API: NO_ENDPOINTS})).resources_changed
-    assert not translator.set_endpoints(EndpointsUpdate({}, removed=frozenset({WEB}))).resources_changed
+    assert published(translator.set_endpoints(EndpointsUpdate.first({API: NO_ENDPOINTS}))) == NOTHING
+    assert published(translator.set_endpoints(EndpointsUpdate({}, removed=frozenset({WEB})))) == NOTHING
     assert hosts(translator, "web_default") == ["10.0.0.1"]
     # once discovery says it has none, it has none
     delta = translator.set_endpoints(EndpointsUpdate.first({WEB: NO_ENDPOINTS}))

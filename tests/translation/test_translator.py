@@ -23,6 +23,7 @@ from gce_plugin.plugins.static.plugin import StaticPlugin
 from gce_plugin.translation import REPORTER, Translator
 from gce_plugin.translation.endpoints import LB_METADATA_NAMESPACE
 from tests.translation.translation_fakes import (
+    NOTHING,
     CountingPlugin,
     ExplodingPlugin,
     FakeEdsPlugin,
@@ -30,6 +31,7 @@ from tests.translation.translation_fakes import (
     endpoint,
     gce_upstream,
     only,
+    published,
     static_upstream,
 )
 
@@ -151,10 +153,10 @@ def test_status_only_change_translates_but_publishes_nothing() -> None:
     reported = Upstream()
     reported.CopyFrom(upstream)
     reported.status.CopyFrom(ACCEPTED)
-    assert not translator.set_upstreams([reported]).resources_changed
+    assert published(translator.set_upstreams([reported])) == NOTHING
     reported.metadata.resource_version = "2"  # written back: translated again, same cluster
     delta = translator.set_upstreams([reported])
-    assert not delta.resources_changed and not delta.statuses
+    assert published(delta) == NOTHING and not delta.statuses
 
 
 def test_removed_upstream_removes_cluster_and_assignment() -> None:
@@ -174,7 +176,7 @@ def test_invalid_edit_keeps_serving_the_last_accepted_cluster() -> None:
     translator.set_endpoints(answer((endpoint("web", "10.0.0.1"),), frozenset({("default", "web")})))
     bad = gce_upstream("web", connection_config=ConnectionConfig(connect_timeout=Duration(seconds=-1)))
     delta = translator.set_upstreams([bad])
-    assert not delta.resources_changed
+    assert published(delta) == NOTHING
     status = delta.statuses["default", "web"]
     assert status.state == Status.Rejected
     assert status.reason.endswith("(still serving the last accepted version)")
@@ -231,7 +233,7 @@ def test_failed_or_unfinished_discovery_never_replaces_good_endpoints() -> None:
     translator.set_endpoints(answer((endpoint("web", "10.0.0.1"),), frozenset({("default", "web")})))
     # a later answer that does not know "web" (not resolved, no endpoints) leaves it alone
     delta = translator.set_endpoints(answer((), frozenset()))
-    assert not delta.resources_changed
+    assert published(delta) == NOTHING
     assert hosts_of(translator, "web_default") == ["10.0.0.1"]
     # once discovery says it has none, it has none
     delta = translator.set_endpoints(answer((), frozenset({("default", "web")})))
@@ -247,7 +249,7 @@ def test_set_endpoints_rebuilds_only_changed_upstreams() -> None:
     first = translator.set_endpoints(answer(tuple(endpoints), resolved))
     assert len(first.assignment_upserts) == 4
     reordered = list(reversed(endpoints))
-    assert not translator.set_endpoints(answer(tuple(reordered), resolved)).resources_changed
+    assert published(translator.set_endpoints(answer(tuple(reordered), resolved))) == NOTHING
     reordered[0] = endpoint("us3", "10.0.3.99")
     delta = translator.set_endpoints(answer(tuple(reordered), resolved))
     assert list(delta.assignment_upserts) == ["us3_default"]
@@ -266,9 +268,10 @@ def test_label_change_is_an_endpoint_change() -> None:
 
 def test_endpoints_before_their_upstream_are_kept_until_it_arrives() -> None:
     translator = make_translator()
-    assert not translator.set_endpoints(
-        only(("default", "web"), [endpoint("web", "10.0.0.1")])
-    ).resources_changed
+    assert (
+        published(translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.1")])))
+        == NOTHING
+    )
     delta = translator.set_upstreams([gce_upstream("web")])
     assert list(delta.assignment_upserts) == ["web_default"]
     assert hosts_of(translator, "web_default") == ["10.0.0.1"]
@@ -296,7 +299,7 @@ def test_a_new_spec_waits_for_discovery_of_it_and_keeps_serving_meanwhile() -> N
     # ... and an answer that does not know the upstream yet does not bring the old endpoints back.
     translator.set_upstreams([gce_upstream("web")])
     delta = translator.set_endpoints(answer((), frozenset()))
-    assert not delta.resources_changed
+    assert published(delta) == NOTHING
     delta = translator.set_endpoints(only(("default", "web"), [endpoint("web", "10.0.0.2")]))
     assert hosts_of(translator, "web_default") == ["10.0.0.2"]
 

@@ -22,6 +22,7 @@ from gce_plugin.api import (
 )
 from gce_plugin.envoy_config.sources import eds_over_ads
 from gce_plugin.plugins.plugin import EndpointsUpdate, Params, UpstreamEndpoints, UpstreamKey, UpstreamPlugin
+from gce_plugin.translation.translator import Delta
 
 
 class FakeEdsPlugin(UpstreamPlugin):
@@ -110,3 +111,18 @@ def answer(endpoints: Iterable[Endpoint] = (), resolved: Iterable[UpstreamKey] =
 def only(key: UpstreamKey, endpoints: Iterable[Endpoint]) -> EndpointsUpdate:
     """An answer for one upstream: all its endpoints."""
     return EndpointsUpdate.first({key: UpstreamEndpoints.of(endpoints)})
+
+
+# What a delta changes in the cache, by resource name: (clusters upserted, clusters removed,
+# assignments upserted, assignments removed), the four things the control plane hands it.
+Published = tuple[set[str], set[str], set[str], set[str]]
+NOTHING: Published = (set(), set(), set(), set())
+
+
+def published(delta: Delta) -> Published:
+    return (
+        set(delta.cluster_upserts),
+        set(delta.cluster_removals),
+        set(delta.assignment_upserts),
+        set(delta.assignment_removals),
+    )
