@@ -132,13 +132,24 @@ class _TypeState:
     # Joined ``resources`` fields by subscribed-name set, for the current version (see sotw_body).
     bodies: dict[frozenset[str], bytes] = field(default_factory=dict)
     tail: bytes | None = None  # version_info and type_url of a SotW response, for the current version
+    # Whole SotW responses but their nonce (body + tail) by subscribed-name set, for the current
+    # version: every stream sent the same change writes the same bytes (see sotw_response).
+    prepared: dict[frozenset[str], bytes] = field(default_factory=dict)
+    full_prepared: bytes | None = None
     placeholders: dict[str, Entry] = field(default_factory=dict)
     # Names whose real resource is on its way: no placeholder for them (see SnapshotCache.hold).
     held: frozenset[str] = frozenset()
+    # ``mix`` as the type's version string, formatted once per change (read on every send).
+    version: str = f"{0:016x}"
 
-    @property
-    def version(self) -> str:
-        return f"{self.mix:016x}"
+    def changed(self) -> None:
+        """Forget everything made for the previous version."""
+        self.version = f"{self.mix:016x}"
+        self.full_body = None
+        self.full_prepared = None
+        self.bodies = {}
+        self.prepared = {}
+        self.tail = None
 
 
 class _MessagesView(Mapping[str, Message]):
@@ -240,6 +251,7 @@ class SnapshotCache:
         if held != st.held:
             st.held = held
             st.bodies = {}  # joins include placeholders for names no longer (or now) held
+            st.prepared = {}
 
     def consistent(self) -> list[str]:
         """The EDS warming rule, checked: the assignment names of the EDS clusters in the cache that
@@ -306,6 +318,27 @@ class SnapshotCache:
                 st.bodies.clear()
             st.bodies[names] = body
         return body
+
+    def sotw_response(self, type_url: str, names: frozenset[str]) -> bytes:
+        """A whole SotW response holding ``names`` but for its nonce (``sotw_body`` + ``sotw_tail``),
+        memoized as the body: a change fanned out to every stream is one join and one concatenation,
+        and each stream appends only its nonce field."""
+        st = self._state(type_url)
+        response = st.prepared.get(names)
+        if response is None:
+            response = self.sotw_body(type_url, names) + self.sotw_tail(type_url)
+            if len(st.prepared) >= _MAX_BODIES:
+                st.prepared.clear()
+            st.prepared[names] = response
+        return response
+
+    def full_state_response(self, type_url: str) -> bytes:
+        """A whole SotW response holding every resource of the type but for its nonce (memoized per
+        version, shared by all wildcard subscribers)."""
+        st = self._state(type_url)
+        if st.full_prepared is None:
+            st.full_prepared = self.full_state_body(type_url) + self.sotw_tail(type_url)
+        return st.full_prepared
 
     def sotw_tail(self, type_url: str) -> bytes:
         """``version_info`` and ``type_url`` of a SotW response of the type's current version,
@@ -376,9 +409,7 @@ class SnapshotCache:
             st.mix ^= entry.mix
         for name in removals:
             st.mix ^= st.entries.pop(name).mix
-        st.full_body = None
-        st.bodies = {}
-        st.tail = None
+        st.changed()
         now = time.monotonic()
         upserted = frozenset(entry.name for entry in upserts)
         self._append(st, upserted.union(removals) if removals else upserted, now)

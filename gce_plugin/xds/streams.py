@@ -23,10 +23,10 @@ import itertools
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping, Set
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Set
 from typing import Any
 
-from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse
 from google.protobuf.message import Message
 
 from gce_plugin import metrics
@@ -49,6 +49,69 @@ WILDCARD = "*"
 
 def encode(message: Message) -> bytes:
     return message.SerializeToString()
+
+
+def nonce_field(nonce: str) -> bytes:
+    """The ``nonce`` field (5, in both DiscoveryResponse and DeltaDiscoveryResponse) as protobuf
+    encodes it. A message's fields may come in any order and concatenated encodings parse as one
+    message, so a response is the shared bytes of everything else followed by this: nothing is
+    re-encoded per stream."""
+    value = nonce.encode()
+    size = len(value)
+    out = bytearray(b"\x2a")
+    while size >= 0x80:
+        out.append((size & 0x7F) | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out) + value
+
+
+_NOT_NAMES = ("version_info", "node", "response_nonce", "error_detail", "type_url")
+
+
+def names_key(request: Message) -> int:
+    """A key of a SotW request's ``resource_names`` as encoded (names and order): the hash of the
+    request's encoding without its other fields, made in C without a string per name. Equal keys
+    from one stream's requests are taken as the same list: bytes hashes are SipHash with a key
+    random per process, so a client cannot aim at a collision (2**-64 by chance)."""
+    names = type(request)()
+    names.CopyFrom(request)
+    for field in _NOT_NAMES:
+        names.ClearField(field)
+    return hash(names.SerializeToString())
+
+
+class _Wake:
+    """A flag one task waits on (the stream's writer), as ``asyncio.Event`` for a single waiter but
+    without its per-wait bookkeeping (a waiter list, a running-loop look-up): every open stream is
+    woken on every change."""
+
+    __slots__ = ("_loop", "_waiter", "flag")
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set(self) -> None:
+        self.flag = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self.flag = False
+
+    async def wait(self) -> None:
+        if self.flag:
+            return
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._waiter = waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
 
 
 # Unknown type URLs a stream remembers (to warn once each); beyond, only the log budget applies.
@@ -119,6 +182,14 @@ class SendGate:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        release = await self.take()
+        try:
+            yield
+        finally:
+            release()
+
+    async def take(self) -> Callable[[], None]:
+        """Wait for a slot; returns what gives it back (calling it again does nothing)."""
         if self._free.locked():
             self.waited += 1
         await self._free.acquire()
@@ -130,6 +201,7 @@ class SendGate:
             nonlocal released
             if not released:
                 released = True
+                timer.cancel()
                 self.in_use -= 1
                 self._free.release()
 
@@ -138,11 +210,7 @@ class SendGate:
             release()
 
         timer = asyncio.get_running_loop().call_later(self.hold, overheld)
-        try:
-            yield
-        finally:
-            timer.cancel()
-            release()
+        return release
 
 
 class FellBehind(Exception):
@@ -218,8 +286,16 @@ class SotwSubscription(_Subscription):
         # cluster waits for them before it ACKs the cluster update, so they are never held back.
         # Never updated in place: after a first request it is ``names`` itself (see ``_await``).
         self.awaited: Set[str] = frozenset()
+        self.names_key: int | None = None  # of the latest request's names (see update_names)
 
-    def update_names(self, requested: Iterable[str]) -> None:
+    def update_names(self, requested: Iterable[str], key: int | None = None) -> None:
+        """Apply a request's ``resource_names``. ``key`` (see ``names_key``), if given, identifies the
+        list as encoded: the list the previous request had, in the same order, changes nothing, and
+        is known to without turning every name into a string and a set (every SotW ACK lists them
+        all, and a fan-out is an ACK per stream)."""
+        if key is not None and key == self.names_key:
+            return
+        self.names_key = key
         names = set(requested)
         if self.ever_named and not self.wildcard and names == self.names and WILDCARD not in names:
             return  # the same names again (every SotW ACK lists them all): nothing changes
@@ -263,6 +339,7 @@ class SotwSubscription(_Subscription):
 
     def drop_names(self, names: Set[str]) -> None:
         """Stop answering for ``names`` (refused at intake; a later request may name them again)."""
+        self.names_key = None  # the same request again is looked at again
         self.names = shared_names(self.names - names)
         self.dirty.difference_update(names)
         if self.awaited:
@@ -274,24 +351,34 @@ class SotwSubscription(_Subscription):
             return None
         type_url = self.type_url
         if self.rtype.full_state:
-            body = cache.full_state_body(type_url) if self.wildcard else self._join(cache, sorted(self.names))
-        else:
-            if self.everything and self.wildcard:
-                every = self.names | cache.entries(type_url).keys()
-                body = self._join(cache, every)
-                self._answered(cache, every)
+            if self.wildcard:
+                response: bytes | None = cache.full_state_response(type_url)
             else:
-                # Shared by every stream asking for the same names at this version (a fleet's initial
-                # syncs, a change that touches many assignments): one join, not one per stream.
-                names = self.names if self.everything else self.dirty
-                body = cache.sotw_body(type_url, names if isinstance(names, frozenset) else frozenset(names))
-                self._answered(cache, names)
-            if not body and not self.first:
-                self._sent()
-                return None
+                response = self._join(cache, sorted(self.names)) + cache.sotw_tail(type_url)
+        else:
+            response = self._build_some(cache)
         self._sent()
-        self.sent_version = cache.version(type_url)
-        return body + cache.sotw_tail(type_url)
+        if response is not None:
+            self.sent_version = cache.version(type_url)
+        return response
+
+    def _build_some(self, cache: SnapshotCache) -> bytes | None:
+        """The response of a type whose responses hold only what changed (EDS, RDS), or None."""
+        type_url = self.type_url
+        if self.everything and self.wildcard:
+            every = self.names | cache.entries(type_url).keys()
+            body = self._join(cache, every)
+            self._answered(cache, every)
+            return body + cache.sotw_tail(type_url) if body or self.first else None
+        # Shared by every stream asking for the same names at this version (a fleet's initial syncs,
+        # a change fanned out to every client): one join and one response but for the nonce, not one
+        # per stream.
+        names = self.names if self.everything else self.dirty
+        frozen = names if isinstance(names, frozenset) else frozenset(names)
+        self._answered(cache, names)
+        if not self.first and not cache.sotw_body(type_url, frozen):
+            return None
+        return cache.sotw_response(type_url, frozen)
 
     def _answered(self, cache: SnapshotCache, names: Set[str]) -> None:
         """A response answered ``names``: they are awaited no more, unless held (nothing was sent)."""
@@ -445,9 +532,8 @@ class Stream:
         self._nonce = 0
         self.requests_seen = 0
         self.writing = False  # a response is being written (stays true while the client does not read)
-        self._wake = asyncio.Event()
+        self._wake = _Wake()
         self._closed = False
-        self._nonce_type = DeltaDiscoveryResponse if delta else DiscoveryResponse
         self.max_names = max_names
         self.max_unknown_names = max_unknown_names
         self.refused: str | None = None  # why the stream was closed on the client, if it was
@@ -489,7 +575,7 @@ class Stream:
                 raise RequestRefused(f"{names_over(self.max_names)} on one subscription")
         else:
             assert isinstance(sub, SotwSubscription)
-            sub.update_names(request.resource_names)
+            sub.update_names(request.resource_names, names_key(request))
         self._bound_unknown(sub)
         # Only a request carrying the latest nonce of its type ACKs or NACKs; an older nonce means the
         # client has not seen our latest response yet, and its ACK/NACK of that one will follow.
@@ -570,10 +656,12 @@ class Stream:
         self._ordered = sorted(self._subs.values(), key=lambda s: s.rtype.order)
         return sub
 
-    async def read(self, requests: AsyncIterator[Any]) -> None:
-        """Consume the client's requests until it half-closes (then the stream ends)."""
+    async def read(self, receive: Callable[[], Awaitable[Any]], end: object = None) -> None:
+        """Consume the client's requests (``await receive()`` each; ``end`` once it half-closes,
+        then the stream ends). No async iterator in between: one generator less to resume per
+        request, and nothing that keeps the last request while waiting for the next."""
         try:
-            async for request in requests:
+            while (request := await receive()) is not end:
                 self.on_request(request)
                 # Not kept while waiting for the next one: a SotW request lists every subscribed name
                 # (an Envoy's ACK of 10,000 assignments is ~1 MB parsed), per idle stream.
@@ -633,6 +721,7 @@ class Stream:
     async def responses(self) -> AsyncIterator[bytes]:
         """Serialized responses, as they become due; ends when the client half-closes."""
         cache = self._cache
+        gate = self._gate
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -640,14 +729,17 @@ class Stream:
                 return
             held_back = False
             for sub in self._ordered:
-                sub.fold(cache.changes_since(sub.type_url, sub.cursor))
+                if sub.cursor != cache.seq(sub.type_url):
+                    sub.fold(cache.changes_since(sub.type_url, sub.cursor))
                 if sub.awaiting_ack:
                     held_back = held_back or sub.pending()
                     continue
                 # A full send is built and written inside a gate slot: the slot is held until the
                 # write is done (this generator resumes only then).
-                gated = self._gate is not None and not held_back and sub.full_send()
-                async with self._gate.slot() if self._gate is not None and gated else _NO_SLOT:
+                release = (
+                    await gate.take() if gate is not None and not held_back and sub.full_send() else None
+                )
+                try:
                     response = self._next(sub, held_back)
                     if response is None:
                         continue
@@ -658,6 +750,9 @@ class Stream:
                     # holding its last (often its largest, initial) response, megabytes at scale.
                     del response
                     self.writing = False
+                finally:
+                    if release is not None:
+                        release()
                 sub.pushes.inc()
                 self.callbacks.on_stream_response(self, sub.type_url, sub.sent_version, sub.nonce)
                 if since is not None:
@@ -672,7 +767,4 @@ class Stream:
         nonce = str(self._nonce)
         sub.nonce = nonce
         sub.awaiting_ack = True
-        return body + encode(self._nonce_type(nonce=nonce))
-
-
-_NO_SLOT: contextlib.nullcontext[None] = contextlib.nullcontext()
+        return body + nonce_field(nonce)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import (
+    DeltaDiscoveryResponse,
+    DiscoveryRequest,
+    DiscoveryResponse,
+)
 
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache
-from gce_plugin.xds.streams import SendGate, Stream
+from gce_plugin.xds.streams import SendGate, Stream, names_key, nonce_field
 from tests.xds.xds_testkit import assignment, assignments_of, cluster
 
 
@@ -148,3 +152,98 @@ def test_a_stream_builds_its_initial_sync_inside_a_gate_slot() -> None:
         await asyncio.gather(resumed, return_exceptions=True)
 
     asyncio.run(main())
+
+
+def test_nonce_field_is_what_protobuf_encodes() -> None:
+    for nonce in ("", "1", "42", "1" * 127, "7" * 128, "n" * 20_000):
+        expected = DiscoveryResponse(nonce=nonce).SerializeToString()
+        if nonce:
+            assert nonce_field(nonce) == expected == DeltaDiscoveryResponse(nonce=nonce).SerializeToString()
+        else:  # protobuf omits an empty string; the field spelled out still parses as empty
+            assert DiscoveryResponse.FromString(nonce_field(nonce)).nonce == ""
+
+
+def test_a_change_fanned_out_is_the_shared_bytes_and_each_streams_nonce() -> None:
+    async def main() -> None:
+        cache = _cache(20)
+        names = [f"c-{i}" for i in range(20)]
+        streams = []
+        for _ in range(3):
+            stream = Stream(cache, delta=False)
+            stream.on_request(DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=names))
+            stream.wake()
+            responses = aiter(stream.responses())
+            first = DiscoveryResponse.FromString(await anext(responses))
+            stream.on_request(
+                DiscoveryRequest(
+                    type_url=ENDPOINT_TYPE,
+                    resource_names=names,
+                    version_info=first.version_info,
+                    response_nonce=first.nonce,
+                )
+            )
+            streams.append((stream, responses))
+        changed = assignment("c-3", 9000)
+        cache.update_resources(ENDPOINT_TYPE, {"c-3": changed})
+        version = cache.version(ENDPOINT_TYPE)
+        prepared = cache.sotw_response(ENDPOINT_TYPE, frozenset({"c-3"}))
+        for stream, responses in streams:
+            stream.wake()
+            sent = await anext(responses)
+            nonce = DiscoveryResponse.FromString(sent).nonce
+            # Byte for byte what encoding the response for this stream alone gave before: the body,
+            # the version and type URL, then the nonce as protobuf encodes it.
+            per_stream = (
+                cache.sotw_body(ENDPOINT_TYPE, frozenset({"c-3"}))
+                + DiscoveryResponse(version_info=version, type_url=ENDPOINT_TYPE).SerializeToString()
+                + DiscoveryResponse(nonce=nonce).SerializeToString()
+            )
+            assert sent == per_stream
+            assert sent == prepared + nonce_field(nonce)
+            # The same message as one built field by field.
+            whole = DiscoveryResponse(version_info=version, type_url=ENDPOINT_TYPE, nonce=nonce)
+            whole.resources.add().Pack(changed)
+            assert DiscoveryResponse.FromString(sent) == whole
+        assert DiscoveryResponse.FromString(prepared).nonce == ""
+        # One prepared response per name set and version, shared; a change or a hold starts afresh.
+        assert cache.sotw_response(ENDPOINT_TYPE, frozenset({"c-3"})) is prepared
+        cache.hold(ENDPOINT_TYPE, ["c-19"])
+        assert cache.sotw_response(ENDPOINT_TYPE, frozenset({"c-3"})) is not prepared
+        cache.update_resources(ENDPOINT_TYPE, {"c-3": assignment("c-3", 9001)})
+        again = cache.sotw_response(ENDPOINT_TYPE, frozenset({"c-3"}))
+        assert DiscoveryResponse.FromString(again).version_info == cache.version(ENDPOINT_TYPE) != version
+        full = cache.full_state_response(CLUSTER_TYPE)
+        assert full == cache.full_state_body(CLUSTER_TYPE) + cache.sotw_tail(CLUSTER_TYPE)
+        assert cache.full_state_response(CLUSTER_TYPE) is full
+
+    asyncio.run(main())
+
+
+def test_an_ack_naming_the_same_list_is_known_without_a_set_and_a_changed_list_still_counts() -> None:
+    cache = _cache(5)
+    names = [f"c-{i}" for i in range(5)]
+    stream = Stream(cache, delta=False)
+    stream.on_request(DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=names, response_nonce="x"))
+    sub = stream.describe()["types"][ENDPOINT_TYPE]
+    assert sub["names"] == 5
+    ack = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=names, version_info="v", response_nonce="9")
+    assert names_key(ack) == names_key(DiscoveryRequest(resource_names=names))
+    assert names_key(ack) != names_key(DiscoveryRequest(resource_names=list(reversed(names))))
+    assert names_key(ack) != names_key(DiscoveryRequest(resource_names=names[:4]))
+    stream.on_request(ack)
+    # Another order is the same set (looked at, nothing changes); fewer names are fewer names.
+    stream.on_request(DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=list(reversed(names))))
+    assert stream.describe()["types"][ENDPOINT_TYPE]["names"] == 5
+    stream.on_request(DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=names[:2]))
+    assert stream.describe()["types"][ENDPOINT_TYPE]["names"] == 2
+
+
+def test_names_refused_at_intake_are_looked_at_again_when_the_same_request_comes_again() -> None:
+    cache = _cache(1)
+    request = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=["c-0", "new-1", "new-2", "new-3"])
+    stream = Stream(cache, delta=False, max_unknown_names=1)
+    stream.on_request(request)
+    assert stream.describe()["types"][ENDPOINT_TYPE]["names"] == 2  # c-0 and one unknown name
+    cache.update_resources(ENDPOINT_TYPE, {n: assignment(n, 8000) for n in ("new-1", "new-2", "new-3")})
+    stream.on_request(request)  # the same list, byte for byte: now every name exists
+    assert stream.describe()["types"][ENDPOINT_TYPE]["names"] == 4

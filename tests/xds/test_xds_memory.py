@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import inspect
 import tracemalloc
+from typing import Any, ClassVar
 
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE, SnapshotCache, XdsServer
 from gce_plugin.xds.streams import DeltaSubscription, NameSet, Stream, shared_names
@@ -99,10 +100,16 @@ def test_a_stream_does_not_hold_its_last_request_while_waiting_for_the_next() ->
     import asyncio
     import weakref
 
-    from gce_plugin.xds.server import _requests
-
     class Request:
         pass
+
+    class Reader(Stream):
+        """A stream that notes which requests it was given (weakly) instead of applying them."""
+
+        seen: ClassVar[list[weakref.ref[Request]]] = []
+
+        def on_request(self, request: Any) -> None:
+            self.seen.append(weakref.ref(request))
 
     class Context:
         def __init__(self) -> None:
@@ -118,13 +125,13 @@ def test_a_stream_does_not_hold_its_last_request_while_waiting_for_the_next() ->
 
     async def main() -> None:
         context = Context()
-        requests = _requests(context)
-        first = await anext(requests)
-        ref = weakref.ref(first)
-        del first
-        waiting = asyncio.ensure_future(anext(requests))
+        stream = Reader(SnapshotCache(), delta=False)
+        # As the server reads: context.read() itself, no request iterator in between.
+        waiting = asyncio.ensure_future(stream.read(context.read, None))
         await context.waiting.wait()
         gc.collect()
+        assert len(stream.seen) == 1
+        ref = stream.seen[0]
         assert ref() is None
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
