@@ -190,7 +190,7 @@ def at_scale(size: FleetSize, trials: int) -> list[dict[str, float]]:
                                 raise TimeoutError(f"trial {n}: the ADS client never got the new VM")
                             await asyncio.sleep(0.002)
                         seen = time.time()
-                        samples.append(_scale_sample(answered, sent, added, seen, group.name))
+                        samples.append(_scale_sample(answered, sent, added, seen, group.name, group.location))
                     return samples
                 finally:
                     task.cancel()
@@ -204,23 +204,34 @@ def at_scale(size: FleetSize, trials: int) -> list[dict[str, float]]:
 
 
 def _scale_sample(
-    answered: list[tuple[float, str, str]], before: float, added: float, seen: float, group: str
+    answered: list[tuple[float, str, str]], before: float, added: float, seen: float, group: str, zone: str
 ) -> dict[str, float]:
-    """The poll that saw the VM: the one holding the first listInstances of its group answered after
-    the add (``seeing_poll``'s rule: after ``added`` if one was answered by ``seen``, else after
-    ``before``); it ends at its last call (calls of one poll are never POLL_GAP apart)."""
-    calls = sorted(c for c in answered if before < c[0] <= seen)
-    lists = [i for i, c in enumerate(calls) if c[1].endswith("listInstances") and f"/{group}/" in c[2]]
-    if not lists:
-        raise RuntimeError(f"no listInstances of {group} answered between the add and the client seeing it")
-    first = next((i for i in lists if calls[i][0] > added), lists[0])
-    last = first
-    while last + 1 < len(calls) and calls[last + 1][0] - calls[last][0] < POLL_GAP:
-        last += 1
+    """The poll that saw the VM: the first one (calls of one poll are never POLL_GAP apart) that has
+    the group's ``listInstances`` and every page of its zone's ``instances.list`` answered after the add
+    (``seeing_poll``'s rule: after ``added`` if such a poll ended by ``seen``, else after ``before``).
+    Both, because the join needs the VM in the member listing and in the zone's instance listing: a
+    poll that listed the zone before the add and the members after it skips the VM (it is not known
+    to be running yet), and the next poll serves it."""
+    calls = sorted(c for c in answered if c[0] <= seen)  # whole polls: one may begin before the add
+    polls: list[list[tuple[float, str, str]]] = []
+    for call in calls:
+        if polls and call[0] - polls[-1][-1][0] < POLL_GAP:
+            polls[-1].append(call)
+        else:
+            polls.append([call])
+
+    def saw(poll: list[tuple[float, str, str]], after: float) -> bool:
+        members = [c[0] for c in poll if c[1].endswith("listInstances") and f"/{group}/" in c[2]]
+        listed = [c[0] for c in poll if c[1] == "instances.list" and f"zones/{zone}/" in c[2]]
+        return bool(members and listed) and min(members + listed) > after
+
+    poll = next((p for p in polls if saw(p, added)), None) or next((p for p in polls if saw(p, before)), None)
+    if poll is None:
+        raise RuntimeError(f"no poll listed {group} and {zone} between the add and the client seeing it")
     return {
         "end_to_end_s": seen - added,
-        "own_delay_s": seen - calls[last][0],
-        "poll_s": calls[last][0] - calls[first][0],
+        "own_delay_s": seen - poll[-1][0],
+        "poll_s": poll[-1][0] - poll[0][0],
     }
 
 
