@@ -3,8 +3,11 @@ admin port's status page, the latter rendered by a real headless Chromium (with 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,14 +84,24 @@ def test_proxy_status_names_an_admin_address_that_does_not_answer() -> None:
 
 
 def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium in a session of its own: whatever happens (a timeout included), none of its
+    processes (zygote, renderers, GPU) outlives the call."""
     binary = require_tool("chromium", "chromium-browser", package="chromium")
-    return subprocess.run(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--no-first-run", f"--user-data-dir={tmp / 'profile'}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
+    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--no-first-run", f"--user-data-dir={tmp / 'profile'}", *args]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # any process it left behind
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def test_status_page_in_a_real_browser(stack: LocalStack, tmp_path: Path) -> None:
