@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse, Resource
@@ -38,6 +38,17 @@ MAX_LOG_CHANGES = 4096
 MAX_LOG_NAMES = 1 << 17
 _MAX_PLACEHOLDERS = 4096
 _MAX_BODIES = 8  # distinct subscribed-name sets memoized per type and version
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(memo: dict[K, V], key: K, value: V, most: int) -> V:
+    """Keep ``value`` under ``key`` in ``memo``, emptied first when it holds ``most`` entries."""
+    if len(memo) >= most:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def _mix(name: str, version: str) -> int:
@@ -288,9 +299,7 @@ class SnapshotCache:
         if entry is None:
             message = st.rtype.placeholder(name)
             entry = Entry(type_url, name, message, message.SerializeToString(deterministic=True))
-            if len(st.placeholders) >= _MAX_PLACEHOLDERS:
-                st.placeholders.clear()
-            st.placeholders[name] = entry
+            _remember(st.placeholders, name, entry, _MAX_PLACEHOLDERS)
         return entry
 
     def full_state_body(self, type_url: str) -> bytes:
@@ -313,10 +322,7 @@ class SnapshotCache:
                 entry = self.entry_or_placeholder(type_url, name)
                 if entry is not None:
                     parts.append(entry.sotw_field)
-            body = b"".join(parts)
-            if len(st.bodies) >= _MAX_BODIES:
-                st.bodies.clear()
-            st.bodies[names] = body
+            body = _remember(st.bodies, names, b"".join(parts), _MAX_BODIES)
         return body
 
     def sotw_response(self, type_url: str, names: frozenset[str]) -> bytes:
@@ -327,9 +333,7 @@ class SnapshotCache:
         response = st.prepared.get(names)
         if response is None:
             response = self.sotw_body(type_url, names) + self.sotw_tail(type_url)
-            if len(st.prepared) >= _MAX_BODIES:
-                st.prepared.clear()
-            st.prepared[names] = response
+            _remember(st.prepared, names, response, _MAX_BODIES)
         return response
 
     def full_state_response(self, type_url: str) -> bytes:
