@@ -27,6 +27,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
 from bench.ads_client import AdsClient
 from bench.grpc_floor import PAYLOAD, measure_floor
+from bench.proc import LineServer
 from bench.report import Report, median, percentile
 from gce_plugin.xds import CLUSTER_TYPE, ENDPOINT_TYPE
 
@@ -92,11 +93,8 @@ class Client(AdsClient):
             self.synced.add()
 
 
-class Server:
+class Server(LineServer):
     """The fanout_server process, driven over its stdin/stdout."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
 
     @classmethod
     async def start(cls) -> tuple[Server, int]:
@@ -109,23 +107,9 @@ class Server:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
-        server = cls(proc)
+        server = cls(proc, "fanout server")
         port = int((await server.expect("READY"))[0])
         return server, port
-
-    async def expect(self, word: str) -> list[str]:
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
-        parts = line.decode().split()
-        if not parts or parts[0] != word:
-            raise RuntimeError(f"fanout server: expected {word}, got {line!r}")
-        return parts[1:]
-
-    async def command(self, text: str, answer: str) -> list[str]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-        await self.proc.stdin.drain()
-        return await self.expect(answer)
 
     async def wait_settled(self, timeout: float = CHANGE_TIMEOUT) -> None:
         """Until no stream awaits an ACK (so the next change is not held back by flow control)."""
@@ -138,20 +122,6 @@ class Server:
     async def cpu(self) -> float:
         """The server's CPU seconds so far, without what answering the benchmark's probes cost."""
         return float((await self.command("cpu", "CPU"))[0])
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(b"quit\n")
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
 
 
 @dataclass

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from bench.proc import LineServer
 from bench.report import percentile
 
 METHOD = "/bench.Floor/Stream"
@@ -102,34 +103,6 @@ class FloorRound:
         return percentile(self.latencies_ms, 99)
 
 
-class _Server:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    async def expect(self, word: str) -> list[str]:
-        assert self.proc.stdout is not None
-        parts = (await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)).decode().split()
-        if not parts or parts[0] != word:
-            raise RuntimeError(f"grpc floor server: expected {word}, got {parts}")
-        return parts[1:]
-
-    async def command(self, text: str, answer: str) -> list[str]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-        await self.proc.stdin.drain()
-        return await self.expect(answer)
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(b"quit\n")
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-
 async def _client(
     port: int, receipts: list[int], received: asyncio.Queue[None], ready: asyncio.Queue[None]
 ) -> None:
@@ -155,7 +128,7 @@ async def measure_floor(streams: int, trials: int) -> FloorRound:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
-    server = _Server(proc)
+    server = LineServer(proc, "grpc floor server", TIMEOUT)
     receipts: list[list[int]] = [[] for _ in range(streams)]
     received: asyncio.Queue[None] = asyncio.Queue()
     ready: asyncio.Queue[None] = asyncio.Queue()

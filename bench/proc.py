@@ -1,7 +1,9 @@
-"""Another process's CPU time and memory, from /proc (psutil is not a dependency)."""
+"""Another process's CPU time and memory, from /proc (psutil is not a dependency), and the driver of a
+benchmark server process that answers one-line commands on its stdin/stdout."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -29,3 +31,41 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 def rss_mib(pid: int) -> float:
     return memory_kib(pid)["VmRSS"] / 1024.0
+
+
+class LineServer:
+    """A server process driven over its stdin/stdout: each command is a line, each answer a line
+    starting with a word; ``quit`` ends it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str, timeout: float = 60.0) -> None:
+        self.proc = proc
+        self.name = name
+        self.timeout = timeout
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def expect(self, word: str) -> list[str]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), self.timeout)
+        parts = line.decode().split()
+        if not parts or parts[0] != word:
+            raise RuntimeError(f"{self.name}: expected {word}, got {line!r}")
+        return parts[1:]
+
+    async def command(self, text: str, answer: str) -> list[str]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await self.expect(answer)
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b"quit\n")
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
