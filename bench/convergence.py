@@ -21,8 +21,9 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -47,6 +48,7 @@ GROUP = "web"
 CLUSTER = "web_default"
 REFRESH = 1.0
 POLL_GAP = 0.3  # discovery calls more than this apart belong to different polls
+C = TypeVar("C")
 MANIFEST = f"""\
 apiVersion: gloo.solo.io/v1
 kind: Upstream
@@ -75,13 +77,15 @@ def fixture() -> dict[str, Any]:
 
 def discovery_polls(requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """The emulator's logged discovery calls, grouped into polls (calls close together in time)."""
-    calls = sorted(
-        (r for r in requests if r["method"] in ("instanceGroups.listInstances", "instances.list")),
-        key=lambda r: r["at"],
-    )
-    polls: list[list[dict[str, Any]]] = []
-    for call in calls:
-        if polls and call["at"] - polls[-1][-1]["at"] < POLL_GAP:
+    calls = [r for r in requests if r["method"] in ("instanceGroups.listInstances", "instances.list")]
+    return by_poll(calls, lambda r: float(r["at"]))
+
+
+def by_poll(calls: Iterable[C], at: Callable[[C], float]) -> list[list[C]]:
+    """``calls`` in time order, grouped into polls: calls of one poll are never POLL_GAP apart."""
+    polls: list[list[C]] = []
+    for call in sorted(calls, key=at):
+        if polls and at(call) - at(polls[-1][-1]) < POLL_GAP:
             polls[-1].append(call)
         else:
             polls.append([call])
@@ -212,13 +216,8 @@ def _scale_sample(
     Both, because the join needs the VM in the member listing and in the zone's instance listing: a
     poll that listed the zone before the add and the members after it skips the VM (it is not known
     to be running yet), and the next poll serves it."""
-    calls = sorted(c for c in answered if c[0] <= seen)  # whole polls: one may begin before the add
-    polls: list[list[tuple[float, str, str]]] = []
-    for call in calls:
-        if polls and call[0] - polls[-1][-1][0] < POLL_GAP:
-            polls[-1].append(call)
-        else:
-            polls.append([call])
+    # Whole polls: one may begin before the add.
+    polls = by_poll((c for c in answered if c[0] <= seen), lambda c: c[0])
 
     def saw(poll: list[tuple[float, str, str]], after: float) -> bool:
         members = [c[0] for c in poll if c[1].endswith("listInstances") and f"/{group}/" in c[2]]
